@@ -1,0 +1,72 @@
+// The contract between the engine and a check kind. The engine knows checks only through this
+// file: a built-in kind in checks/ and a user's plugin have the same shape.
+
+export type Status = 'pass' | 'warn' | 'fail' | 'skip';
+
+/** One line of the report: what was checked, where, and what was found. */
+export interface CheckResult {
+  id: string;
+  kind: string;
+  service?: string;
+  /** Where the check looked, free of credentials. */
+  target: string;
+  status: Status;
+  durationMs: number;
+  /** One line a person can act on. */
+  message: string;
+  details: Record<string, unknown>;
+}
+
+/** What a kind's `run` returns; the runner adds the id, kind, service, target and timing. */
+export interface CheckOutcome {
+  status: Exclude<Status, 'skip'> | 'skip';
+  message: string;
+  details?: Record<string, unknown>;
+}
+
+export interface CheckContext {
+  /** Aborted when the check's timeout, the global deadline or an interrupt comes first. */
+  signal: AbortSignal;
+  /** This check's own budget, in milliseconds, already capped by the global deadline. */
+  timeoutMs: number;
+  /** Results of the checks named in `dependsOn`, by id. */
+  dependencies: ReadonlyMap<string, CheckResult>;
+  /** A progress line for stderr (redacted before it is printed). */
+  log(message: string): void;
+}
+
+/**
+ * The Standard Schema interface (standardschema.dev), so a kind may describe its options with
+ * zod, valibot, arktype or by hand. Copied, as the spec asks, instead of depending on a package.
+ */
+export interface StandardSchemaV1<Input = unknown, Output = Input> {
+  readonly '~standard': {
+    readonly version: 1;
+    readonly vendor: string;
+    readonly validate: (
+      value: unknown,
+    ) => StandardResult<Output> | Promise<StandardResult<Output>>;
+    readonly types?: { readonly input: Input; readonly output: Output } | undefined;
+  };
+}
+export type StandardResult<Output> =
+  | { readonly value: Output; readonly issues?: undefined }
+  | { readonly issues: ReadonlyArray<StandardIssue> };
+export interface StandardIssue {
+  readonly message: string;
+  readonly path?: ReadonlyArray<PropertyKey | { readonly key: PropertyKey }> | undefined;
+}
+
+/** A check kind: a name, a schema for its options, a target for the report, and `run`. */
+export interface CheckKind<Options = any> {
+  kind: string;
+  options: StandardSchemaV1<unknown, Options>;
+  /** Where the check will look, for `--list` and the report (credentials are masked later). */
+  target(options: Options): string;
+  /** Observe, never change. Import drivers inside `run`, and honour `ctx.signal`. */
+  run(options: Options, ctx: CheckContext): Promise<CheckOutcome>;
+}
+
+export function defineCheck<Options>(kind: CheckKind<Options>): CheckKind<Options> {
+  return kind;
+}

@@ -1,0 +1,193 @@
+// The one HTTP client of the project: checks and scenarios fetch through it, and judge what it
+// returns elsewhere (Gatus keeps clients apart from conditions the same way). Every step is
+// bounded: connect (TLS included), first byte, idle body, body size, and the caller's signal.
+import { readFile } from 'node:fs/promises';
+import type { Dispatcher } from 'undici';
+
+export interface HttpRequest {
+  url: string;
+  method?: string;
+  headers?: Record<string, string>;
+  /** A JSON value to send (sets content-type), or a raw string. */
+  json?: unknown;
+  body?: string;
+  timeoutMs: number;
+  signal?: AbortSignal;
+  tls?: { caFile?: string; insecure?: boolean };
+  /** Follow up to this many redirects; 0 (the default) returns the 3xx as it is. */
+  maxRedirects?: number;
+  /** Fail when the body grows past this many bytes (default 1 MiB). */
+  maxBodyBytes?: number;
+}
+
+export interface HttpResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: Buffer;
+  text: string;
+  /** The body parsed as JSON, or undefined when it is not JSON. */
+  json: unknown;
+  timings: { firstByteMs: number; totalMs: number };
+}
+
+/** A failure to get an answer, with a message that names the cause. */
+export class HttpError extends Error {
+  constructor(
+    message: string,
+    readonly code: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'HttpError';
+  }
+}
+
+export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
+
+export async function fetchHttp(req: HttpRequest): Promise<HttpResponse> {
+  const undici = await import('undici');
+  const url = new URL(req.url);
+  const ca = req.tls?.caFile ? await readFile(req.tls.caFile, 'utf8') : undefined;
+  let dispatcher: Dispatcher = new undici.Agent({
+    connect: { timeout: req.timeoutMs, ca, rejectUnauthorized: !req.tls?.insecure },
+    headersTimeout: req.timeoutMs,
+    bodyTimeout: req.timeoutMs,
+    // A check must not keep a socket (and the process) alive after it is done.
+    pipelining: 0,
+  });
+  const agent = dispatcher;
+  if (req.maxRedirects) {
+    dispatcher = dispatcher.compose(
+      undici.interceptors.redirect({ maxRedirections: req.maxRedirects }),
+    );
+  }
+  const timeout = AbortSignal.timeout(req.timeoutMs);
+  const signal = req.signal ? AbortSignal.any([req.signal, timeout]) : timeout;
+  const headers: Record<string, string> = { 'user-agent': 'soma-verify', ...req.headers };
+  let body = req.body;
+  if (req.json !== undefined) {
+    body = JSON.stringify(req.json);
+    headers['content-type'] ??= 'application/json';
+  }
+  const started = performance.now();
+  try {
+    const res = await undici.request(url, {
+      dispatcher,
+      method: (req.method ?? 'GET') as Dispatcher.HttpMethod,
+      headers,
+      body,
+      signal,
+    });
+    const firstByteMs = performance.now() - started;
+    const raw = await readCapped(res.body, req.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES);
+    const text = raw.toString('utf8');
+    return {
+      status: res.statusCode,
+      headers: flattenHeaders(res.headers),
+      body: raw,
+      text,
+      json: parseJson(text),
+      timings: { firstByteMs, totalMs: performance.now() - started },
+    };
+  } catch (err) {
+    throw describeFailure(err, url, req.timeoutMs, signal, req.signal);
+  } finally {
+    await agent.destroy().catch(() => {});
+  }
+}
+
+async function readCapped(body: AsyncIterable<Buffer> & { destroy(): void }, cap: number) {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += chunk.length;
+    if (size > cap) {
+      body.destroy();
+      throw new HttpError(`body larger than ${formatBytes(cap)}`, 'BODY_TOO_LARGE');
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function flattenHeaders(headers: Record<string, string | string[] | undefined>) {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(headers)) if (v !== undefined) out[k] = String(v);
+  return out;
+}
+
+function formatBytes(n: number) {
+  return n % (1024 * 1024) === 0 ? `${n / 1024 / 1024} MiB` : `${n} bytes`;
+}
+
+/** Turn whatever undici or the socket threw into one line that names the cause. */
+function describeFailure(
+  err: unknown,
+  url: URL,
+  timeoutMs: number,
+  signal: AbortSignal,
+  callerSignal?: AbortSignal,
+): HttpError {
+  if (err instanceof HttpError) return err;
+  const e = err as { code?: string; name?: string; message?: string; cause?: unknown };
+  const code = e.code ?? (e.cause as { code?: string } | undefined)?.code ?? e.name ?? 'ERROR';
+  const where = url.host;
+  const say = (message: string, c = code) => new HttpError(message, c, { cause: err });
+  if (signal.aborted && callerSignal?.aborted && callerSignal.reason?.name !== 'TimeoutError')
+    return say(`aborted before ${where} answered`, 'ABORTED');
+  switch (code) {
+    case 'ECONNREFUSED':
+      return say(`connection refused on ${where}`);
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return say(`host not found: ${url.hostname}`);
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+      return say(`no route to ${where}`);
+    case 'UND_ERR_CONNECT_TIMEOUT':
+      return say(`connect to ${where} timed out after ${timeoutMs} ms`);
+    case 'UND_ERR_HEADERS_TIMEOUT':
+      return say(`no response from ${where} within ${timeoutMs} ms`);
+    case 'UND_ERR_BODY_TIMEOUT':
+      return say(`response body from ${where} stalled for ${timeoutMs} ms`);
+    case 'ECONNRESET':
+    case 'UND_ERR_SOCKET':
+    case 'EPIPE':
+      return say(`connection reset by ${where}`);
+    case 'HPE_INVALID_CONSTANT':
+    case 'HPE_INVALID_VERSION':
+    case 'HPE_INVALID_STATUS':
+    case 'HPE_INVALID_HEADER_TOKEN':
+    case 'HPE_CR_EXPECTED':
+    case 'HPE_LF_EXPECTED':
+    case 'HPE_PAUSED_H2_UPGRADE':
+      return say(`not an HTTP server on ${where} (invalid response bytes)`, 'NOT_HTTP');
+    case 'UND_ERR_MAX_REDIRECTIONS':
+    case 'UND_ERR_REDIRECT':
+      return say(`too many redirects from ${where}`);
+    case 'DEPTH_ZERO_SELF_SIGNED_CERT':
+    case 'SELF_SIGNED_CERT_IN_CHAIN':
+    case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
+    case 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY':
+    case 'CERT_HAS_EXPIRED':
+    case 'ERR_TLS_CERT_ALTNAME_INVALID':
+      return say(`TLS certificate of ${where} not trusted (${code})`, 'TLS');
+    case 'ERR_SSL_WRONG_VERSION_NUMBER':
+    case 'EPROTO':
+      return say(`TLS handshake with ${where} failed: is it serving plain HTTP?`, 'TLS');
+    case 'TimeoutError':
+    case 'AbortError':
+      return say(`no complete answer from ${where} within ${timeoutMs} ms`, 'TIMEOUT');
+  }
+  if (/^ERR_SSL|SSL routines/i.test(`${code} ${e.message}`))
+    return say(`TLS handshake with ${where} failed: ${e.message}`, 'TLS');
+  return say(`request to ${where} failed: ${e.message ?? String(err)}`);
+}
