@@ -1,0 +1,66 @@
+// The single place that masks secrets. Everything that leaves the process (report, progress,
+// error) goes through a Redactor: it knows every resolved secret value, and it masks the
+// credentials inside any URL or DSN it meets, known or not.
+
+export const MASK = '***';
+
+// scheme://user:password@host and scheme://token@host (userinfo of URLs and DSNs).
+const URL_USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)([^\s/@:'"]*)(?::([^\s/@'"]*))?@/gi;
+// key=value pairs of libpq DSNs and query strings: password=..., apikey=..., token=...
+const SECRET_PAIR = /\b(password|passwd|pwd|secret|token|api[-_]?key|access[-_]?token)=([^\s&;'"]+)/gi;
+
+/** Mask the credentials found inside URLs, DSNs and key=value pairs of a string. */
+export function maskCredentials(text: string): string {
+  return text
+    .replace(URL_USERINFO, (_m, scheme: string, user: string, pass: string | undefined) =>
+      pass === undefined ? `${scheme}${MASK}@` : `${scheme}${user}:${MASK}@`,
+    )
+    .replace(SECRET_PAIR, (_m, key: string) => `${key}=${MASK}`);
+}
+
+export class Redactor {
+  private readonly secrets = new Set<string>();
+
+  /** Remember a secret value (and the forms it may be printed in) to mask it everywhere. */
+  add(value: string | undefined): void {
+    if (!value || value.length < 3) return; // masking "a" or "" would shred every message
+    this.secrets.add(value);
+    this.secrets.add(encodeURIComponent(value));
+    this.secrets.add(Buffer.from(value).toString('base64'));
+  }
+
+  /** Remember the password or token inside a URL or DSN. */
+  addFromUrl(url: string | undefined): void {
+    if (!url) return;
+    try {
+      const u = new URL(url);
+      this.add(decodeURIComponent(u.password));
+      if (!u.password) this.add(decodeURIComponent(u.username));
+      for (const [k, v] of u.searchParams) if (SECRET_PAIR.test(`${k}=x`)) this.add(v);
+      SECRET_PAIR.lastIndex = 0;
+    } catch {
+      /* not a URL: nothing to learn */
+    }
+  }
+
+  text(value: string): string {
+    let out = maskCredentials(value);
+    // Longest first, so a secret that contains another is masked whole.
+    for (const s of [...this.secrets].sort((a, b) => b.length - a.length)) {
+      out = out.split(s).join(MASK);
+    }
+    return out;
+  }
+
+  /** Deep copy of a JSON-like value with every string redacted. */
+  value<T>(input: T): T {
+    if (typeof input === 'string') return this.text(input) as T;
+    if (Array.isArray(input)) return input.map((v) => this.value(v)) as T;
+    if (input && typeof input === 'object') {
+      const out: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(input)) out[k] = this.value(v);
+      return out as T;
+    }
+    return input;
+  }
+}

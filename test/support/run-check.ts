@@ -1,0 +1,57 @@
+// Runs a compiled check kind (dist/checks/<kind>.js) in a child process, so a test proves both
+// the outcome and that nothing is left open: the child must exit by itself.
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { resolve } from 'node:path';
+
+const root = resolve(fileURLToPath(import.meta.url), '../../..');
+const child = resolve(root, 'test/support/check-child.mjs');
+
+export interface ChildOutcome {
+  status: 'pass' | 'warn' | 'fail' | 'skip';
+  message: string;
+  details?: Record<string, unknown>;
+  target: string;
+  logs: string[];
+  durationMs: number;
+  /** Whole life of the child process, start-up included. */
+  wallMs: number;
+  /** stdout + stderr of the child, to assert that no secret was printed. */
+  output: string;
+  invalid?: string[];
+  threw?: boolean;
+}
+
+export async function runCheck(
+  kind: string,
+  options: unknown,
+  { timeoutMs = 5000, graceMs = 3000 } = {},
+): Promise<ChildOutcome> {
+  const modulePath = resolve(root, 'dist/checks', `${kind}.js`);
+  const started = performance.now();
+  const proc = spawn(process.execPath, [child, modulePath, JSON.stringify(options), String(timeoutMs)], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  proc.stdout.on('data', (d) => (stdout += d));
+  proc.stderr.on('data', (d) => (stderr += d));
+  const exited = await new Promise<boolean>((done) => {
+    const killer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      done(false);
+    }, timeoutMs + graceMs);
+    proc.on('exit', () => {
+      clearTimeout(killer);
+      done(true);
+    });
+  });
+  const wallMs = performance.now() - started;
+  if (!exited) {
+    throw new Error(
+      `check ${kind} did not exit within ${timeoutMs + graceMs} ms (open handle or hang); output: ${stdout}${stderr}`,
+    );
+  }
+  if (!stdout) throw new Error(`check ${kind} printed nothing; stderr: ${stderr}`);
+  return { ...JSON.parse(stdout), wallMs, output: stdout + stderr };
+}
