@@ -1,0 +1,256 @@
+// opa: does the policy engine answer, are its bundles and plugins up, and do the decisions
+// SomaStack relies on come back defined and as expected? Speaks OPA's public HTTP API only:
+//   GET /health, GET /health?bundles, GET /health?plugins, POST /v1/data/<path> {"input": ...}.
+// All requests are independent, so they run at once; the whole check shares ctx's deadline.
+// The check has no default decisions: the stack model supplies SomaStack's own
+// (soma/policy/allow with an anonymous input, expected false).
+import { isDeepStrictEqual } from 'node:util';
+import { z } from 'zod';
+import { defineCheck, type CheckContext, type CheckOutcome } from '../src/check.js';
+import { fetchHttp, HttpError, type HttpResponse } from '../src/http.js';
+import { maskCredentials, Redactor } from '../src/redact.js';
+
+const decision = z.object({
+  path: z.string().min(1),
+  input: z.unknown().optional(),
+  // `expect: null` is a real expectation; only an absent key means "any defined result".
+  expect: z.unknown().optional(),
+});
+
+const options = z.object({
+  url: z.url({ protocol: /^https?$/ }),
+  token: z.string().min(1).optional(),
+  bundles: z.boolean().default(false),
+  plugins: z.boolean().default(false),
+  decisions: z.array(decision).default([]),
+  tls: z
+    .object({ caFile: z.string().min(1).optional(), insecure: z.boolean().optional() })
+    .optional(),
+});
+export type OpaOptions = z.infer<typeof options>;
+type Decision = z.infer<typeof decision>;
+
+// Health answers are `{}` or `{"error": ...}`; a decision may legitimately be a large document.
+const HEALTH_BODY_CAP = 64 * 1024;
+// Results longer than this are summarised in details instead of copied.
+const RESULT_EXCERPT_CHARS = 200;
+
+export default defineCheck({
+  kind: 'opa',
+  options,
+  target: (o) => maskCredentials(o.url),
+  async run(o, ctx) {
+    // The token never leaves the check, even if a misbehaving peer echoes it back in a body.
+    const redactor = new Redactor();
+    redactor.add(o.token);
+    redactor.addFromUrl(o.url);
+    return redactor.value(await inspect(o, ctx));
+  },
+});
+
+interface Step {
+  name: string;
+  settled: PromiseSettledResult<HttpResponse>;
+}
+
+async function inspect(o: OpaOptions, ctx: CheckContext): Promise<CheckOutcome> {
+  const base = new URL(o.url);
+  const where = base.origin + base.pathname.replace(/\/$/, '');
+  const deadline = performance.now() + ctx.timeoutMs;
+  const request = (method: 'GET' | 'POST', path: string, json?: unknown, maxBodyBytes?: number) =>
+    fetchHttp({
+      url: `${where}${path}`,
+      method,
+      json,
+      headers: o.token ? { authorization: `Bearer ${o.token}` } : {},
+      timeoutMs: Math.max(1, Math.round(deadline - performance.now())),
+      signal: ctx.signal,
+      tls: o.tls,
+      maxBodyBytes,
+    });
+
+  const decisions = o.decisions.map((d) => ({ ...d, path: normalizePolicyPath(d.path) }));
+  // Asked one by one (not `?bundles&plugins` together) so a 500 says which of the two failed.
+  const healthQueries = ['', ...(o.bundles ? ['?bundles'] : []), ...(o.plugins ? ['?plugins'] : [])];
+  const settled = await Promise.allSettled([
+    ...healthQueries.map((q) => request('GET', `/health${q}`, undefined, HEALTH_BODY_CAP)),
+    ...decisions.map((d) => request('POST', `/v1/data/${encodePath(d.path)}`, { input: d.input ?? {} })),
+  ]);
+  const health: Step[] = healthQueries.map((q, i) => ({ name: `GET /health${q}`, settled: settled[i]! }));
+  const answers: Step[] = decisions.map((d, i) => ({
+    name: `POST /v1/data/${d.path}`,
+    settled: settled[healthQueries.length + i]!,
+  }));
+
+  // A peer that cannot be reached, hangs or speaks something else fails every request the same
+  // way: report the first failure, in the order a person would check them.
+  for (const step of [...health, ...answers]) {
+    if (step.settled.status === 'rejected') {
+      return {
+        status: 'fail',
+        message: `${step.name}: ${describeError(step.settled.reason, base.host, ctx.timeoutMs)}`,
+      };
+    }
+  }
+  const [plain, ...healthDetail] = health.map((s) => (s.settled as PromiseFulfilledResult<HttpResponse>).value);
+  const responses = answers.map((s) => (s.settled as PromiseFulfilledResult<HttpResponse>).value);
+
+  const rejected = [plain!, ...responses].find((r) => r.status === 401 || r.status === 403);
+  if (rejected) {
+    return {
+      status: 'fail',
+      message: o.token
+        ? `OPA rejected the token (HTTP ${rejected.status})`
+        : `OPA requires a token (HTTP ${rejected.status}) and none is configured`,
+    };
+  }
+  if (!isOpaHealth(plain!)) {
+    return {
+      status: 'fail',
+      message: `not an OPA API at ${where} (GET /health answered HTTP ${plain!.status}${describeBody(plain!)})`,
+    };
+  }
+
+  const details: Record<string, unknown> = { latencyMs: Math.round(plain!.timings.totalMs) };
+  if (plain!.status !== 200) {
+    return {
+      status: 'fail',
+      message: `OPA at ${where} is not healthy (GET /health answered HTTP ${plain!.status}${describeBody(plain!)})`,
+      details,
+    };
+  }
+  const healthQueriesAsked = healthQueries.slice(1);
+  for (const [i, query] of healthQueriesAsked.entries()) {
+    const res = healthDetail[i]!;
+    const ok = res.status === 200;
+    if (query === '?bundles') details.bundles = ok ? 'activated' : 'not activated';
+    else details.plugins = ok ? 'ready' : 'not ready';
+    if (ok) continue;
+    const what = query === '?bundles' ? 'bundles not activated' : 'plugins not ready';
+    return {
+      status: 'fail',
+      message: `OPA at ${where}: ${what} (HTTP ${res.status}${describeBody(res)})`,
+      details,
+    };
+  }
+
+  const verdicts = decisions.map((d, i) => judgeDecision(d, responses[i]!));
+  details.decisions = verdicts.map((v) => v.facts);
+  const notOpa = verdicts.find((v) => v.notOpa);
+  if (notOpa) return { status: 'fail', message: `not an OPA API at ${where} (${notOpa.problem})`, details };
+  const problems = verdicts.flatMap((v) => (v.problem ? [v.problem] : []));
+  if (problems.length > 0) return { status: 'fail', message: problems.join('; '), details };
+
+  const parts = ['OPA healthy'];
+  if (o.bundles) parts.push('bundles activated');
+  if (o.plugins) parts.push('plugins ready');
+  if (decisions.length > 0)
+    parts.push(`${decisions.length} decision${decisions.length === 1 ? '' : 's'} as expected`);
+  return { status: 'pass', message: parts.join(', '), details };
+}
+
+interface DecisionVerdict {
+  problem?: string;
+  /** The answer is not OPA's Data API at all (e.g. a 404 page). */
+  notOpa?: boolean;
+  facts: Record<string, unknown>;
+}
+
+function judgeDecision(d: Decision, res: HttpResponse): DecisionVerdict {
+  const facts: Record<string, unknown> = {
+    path: d.path,
+    latencyMs: Math.round(res.timings.totalMs),
+  };
+  const body = isJsonObject(res.json) ? res.json : undefined;
+  // OPA's Data API answers 200 for any path, defined or not; a 404 or a non-object body is
+  // something else listening on the port.
+  if (res.status === 404 || (res.status === 200 && !body)) {
+    return {
+      notOpa: true,
+      problem: `POST /v1/data/${d.path} answered HTTP ${res.status}${describeBody(res)}`,
+      facts,
+    };
+  }
+  if (res.status !== 200) {
+    // OPA's errors are {"code", "message"}: evaluation errors (500), bad input (400).
+    return {
+      problem: `policy ${d.path} failed to evaluate (HTTP ${res.status}${describeBody(res)})`,
+      facts,
+    };
+  }
+  if (!body || !Object.hasOwn(body, 'result')) {
+    facts.defined = false;
+    return { problem: `policy path ${d.path} not loaded (no result)`, facts };
+  }
+  const result = body.result;
+  facts.defined = true;
+  facts.result = excerpt(result);
+  if (Object.hasOwn(d, 'expect')) {
+    facts.expected = excerpt(d.expect);
+    facts.matched = isDeepStrictEqual(result, d.expect);
+    if (!facts.matched) {
+      return {
+        problem: `${d.path} returned ${oneLine(result)}, expected ${oneLine(d.expect)}`,
+        facts,
+      };
+    }
+  }
+  return { facts };
+}
+
+/**
+ * `soma/policy/allow`, `/v1/data/soma/policy/allow` and the Rego reference `soma.policy.allow`
+ * (or `data.soma.policy.allow`) all name the same decision.
+ */
+export function normalizePolicyPath(path: string): string {
+  let p = path.trim().replace(/^\/+/, '').replace(/^v1\/data\//, '').replace(/\/+$/, '');
+  if (!p.includes('/')) p = p.replace(/^data\./, '').split('.').join('/');
+  return p;
+}
+
+function encodePath(path: string): string {
+  return path.split('/').map(encodeURIComponent).join('/');
+}
+
+/** OPA answers /health with a JSON object: `{}`, or `{"error": "..."}` with a 500. */
+function isOpaHealth(res: HttpResponse): boolean {
+  const body = res.json;
+  if (!isJsonObject(body)) return false;
+  if (res.status === 200) return Object.keys(body).length === 0;
+  return res.status === 500 && typeof body.error === 'string';
+}
+
+function isJsonObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+function excerpt(value: unknown): unknown {
+  const text = JSON.stringify(value) ?? 'undefined';
+  return text.length <= RESULT_EXCERPT_CHARS ? value : `${text.slice(0, RESULT_EXCERPT_CHARS - 3)}...`;
+}
+
+function oneLine(value: unknown): string {
+  const text = JSON.stringify(value) ?? 'undefined';
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
+/** A short, single-line excerpt of a body; OPA puts its reason in `error` or `message`. */
+function describeBody(res: HttpResponse): string {
+  const body = res.json as { error?: unknown; message?: unknown } | undefined;
+  const reason =
+    typeof body?.error === 'string' ? body.error : typeof body?.message === 'string' ? body.message : res.text;
+  const line = reason.replace(/\s+/g, ' ').trim();
+  if (!line || line === '{}') return '';
+  return `: ${line.length > 120 ? `${line.slice(0, 117)}...` : line}`;
+}
+
+/**
+ * One line for a failed request. src/http.ts names most causes; a timeout that reaches it as a
+ * DOMException (ctx's deadline or its own AbortSignal.timeout) is named here, because the
+ * exception's numeric `code` hides its TimeoutError name from http.ts.
+ */
+function describeError(err: unknown, host: string, timeoutMs: number): string {
+  const cause = err instanceof HttpError ? (err.cause as { name?: unknown } | undefined) : undefined;
+  if (cause?.name === 'TimeoutError') return `no complete answer from ${host} within ${timeoutMs} ms`;
+  return maskCredentials(err instanceof Error ? err.message : String(err));
+}

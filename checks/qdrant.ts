@@ -1,0 +1,330 @@
+// qdrant: is the vector store ready, and are the collections SomaStack needs there, shaped as
+// expected (vector size, distance) and healthy (green)? Speaks Qdrant's public HTTP API only:
+//   GET /readyz (GET /healthz on servers older than /readyz), GET / (version),
+//   GET /collections, GET /collections/{name} for each required collection.
+// All requests are independent, so they run at once; the whole check shares ctx's deadline.
+import { z } from 'zod';
+import { defineCheck, type CheckOutcome, type CheckContext } from '../src/check.js';
+import { fetchHttp, HttpError, type HttpResponse } from '../src/http.js';
+import { maskCredentials, Redactor } from '../src/redact.js';
+
+const distance = z.enum(['Cosine', 'Euclid', 'Dot', 'Manhattan']);
+type Distance = z.infer<typeof distance>;
+
+const requiredCollection = z.union([
+  z.string().min(1),
+  z.object({
+    name: z.string().min(1),
+    size: z.number().int().positive().optional(),
+    distance: distance.optional(),
+  }),
+]);
+
+const options = z.object({
+  url: z.url({ protocol: /^https?$/ }),
+  apiKey: z.string().min(1).optional(),
+  collections: z.array(requiredCollection).default([]),
+  tls: z
+    .object({ caFile: z.string().min(1).optional(), insecure: z.boolean().optional() })
+    .optional(),
+});
+export type QdrantOptions = z.infer<typeof options>;
+
+interface Expectation {
+  name: string;
+  size?: number;
+  distance?: Distance;
+}
+
+/** The vector parameters of a collection: one unnamed vector, or named vectors. */
+interface VectorParams {
+  name?: string;
+  size: unknown;
+  distance: unknown;
+}
+
+interface CollectionFinding {
+  status: 'pass' | 'warn' | 'fail';
+  problem?: string;
+  facts: Record<string, unknown>;
+}
+
+// Health endpoints answer short text; collection listings can be long, hence the larger cap.
+const HEALTH_BODY_CAP = 64 * 1024;
+const STATUS_RANK = { pass: 0, warn: 1, fail: 2 } as const;
+
+export default defineCheck({
+  kind: 'qdrant',
+  options,
+  target: (o) => maskCredentials(o.url),
+  async run(o, ctx) {
+    // The key never leaves the check, even if a misbehaving peer echoes it back in a body.
+    const redactor = new Redactor();
+    redactor.add(o.apiKey);
+    redactor.addFromUrl(o.url);
+    return redactor.value(await inspect(o, ctx));
+  },
+});
+
+async function inspect(o: QdrantOptions, ctx: CheckContext): Promise<CheckOutcome> {
+  const base = new URL(o.url);
+  const where = maskCredentials(base.origin + base.pathname.replace(/\/$/, ''));
+  const deadline = performance.now() + ctx.timeoutMs;
+  const get = (path: string, maxBodyBytes?: number) =>
+    fetchHttp({
+      url: joinUrl(base, path),
+      headers: o.apiKey ? { 'api-key': o.apiKey } : {},
+      timeoutMs: Math.max(1, Math.round(deadline - performance.now())),
+      signal: ctx.signal,
+      tls: o.tls,
+      maxBodyBytes,
+    });
+  const expectations = o.collections.map(toExpectation);
+
+  const [ready, root, listing, ...infos] = await Promise.allSettled([
+    readiness(get),
+    get('/', HEALTH_BODY_CAP),
+    get('/collections'),
+    ...expectations.map((e) => get(`/collections/${encodeURIComponent(e.name)}`)),
+  ]);
+
+  // A peer that cannot be reached, hangs or speaks something else fails every request the
+  // same way: report the first one, in the order a person would check them.
+  for (const [step, settled] of [
+    ['GET /readyz', ready],
+    ['GET /collections', listing],
+    ...infos.map((s, i) => [`GET /collections/${expectations[i]!.name}`, s] as const),
+  ] as const) {
+    if (settled.status === 'rejected') {
+      return {
+        status: 'fail',
+        message: `${step}: ${describeError(settled.reason, base.host, ctx.timeoutMs)}`,
+      };
+    }
+  }
+  const readyAnswer = (ready as PromiseFulfilledResult<Readiness>).value;
+  const list = (listing as PromiseFulfilledResult<HttpResponse>).value;
+
+  if (list.status === 401 || list.status === 403) {
+    return {
+      status: 'fail',
+      message: o.apiKey
+        ? `Qdrant rejected the API key (HTTP ${list.status})`
+        : `Qdrant requires an API key (HTTP ${list.status}) and none is configured`,
+    };
+  }
+  const names = collectionNames(list);
+  if (names === undefined && (list.status < 500 || readyAnswer.kind === 'absent')) {
+    return {
+      status: 'fail',
+      message: `not a Qdrant API at ${where} (GET /collections answered HTTP ${list.status}${describeBody(list)})`,
+    };
+  }
+
+  const details: Record<string, unknown> = {
+    readiness: readyAnswer.kind,
+    readinessEndpoint: readyAnswer.endpoint,
+    latencyMs: Math.round(readyAnswer.response?.timings.totalMs ?? list.timings.totalMs),
+  };
+  const version = serverVersion(root);
+  if (version) details.version = version;
+  if (names) {
+    details.collections = names;
+    details.collectionCount = names.length;
+  }
+
+  if (readyAnswer.kind === 'not-ready') {
+    return {
+      status: 'fail',
+      message: `Qdrant at ${where}: shards not ready (${readyAnswer.endpoint} answered HTTP 503${describeBody(readyAnswer.response)})`,
+      details,
+    };
+  }
+  if (readyAnswer.kind === 'unhealthy') {
+    return {
+      status: 'fail',
+      message: `Qdrant at ${where} is not healthy (${readyAnswer.endpoint} answered HTTP ${readyAnswer.response?.status}${describeBody(readyAnswer.response)})`,
+      details,
+    };
+  }
+  if (names === undefined) {
+    return {
+      status: 'fail',
+      message: `Qdrant at ${where} could not list collections (HTTP ${list.status}${describeBody(list)})`,
+      details,
+    };
+  }
+
+  const findings = expectations.map((e, i) =>
+    judgeCollection(e, (infos[i] as PromiseFulfilledResult<HttpResponse>).value),
+  );
+  details.required = Object.fromEntries(expectations.map((e, i) => [e.name, findings[i]!.facts]));
+  const status = findings.reduce<'pass' | 'warn' | 'fail'>(
+    (worst, f) => (STATUS_RANK[f.status] > STATUS_RANK[worst] ? f.status : worst),
+    'pass',
+  );
+  const problems = findings.flatMap((f) => (f.problem ? [f.problem] : []));
+  if (problems.length > 0) return { status, message: problems.join('; '), details };
+  const required = expectations.length
+    ? `, required ${expectations.map((e) => e.name).join(', ')} green`
+    : '';
+  return {
+    status: 'pass',
+    message: `Qdrant ready, ${names.length} collection${names.length === 1 ? '' : 's'}${required}`,
+    details,
+  };
+}
+
+function toExpectation(spec: string | Expectation): Expectation {
+  return typeof spec === 'string' ? { name: spec } : spec;
+}
+
+function joinUrl(base: URL, path: string): string {
+  // Keep a path prefix (Qdrant behind a reverse proxy at /qdrant) instead of replacing it.
+  return `${base.origin}${base.pathname.replace(/\/$/, '')}${path}${base.search}`;
+}
+
+interface Readiness {
+  /** ready; not-ready (503); unhealthy (another error status); absent (no health endpoint). */
+  kind: 'ready' | 'not-ready' | 'unhealthy' | 'absent';
+  endpoint: '/readyz' | '/healthz' | 'none';
+  response?: HttpResponse;
+}
+
+/** /readyz says whether all shards are ready; servers before it only have /healthz. */
+async function readiness(get: (path: string, cap?: number) => Promise<HttpResponse>) {
+  const readyz = await get('/readyz', HEALTH_BODY_CAP);
+  if (readyz.status !== 404) return judgeHealth('/readyz', readyz);
+  const healthz = await get('/healthz', HEALTH_BODY_CAP);
+  if (healthz.status !== 404) return judgeHealth('/healthz', healthz);
+  return { kind: 'absent', endpoint: 'none' } satisfies Readiness;
+}
+
+function judgeHealth(endpoint: '/readyz' | '/healthz', response: HttpResponse): Readiness {
+  if (response.status >= 200 && response.status < 300) return { kind: 'ready', endpoint, response };
+  if (response.status === 503) return { kind: 'not-ready', endpoint, response };
+  return { kind: 'unhealthy', endpoint, response };
+}
+
+/** Names from `{"result":{"collections":[{"name"}]}}`, or undefined when that is not the shape. */
+function collectionNames(res: HttpResponse): string[] | undefined {
+  if (res.status !== 200) return undefined;
+  const collections = field(field(res.json, 'result'), 'collections');
+  if (!Array.isArray(collections)) return undefined;
+  const names = collections.map((c) => field(c, 'name'));
+  return names.every((n): n is string => typeof n === 'string') ? names : undefined;
+}
+
+function serverVersion(root: PromiseSettledResult<HttpResponse>): string | undefined {
+  if (root.status !== 'fulfilled' || root.value.status !== 200) return undefined;
+  const version = field(root.value.json, 'version');
+  return typeof version === 'string' ? version : undefined;
+}
+
+function judgeCollection(expected: Expectation, res: HttpResponse): CollectionFinding {
+  const name = expected.name;
+  if (res.status === 404) {
+    return { status: 'fail', problem: `collection ${name} missing`, facts: { present: false } };
+  }
+  const result = field(res.json, 'result');
+  const params = field(field(result, 'config'), 'params');
+  const state = field(result, 'status');
+  if (res.status !== 200 || typeof state !== 'string' || params === undefined) {
+    return {
+      status: 'fail',
+      problem: `collection ${name}: unexpected answer (HTTP ${res.status}${describeBody(res)})`,
+      facts: { present: res.status === 200 },
+    };
+  }
+  const vectors = vectorParams(field(params, 'vectors'));
+  const facts: Record<string, unknown> = {
+    present: true,
+    status: state,
+    pointsCount: field(result, 'points_count'),
+    indexedVectorsCount: field(result, 'indexed_vectors_count'),
+    segmentsCount: field(result, 'segments_count'),
+    vectors: vectors.map((v) => ({ ...(v.name ? { name: v.name } : {}), size: v.size, distance: v.distance })),
+  };
+
+  const shapeProblem = vectorMismatch(expected, vectors);
+  if (shapeProblem) return { status: 'fail', problem: `collection ${name} ${shapeProblem}`, facts };
+  switch (state) {
+    case 'green':
+      return { status: 'pass', facts };
+    case 'yellow':
+      return { status: 'warn', problem: `collection ${name} is yellow (optimizing)`, facts };
+    case 'grey':
+      return {
+        status: 'warn',
+        problem: `collection ${name} is grey (optimizations pending until the next update)`,
+        facts,
+      };
+    case 'red':
+      return { status: 'fail', problem: `collection ${name} is red (an operation failed)`, facts };
+    default:
+      return { status: 'warn', problem: `collection ${name} has unknown status ${state}`, facts };
+  }
+}
+
+/** `vectors` is `{size, distance}` for one unnamed vector, or a map of name -> that. */
+function vectorParams(vectors: unknown): VectorParams[] {
+  if (vectors === null || typeof vectors !== 'object') return [];
+  if ('size' in vectors) {
+    return [{ size: field(vectors, 'size'), distance: field(vectors, 'distance') }];
+  }
+  return Object.entries(vectors).map(([name, v]) => ({
+    name,
+    size: field(v, 'size'),
+    distance: field(v, 'distance'),
+  }));
+}
+
+/**
+ * What is wrong with the vectors, or undefined. With named vectors the options cannot say which
+ * one is meant, so the expectation holds when at least one named vector meets it whole.
+ */
+function vectorMismatch(expected: Expectation, vectors: VectorParams[]): string | undefined {
+  if (expected.size === undefined && expected.distance === undefined) return undefined;
+  if (vectors.length === 0) return 'has no dense vector configuration';
+  const fits = (v: VectorParams) =>
+    (expected.size === undefined || v.size === expected.size) &&
+    (expected.distance === undefined || v.distance === expected.distance);
+  if (vectors.some(fits)) return undefined;
+  if (vectors.length === 1 && !vectors[0]!.name) {
+    const v = vectors[0]!;
+    const wrong: string[] = [];
+    if (expected.size !== undefined && v.size !== expected.size)
+      wrong.push(`vector size ${String(v.size)}, expected ${expected.size}`);
+    if (expected.distance !== undefined && v.distance !== expected.distance)
+      wrong.push(`distance ${String(v.distance)}, expected ${expected.distance}`);
+    return wrong.join(', ');
+  }
+  const want = [expected.size, expected.distance].filter((x) => x !== undefined).join(', ');
+  const have = vectors.map((v) => `${v.name}(${String(v.size)}, ${String(v.distance)})`).join(', ');
+  return `has no vector with ${want}: ${have}`;
+}
+
+function field(value: unknown, key: string): unknown {
+  return value !== null && typeof value === 'object' ? (value as Record<string, unknown>)[key] : undefined;
+}
+
+/** A short, single-line excerpt of a body for a message (Qdrant errors sit in status.error). */
+function describeBody(res: HttpResponse | undefined): string {
+  if (!res) return '';
+  const error = field(field(res.json, 'status'), 'error');
+  const text = typeof error === 'string' ? error : res.text;
+  const line = text.replace(/\s+/g, ' ').trim();
+  if (!line) return '';
+  return `: ${line.length > 120 ? `${line.slice(0, 117)}...` : line}`;
+}
+
+/**
+ * One line for a failed request. src/http.ts names most causes; a timeout that reaches it as a
+ * DOMException (ctx's deadline or its own AbortSignal.timeout) is named here, because the
+ * exception's numeric `code` hides its TimeoutError name from http.ts.
+ */
+function describeError(err: unknown, host: string, timeoutMs: number): string {
+  const cause = err instanceof HttpError ? (err.cause as { name?: unknown } | undefined) : undefined;
+  if (cause?.name === 'TimeoutError') return `no complete answer from ${host} within ${timeoutMs} ms`;
+  return maskCredentials(err instanceof Error ? err.message : String(err));
+}
