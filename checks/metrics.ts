@@ -1,0 +1,262 @@
+// `metrics`: fetch a Prometheus /metrics endpoint, parse it as the text exposition format (see
+// src/prometheus.ts), and assert that series exist and that their values compare as expected.
+//
+// A series assertion is `{ name, labels?, value? }`:
+//   - `name` matches a sample name exactly, or a family name, so `somabrain_http_latency_seconds`
+//     matches its `_bucket`, `_sum` and `_count` samples (and an OpenMetrics counter `x` its
+//     `x_total`).
+//   - each label matcher is an exact value, or a regex when written `~<regex>`, anchored like
+//     PromQL's `=~` (`~2..` matches "200", not "1200"). A literal value that starts with "~" is
+//     written as a regex: `~\~literal`.
+//   - `value` compares the SUM of all matching samples: `{op: '>', value: 0}` on a counter with
+//     one sample per path asks "has anything been counted at all". Summing a whole histogram
+//     family adds buckets, sum and count together, so name `x_count` or `x_sum` to compare those.
+// `series`: every assertion must hold. `anyOf`: at least one named set must hold entirely; the
+// first that does is reported in `details.matched` (the stack model uses one set per generation
+// of a service when the generation is unknown). Both may be given; both must then hold.
+// `minSeries` (default 1): an endpoint exposing no series at all is not a working /metrics.
+import { z } from 'zod';
+import { defineCheck, type CheckContext, type CheckOutcome } from '../src/check.js';
+import { fetchHttp, HttpError, type HttpResponse } from '../src/http.js';
+import { parsePrometheusText, PrometheusParseError, type PrometheusText, type Sample } from '../src/prometheus.js';
+import { maskCredentials, Redactor } from '../src/redact.js';
+
+// /metrics of a busy Python service with many label combinations runs to megabytes.
+const DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024;
+
+const REGEX_PREFIX = '~';
+
+// Header values worth masking; masking every header value would shred messages ("text/plain").
+const SECRET_HEADER = /auth|token|key|secret|cookie|session|password/i;
+
+const labelMatcher = z.string().refine(
+  (m) => !m.startsWith(REGEX_PREFIX) || compileRegex(m.slice(REGEX_PREFIX.length)) !== undefined,
+  { message: 'label matcher "~<regex>" is not a valid regular expression' },
+);
+
+const seriesAssertion = z
+  .object({
+    name: z.string().regex(/^[a-zA-Z_:][a-zA-Z0-9_:]*$/, 'not a valid metric name'),
+    labels: z.record(z.string(), labelMatcher).optional(),
+    value: z
+      .object({ op: z.enum(['>', '>=', '<', '<=', '==', '!=']), value: z.number() })
+      .strict()
+      .optional(),
+  })
+  .strict();
+export type SeriesAssertion = z.infer<typeof seriesAssertion>;
+
+const options = z
+  .object({
+    url: z.url({ protocol: /^https?$/ }),
+    token: z.string().min(1).optional(),
+    headers: z.record(z.string(), z.string()).optional(),
+    tls: z
+      .object({ caFile: z.string().min(1).optional(), insecure: z.boolean().optional() })
+      .strict()
+      .optional(),
+    series: z.array(seriesAssertion).default([]),
+    anyOf: z
+      .array(z.object({ name: z.string().min(1), series: z.array(seriesAssertion).min(1) }).strict())
+      .min(1)
+      .optional(),
+    minSeries: z.number().int().min(0).default(1),
+    maxBodyBytes: z.number().int().positive().default(DEFAULT_MAX_BODY_BYTES),
+  })
+  .strict();
+export type MetricsOptions = z.infer<typeof options>;
+
+export default defineCheck({
+  kind: 'metrics',
+  options,
+  target: (o) => maskCredentials(o.url),
+  async run(o, ctx) {
+    // The token never leaves the check, even if a misbehaving peer echoes it back.
+    const redactor = new Redactor();
+    redactor.add(o.token);
+    redactor.addFromUrl(o.url);
+    for (const [name, value] of Object.entries(o.headers ?? {}))
+      if (SECRET_HEADER.test(name)) redactor.add(value);
+    return redactor.value(await inspect(o, ctx));
+  },
+});
+
+async function inspect(o: MetricsOptions, ctx: CheckContext): Promise<CheckOutcome> {
+  const where = maskCredentials(o.url);
+  const headers: Record<string, string> = {
+    // Ask for the classic text format: some clients would otherwise choose OpenMetrics or protobuf.
+    accept: 'text/plain;version=0.0.4;q=1,*/*;q=0.1',
+    ...o.headers,
+  };
+  if (o.token) headers.authorization = `Bearer ${o.token}`;
+
+  let res: HttpResponse;
+  try {
+    res = await fetchHttp({
+      url: o.url,
+      headers,
+      timeoutMs: ctx.timeoutMs,
+      signal: ctx.signal,
+      tls: o.tls,
+      maxBodyBytes: o.maxBodyBytes,
+    });
+  } catch (err) {
+    if (err instanceof HttpError && err.code === 'BODY_TOO_LARGE')
+      return fail(`${where}: ${err.message}; raise maxBodyBytes if that is expected`);
+    if (err instanceof HttpError) return fail(err.message);
+    throw err;
+  }
+
+  const http = { status: res.status, bytes: res.body.length, contentType: res.headers['content-type'] };
+  if (res.status !== 200) {
+    const hint =
+      res.status === 401 || res.status === 403
+        ? o.token
+          ? ' (token rejected)'
+          : ' (no token set)'
+        : '';
+    return fail(`HTTP ${res.status} from ${where}${hint}`, { http });
+  }
+
+  let parsed: PrometheusText;
+  try {
+    parsed = parsePrometheusText(res.text);
+  } catch (err) {
+    if (err instanceof PrometheusParseError)
+      return fail(`not Prometheus text format at ${where}: ${err.message}`, { http, line: err.line });
+    throw err;
+  }
+
+  const seriesCount = countDistinctSeries(parsed.samples);
+  const counts = { seriesCount, familyCount: parsed.families.size, sampleCount: parsed.samples.length };
+
+  const all = o.series.map((a) => evaluate(a, parsed));
+  const sets = o.anyOf?.map((set) => {
+    const results = set.series.map((a) => evaluate(a, parsed));
+    return { name: set.name, ok: results.every((r) => r.ok), series: results };
+  });
+  const matched = sets?.find((s) => s.ok);
+  const details: Record<string, unknown> = { ...counts, http, series: all };
+  if (sets) Object.assign(details, { anyOf: sets, matched: matched?.name ?? null });
+
+  const problems: string[] = [];
+  if (seriesCount < o.minSeries)
+    problems.push(`only ${seriesCount} series, expected at least ${o.minSeries}`);
+  problems.push(...all.filter((r) => !r.ok).map((r) => r.summary));
+  if (sets && !matched)
+    problems.push(
+      `no set of series matched: ${sets
+        .map((s) => `${s.name}: ${s.series.filter((r) => !r.ok).map((r) => r.summary).join(', ')}`)
+        .join('; ')}`,
+    );
+  if (problems.length > 0) return fail(`${problems.join('; ')} at ${where}`, details);
+
+  const found = [
+    ...(matched ? [`${matched.name} matched: ${matched.series.map((r) => r.summary).join(', ')}`] : []),
+    ...all.map((r) => r.summary),
+  ];
+  const head = `${seriesCount} series`;
+  return {
+    status: 'pass',
+    message: found.length > 0 ? `${head}; ${found.join('; ')}` : `${head} in ${parsed.families.size} families`,
+    details,
+  };
+}
+
+interface AssertionResult {
+  name: string;
+  labels?: Record<string, string>;
+  value?: SeriesAssertion['value'];
+  ok: boolean;
+  /** Samples that matched the name and every label matcher. */
+  found: number;
+  sum: number | string | null;
+  /** One phrase for the message: "x present (sum 3)", "x missing", "x sum 0, expected > 0". */
+  summary: string;
+}
+
+function evaluate(assertion: SeriesAssertion, parsed: PrometheusText): AssertionResult {
+  const matchers = Object.entries(assertion.labels ?? {}).map(([label, m]) => labelPredicate(label, m));
+  // A family's own samples, plus samples named exactly so that live in another family.
+  const byName = new Set<Sample>(parsed.families.get(assertion.name)?.samples ?? []);
+  for (const s of parsed.samples) if (s.name === assertion.name) byName.add(s);
+  const matching = [...byName].filter((s) => matchers.every((test) => test(s.labels)));
+
+  const what = describeSeries(assertion);
+  const base = { name: assertion.name, labels: assertion.labels, value: assertion.value, found: matching.length };
+  if (matching.length === 0) {
+    const near = byName.size > 0 ? ` (${byName.size} ${assertion.name} series, none with those labels)` : '';
+    return { ...base, ok: false, sum: null, summary: `${what} missing${near}` };
+  }
+  const sum = matching.reduce((total, s) => total + s.value, 0);
+  const ok = assertion.value === undefined || compare(sum, assertion.value.op, assertion.value.value);
+  const summary = ok
+    ? `${what} present (sum ${formatNumber(sum)})`
+    : `${what} sum ${formatNumber(sum)}, expected ${assertion.value?.op} ${formatNumber(assertion.value?.value ?? 0)}`;
+  // JSON has no NaN or Inf: details carry those as the strings the format writes.
+  return { ...base, ok, sum: Number.isFinite(sum) ? sum : formatNumber(sum), summary };
+}
+
+function labelPredicate(label: string, matcher: string): (labels: Record<string, string>) => boolean {
+  if (matcher.startsWith(REGEX_PREFIX)) {
+    const regex = compileRegex(matcher.slice(REGEX_PREFIX.length));
+    // PromQL semantics: a missing label is the empty string, so `~.*` also matches its absence.
+    return (labels) => regex?.test(labels[label] ?? '') ?? false;
+  }
+  return (labels) => Object.hasOwn(labels, label) && labels[label] === matcher;
+}
+
+function compileRegex(source: string): RegExp | undefined {
+  try {
+    return new RegExp(`^(?:${source})$`, 'u');
+  } catch {
+    return undefined;
+  }
+}
+
+/** NaN compares false with everything, `!=` included: a NaN sum is never what was asked for. */
+function compare(actual: number, op: NonNullable<SeriesAssertion['value']>['op'], expected: number): boolean {
+  if (Number.isNaN(actual)) return false;
+  switch (op) {
+    case '>':
+      return actual > expected;
+    case '>=':
+      return actual >= expected;
+    case '<':
+      return actual < expected;
+    case '<=':
+      return actual <= expected;
+    case '==':
+      return actual === expected;
+    case '!=':
+      return actual !== expected;
+  }
+}
+
+/** Distinct (name, label set) pairs: a series repeated with another timestamp counts once. */
+function countDistinctSeries(samples: readonly Sample[]): number {
+  const keys = new Set<string>();
+  for (const s of samples) {
+    const labels = Object.entries(s.labels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    keys.add(JSON.stringify([s.name, labels]));
+  }
+  return keys.size;
+}
+
+function describeSeries(a: SeriesAssertion): string {
+  const labels = Object.entries(a.labels ?? {}).map(([k, m]) =>
+    m.startsWith(REGEX_PREFIX) ? `${k}=~${JSON.stringify(m.slice(1))}` : `${k}=${JSON.stringify(m)}`,
+  );
+  return labels.length > 0 ? `${a.name}{${labels.join(',')}}` : a.name;
+}
+
+function formatNumber(n: number): string {
+  if (Number.isNaN(n)) return 'NaN';
+  if (!Number.isFinite(n)) return n > 0 ? '+Inf' : '-Inf';
+  if (Number.isInteger(n)) return String(n);
+  return String(Number(n.toPrecision(6)));
+}
+
+function fail(message: string, details: Record<string, unknown> = {}): CheckOutcome {
+  return { status: 'fail', message, details };
+}
