@@ -245,12 +245,13 @@ function describeBody(res: HttpResponse): string {
 }
 
 /**
- * One line for a failed request. src/http.ts names most causes; a timeout that reaches it as a
- * DOMException (ctx's deadline or its own AbortSignal.timeout) is named here, because the
- * exception's numeric `code` hides its TimeoutError name from http.ts.
+ * One line for a failed request. src/http.ts names most causes; two reach it unnamed and are
+ * named here: a timeout raised as a DOMException (ctx's deadline or AbortSignal.timeout), whose
+ * numeric `code` hides its TimeoutError name, and undici's HTTPParserError, which has no HPE_ code.
  */
 function describeError(err: unknown, host: string, timeoutMs: number): string {
   const cause = err instanceof HttpError ? (err.cause as { name?: unknown } | undefined) : undefined;
   if (cause?.name === 'TimeoutError') return `no complete answer from ${host} within ${timeoutMs} ms`;
+  if (cause?.name === 'HTTPParserError') return `not an HTTP server on ${host} (invalid response bytes)`;
   return maskCredentials(err instanceof Error ? err.message : String(err));
 }
