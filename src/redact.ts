@@ -6,15 +6,18 @@ export const MASK = '***';
 
 // scheme://user:password@host and scheme://token@host (userinfo of URLs and DSNs).
 const URL_USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)([^\s/@:'"]*)(?::([^\s/@'"]*))?@/gi;
+const TOKEN_SCHEMES = /^(https?|wss?):\/\/$/i;
 // key=value pairs of libpq DSNs and query strings: password=..., apikey=..., token=...
 const SECRET_PAIR = /\b(password|passwd|pwd|secret|token|api[-_]?key|access[-_]?token)=([^\s&;'"]+)/gi;
 
 /** Mask the credentials found inside URLs, DSNs and key=value pairs of a string. */
 export function maskCredentials(text: string): string {
   return text
-    .replace(URL_USERINFO, (_m, scheme: string, user: string, pass: string | undefined) =>
-      pass === undefined ? `${scheme}${MASK}@` : `${scheme}${user}:${MASK}@`,
-    )
+    .replace(URL_USERINFO, (match, scheme: string, user: string, pass: string | undefined) => {
+      if (pass !== undefined) return `${scheme}${user}:${MASK}@`;
+      // A lone user name is a token in http(s)://token@host, but only a role in a DSN.
+      return TOKEN_SCHEMES.test(scheme) ? `${scheme}${MASK}@` : match;
+    })
     .replace(SECRET_PAIR, (_m, key: string) => `${key}=${MASK}`);
 }
 
@@ -35,7 +38,7 @@ export class Redactor {
     try {
       const u = new URL(url);
       this.add(decodeURIComponent(u.password));
-      if (!u.password) this.add(decodeURIComponent(u.username));
+      if (!u.password && TOKEN_SCHEMES.test(`${u.protocol}//`)) this.add(decodeURIComponent(u.username));
       for (const [k, v] of u.searchParams) if (SECRET_PAIR.test(`${k}=x`)) this.add(v);
       SECRET_PAIR.lastIndex = 0;
     } catch {

@@ -1,0 +1,343 @@
+// `health`: the body-aware verdict for /health, /healthz, /readyz and friends. A 200 is never
+// enough: SomaStack's health routes answer 200 with bodies that say degraded or down.
+//
+// Without `variants` the check fetches `url` and judges the body by the generic rules below.
+// With `variants` (one probe per generation of a service, supplied by the stack model) it either
+// uses the named `generation`, or, for `auto`, sends the `detect` probes and takes the first
+// generation whose answer matches, then reports which one it found.
+import { z } from 'zod';
+import { defineCheck, type CheckOutcome, type Status } from '../src/check.js';
+import { fetchHttp, HttpError, type HttpResponse } from '../src/http.js';
+import { maskCredentials } from '../src/redact.js';
+
+const WORDS: Record<string, Exclude<Status, 'skip'>> = {
+  ok: 'pass', healthy: 'pass', ready: 'pass', up: 'pass', pass: 'pass', passed: 'pass',
+  green: 'pass', alive: 'pass', live: 'pass', serving: 'pass',
+  degraded: 'warn', warn: 'warn', warning: 'warn', yellow: 'warn', partial: 'warn',
+  down: 'fail', critical: 'fail', unhealthy: 'fail', not_ready: 'fail', fail: 'fail',
+  failed: 'fail', error: 'fail', red: 'fail', unavailable: 'fail', dead: 'fail',
+};
+
+const probe = z
+  .object({
+    /** Resolved against `url`; empty means `url` itself. */
+    path: z.string().default(''),
+    /** Send the bearer token with this probe. */
+    auth: z.boolean().default(true),
+    expectStatus: z.array(z.number().int()).default([200]),
+    /** What a status code means for this service, e.g. 403 on SomaBrain gen1: OPA is down. */
+    statusMeaning: z.record(z.string(), z.string()).default({}),
+    /** The JSON path of the overall status word. */
+    statusField: z.string().default('status'),
+    /** Top-level fields not to judge (SomaBrain gen1's `ok` and `ready` are always false). */
+    ignore: z.array(z.string()).default([]),
+    /** Booleans that fail when false, with what that means: { memory_ok: "..." }. */
+    require: z.record(z.string(), z.string()).default({}),
+    /** Booleans that warn when false. */
+    warnIfFalse: z.record(z.string(), z.string()).default({}),
+    /** Meanings of the keys of a boolean component map (SFM's kv_store, vector_store...). */
+    componentMeaning: z.record(z.string(), z.string()).default({}),
+    /** Where component maps or lists live. */
+    componentPaths: z
+      .array(z.string())
+      .default(['components', 'infrastructure', 'internal_services', 'services', 'checks']),
+  })
+  .strict();
+type Probe = z.infer<typeof probe>;
+
+const detectRule = z
+  .object({
+    generation: z.string(),
+    path: z.string(),
+    auth: z.boolean().default(false),
+    status: z.array(z.number().int()),
+    /** The JSON body must have at least one of these top-level keys. */
+    anyKey: z.array(z.string()).optional(),
+  })
+  .strict();
+
+const options = z
+  .object({
+    url: z.url({ protocol: /^https?$/ }),
+    token: z.string().optional(),
+    headers: z.record(z.string(), z.string()).default({}),
+    tls: z.object({ caFile: z.string().optional(), insecure: z.boolean().default(false) }).optional(),
+    maxLatencyMs: z.number().positive().optional(),
+    generation: z.string().optional(),
+    variants: z.record(z.string(), probe).optional(),
+    detect: z.array(detectRule).default([]),
+  })
+  .strict()
+  .superRefine((o, ctx) => {
+    if (!o.variants) return;
+    const known = Object.keys(o.variants);
+    const gen = o.generation ?? 'auto';
+    if (gen !== 'auto' && !known.includes(gen))
+      ctx.addIssue({ code: 'custom', path: ['generation'], message: `expected auto or ${known.join(', ')}` });
+    if (gen === 'auto' && o.detect.length === 0)
+      ctx.addIssue({ code: 'custom', path: ['detect'], message: 'auto needs detect rules' });
+  });
+type Options = z.infer<typeof options>;
+
+export default defineCheck<Options>({
+  kind: 'health',
+  options,
+  target: (o) => maskCredentials(o.variants ? o.url : o.url),
+  async run(o, ctx) {
+    // One fetch per distinct request: detection and judging often ask the same route.
+    const fetched = new Map<string, Promise<HttpResponse>>();
+    const get = (path: string, auth: boolean) => {
+      const url = path ? new URL(path, o.url).href : o.url;
+      const key = `${auth && o.token ? 'auth ' : ''}${url}`;
+      let pending = fetched.get(key);
+      if (!pending) {
+        const headers: Record<string, string> = { accept: 'application/json', ...o.headers };
+        if (auth && o.token) headers.authorization = `Bearer ${o.token}`;
+        pending = fetchHttp({ url, headers, timeoutMs: ctx.timeoutMs, signal: ctx.signal, tls: o.tls });
+        pending.catch(() => {}); // awaited below; a detection probe may go unused
+        fetched.set(key, pending);
+      }
+      return pending;
+    };
+
+    let generation = o.generation;
+    let chosen: Probe = probe.parse({});
+    if (o.variants) {
+      if (!generation || generation === 'auto') {
+        const found = await detect(o, get);
+        if ('outcome' in found) return found.outcome;
+        generation = found.generation;
+      }
+      chosen = o.variants[generation]!;
+    }
+    const path = chosen.path;
+    let res: HttpResponse;
+    try {
+      res = await get(path, chosen.auth);
+    } catch (err) {
+      return { status: 'fail', message: failureMessage(err), details: generation ? { generation } : {} };
+    }
+    const outcome = judge(res, chosen, path || new URL(o.url).pathname);
+    const details: Record<string, unknown> = { httpStatus: res.status, latencyMs: round(res.timings.totalMs), ...outcome.details };
+    if (generation) details.generation = generation;
+    let { status, message } = outcome;
+    if (o.maxLatencyMs && res.timings.totalMs > o.maxLatencyMs && status === 'pass') {
+      status = 'warn';
+      message = `${message}; answered in ${round(res.timings.totalMs)} ms, over ${o.maxLatencyMs} ms`;
+    }
+    const detected = o.generation === 'auto' || (o.variants && !o.generation) ? ` (detected ${generation})` : generation ? ` (${generation})` : '';
+    return { status, message: `${message}${detected}`, details };
+  },
+});
+
+type Get = (path: string, auth: boolean) => Promise<HttpResponse>;
+
+/** Send the detection probes concurrently; the first rule (in order) that matches wins. */
+async function detect(o: Options, get: Get): Promise<{ generation: string } | { outcome: CheckOutcome }> {
+  const answers = await Promise.allSettled(o.detect.map((rule) => get(rule.path, rule.auth)));
+  for (const [i, rule] of o.detect.entries()) {
+    const answer = answers[i]!;
+    if (answer.status !== 'fulfilled') continue;
+    const res = answer.value;
+    const body = res.json;
+    const keysOk =
+      !rule.anyKey ||
+      (isObject(body) && rule.anyKey.some((k) => Object.prototype.hasOwnProperty.call(body, k)));
+    if (rule.status.includes(res.status) && keysOk) return { generation: rule.generation };
+  }
+  const failure = answers.find((a) => a.status === 'rejected');
+  if (failure && answers.every((a) => a.status === 'rejected')) {
+    return { outcome: { status: 'fail', message: failureMessage((failure as PromiseRejectedResult).reason) } };
+  }
+  const seen = o.detect
+    .map((rule, i) => {
+      const a = answers[i]!;
+      return `${rule.path} ${a.status === 'fulfilled' ? a.value.status : 'no answer'}`;
+    })
+    .filter((v, i, all) => all.indexOf(v) === i)
+    .join(', ');
+  return {
+    outcome: {
+      status: 'fail',
+      message: `cannot tell the generation: ${seen}; set generation: gen1 or gen2`,
+    },
+  };
+}
+
+function failureMessage(err: unknown): string {
+  return err instanceof HttpError ? err.message : `request failed: ${(err as Error)?.message ?? err}`;
+}
+
+interface Verdict {
+  status: Exclude<Status, 'skip'>;
+  message: string;
+  details: Record<string, unknown>;
+}
+
+const RANK = { pass: 0, warn: 1, fail: 2 } as const;
+const worse = (a: Verdict['status'], b: Verdict['status']) => (RANK[a] >= RANK[b] ? a : b);
+
+/** Judge one answer: status code, then the body's own words, booleans and components. */
+export function judge(res: HttpResponse, p: Probe, path: string): Verdict {
+  const body = res.json;
+  if (!p.expectStatus.includes(res.status)) {
+    const meaning = p.statusMeaning[String(res.status)];
+    const said = isObject(body) && typeof body.detail === 'string' ? `: ${body.detail}` : '';
+    return {
+      status: 'fail',
+      message: `HTTP ${res.status} from ${path}${meaning ? ` (${meaning})` : said}`,
+      details: isObject(body) ? { body: summarize(body) } : {},
+    };
+  }
+  if (!isObject(body)) return judgeText(res.text, path);
+
+  let status: Verdict['status'] = 'pass';
+  const problems: string[] = [];
+  const notes: string[] = [];
+  let judged = false;
+  const details: Record<string, unknown> = {};
+  const ignored = new Set(p.ignore);
+  const flag = (s: Verdict['status'], text: string) => {
+    status = worse(status, s);
+    if (s !== 'pass') problems.push(text);
+  };
+
+  const word = getPath(body, p.statusField);
+  if (typeof word === 'string' && !ignored.has(p.statusField)) {
+    judged = true;
+    details.status = word;
+    const verdict = WORDS[word.toLowerCase()];
+    if (verdict) flag(verdict, `status ${word}`);
+    else flag('warn', `unknown status word "${word}"`);
+  }
+  for (const key of ['healthy', 'ready', 'ok'] as const) {
+    if (typeof body[key] === 'boolean' && !ignored.has(key) && !(key in p.require)) {
+      judged = true;
+      if (body[key] === false) flag('fail', `${key} is false`);
+    }
+  }
+  for (const [key, meaning] of Object.entries(p.require)) {
+    const v = getPath(body, key);
+    if (typeof v === 'boolean') {
+      judged = true;
+      if (!v) flag('fail', `${key} is false: ${meaning}`);
+    }
+  }
+  for (const [key, meaning] of Object.entries(p.warnIfFalse)) {
+    const v = getPath(body, key);
+    if (v === false) flag('warn', `${key} is false: ${meaning}`);
+  }
+
+  // A body made only of booleans is a component map (SFM: kv_store, vector_store, graph_store).
+  const entries = Object.entries(body).filter(([k]) => !ignored.has(k));
+  if (entries.length > 0 && entries.every(([, v]) => typeof v === 'boolean')) {
+    judged = true;
+    details.components = Object.fromEntries(entries);
+    for (const [k, v] of entries) {
+      if (v === false) flag('fail', `${k} is false${p.componentMeaning[k] ? `: ${p.componentMeaning[k]}` : ''}`);
+    }
+  }
+
+  const components: Record<string, Record<string, unknown>> = {};
+  for (const path of p.componentPaths) {
+    if (ignored.has(path)) continue;
+    for (const c of componentsAt(getPath(body, path))) {
+      judged = true;
+      components[c.name] = c.summary;
+      if (c.verdict !== 'pass') flag(c.verdict, `${c.name} ${c.word}`);
+      else if (c.word && !WORDS[c.word.toLowerCase()]) notes.push(`${c.name} ${c.word}`);
+    }
+  }
+  if (Object.keys(components).length) details.components = components;
+
+  if (!judged) {
+    return {
+      status: 'warn',
+      message: `HTTP ${res.status} from ${path}, but the body says nothing about health`,
+      details: { body: summarize(body) },
+    };
+  }
+  const count = Object.keys(details.components ?? {}).length;
+  const summary =
+    status === 'pass'
+      ? `${typeof word === 'string' ? word : 'healthy'}${count ? `: ${count} components ok` : ''}`
+      : problems.join('; ');
+  return { status, message: summary, details };
+}
+
+function judgeText(text: string, path: string): Verdict {
+  const words = text.toLowerCase().match(/[a-z_]+/g) ?? [];
+  const verdicts = words.map((w) => WORDS[w]).filter((v): v is Verdict['status'] => !!v);
+  const snippet = text.trim().slice(0, 80);
+  if (verdicts.length === 0)
+    return { status: 'warn', message: `body of ${path} is not JSON and says nothing about health`, details: { body: snippet } };
+  const status = verdicts.reduce(worse, 'pass');
+  return { status, message: `"${snippet}"`, details: { body: snippet } };
+}
+
+interface Component {
+  name: string;
+  word: string;
+  verdict: Verdict['status'];
+  summary: Record<string, unknown>;
+}
+
+/** Components as a map { name: {status...} } or a list [{ name, status... }]. */
+function componentsAt(value: unknown): Component[] {
+  const list: Array<[string, unknown]> = Array.isArray(value)
+    ? value.map((v, i) => [isObject(v) && typeof v.name === 'string' ? v.name : `#${i}`, v])
+    : isObject(value)
+      ? Object.entries(value)
+      : [];
+  const out: Component[] = [];
+  for (const [name, raw] of list) {
+    if (typeof raw === 'boolean') {
+      out.push({ name, word: raw ? 'ok' : 'false', verdict: raw ? 'pass' : 'fail', summary: { ok: raw } });
+      continue;
+    }
+    if (!isObject(raw)) continue;
+    let verdict: Verdict['status'] = 'pass';
+    let word = '';
+    if (typeof raw.status === 'string') {
+      word = raw.status;
+      verdict = WORDS[raw.status.toLowerCase()] ?? 'warn';
+    }
+    for (const key of ['healthy', 'ok', 'http', 'ready']) {
+      if (raw[key] === false) {
+        verdict = 'fail';
+        word ||= `${key}=false`;
+      }
+    }
+    if (!word && !['healthy', 'ok', 'http', 'ready'].some((k) => typeof raw[k] === 'boolean')) continue;
+    const latency = raw.latency_ms ?? raw.response_time_ms ?? raw.latencyMs;
+    const summary: Record<string, unknown> = { status: word || 'ok' };
+    if (typeof latency === 'number') summary.latencyMs = latency;
+    const said = raw.detail ?? raw.message ?? raw.error;
+    if (typeof said === 'string' && said) {
+      summary.detail = said.slice(0, 200);
+      if (verdict !== 'pass') word = `${word || 'failing'} (${said.slice(0, 120)})`;
+    }
+    out.push({ name, word: word || 'ok', verdict, summary });
+  }
+  return out;
+}
+
+function getPath(body: Record<string, unknown>, path: string): unknown {
+  let cur: unknown = body;
+  for (const part of path.split('.')) {
+    if (!isObject(cur)) return undefined;
+    cur = cur[part];
+  }
+  return cur;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function summarize(body: Record<string, unknown>): string {
+  const text = JSON.stringify(body);
+  return text.length > 300 ? `${text.slice(0, 300)}…` : text;
+}
+
+const round = (ms: number) => Math.round(ms * 10) / 10;

@@ -1,0 +1,93 @@
+// Conditions on a response body: a JSON path and one comparison. Kept apart from the HTTP client
+// (which only fetches) and from the kinds that use them.
+import { z } from 'zod';
+
+export const condition = z
+  .object({
+    /** `$.status`, `components.redis.status`, `services[0].name`; `$` is the whole body. */
+    path: z.string().default('$'),
+    equals: z.unknown().optional(),
+    oneOf: z.array(z.unknown()).optional(),
+    exists: z.boolean().optional(),
+    gt: z.number().optional(),
+    gte: z.number().optional(),
+    lt: z.number().optional(),
+    lte: z.number().optional(),
+    /** A regular expression the value (or the raw body, for `$`) must match. */
+    matches: z.string().optional(),
+  })
+  .strict()
+  .refine(
+    (c) => ['equals', 'oneOf', 'exists', 'gt', 'gte', 'lt', 'lte', 'matches'].some((k) => k in c),
+    'a condition needs one of equals, oneOf, exists, gt, gte, lt, lte, matches',
+  )
+  .refine((c) => c.matches === undefined || isRegex(c.matches), 'matches: not a valid regular expression');
+export type Condition = z.infer<typeof condition>;
+
+export interface ConditionResult {
+  ok: boolean;
+  /** What was expected and what was found, for the report. */
+  description: string;
+}
+
+const MISSING = Symbol('missing');
+
+export function evaluateCondition(c: Condition, json: unknown, rawBody: string): ConditionResult {
+  const found = c.path === '$' ? (json === undefined ? rawBody : json) : getJsonPath(json, c.path);
+  const shown = found === MISSING ? 'missing' : JSON.stringify(found);
+  const fail = (expected: string): ConditionResult => ({
+    ok: false,
+    description: `${c.path} is ${shown}, expected ${expected}`,
+  });
+  if (c.exists !== undefined && (found !== MISSING) !== c.exists)
+    return fail(c.exists ? 'to exist' : 'to be absent');
+  if (c.equals !== undefined && !deepEqual(found, c.equals)) return fail(JSON.stringify(c.equals));
+  if (c.oneOf && !c.oneOf.some((v) => deepEqual(found, v)))
+    return fail(`one of ${JSON.stringify(c.oneOf)}`);
+  for (const [op, bound] of [['gt', c.gt], ['gte', c.gte], ['lt', c.lt], ['lte', c.lte]] as const) {
+    if (bound === undefined) continue;
+    if (typeof found !== 'number') return fail(`a number ${op} ${bound}`);
+    const ok = op === 'gt' ? found > bound : op === 'gte' ? found >= bound : op === 'lt' ? found < bound : found <= bound;
+    if (!ok) return fail(`${op} ${bound}`);
+  }
+  if (c.matches !== undefined) {
+    const text = typeof found === 'string' ? found : found === MISSING ? '' : JSON.stringify(found);
+    if (!new RegExp(c.matches).test(text)) return fail(`to match /${c.matches}/`);
+  }
+  return { ok: true, description: `${c.path} ok` };
+}
+
+/** `a.b[0].c`, `$.a.b.0.c`: object keys and array indexes. */
+export function getJsonPath(value: unknown, path: string): unknown {
+  const parts = path
+    .replace(/^\$\.?/, '')
+    .split(/\.|\[(\d+)\]/)
+    .filter((p) => p !== undefined && p !== '');
+  let cur: unknown = value;
+  for (const part of parts) {
+    if (Array.isArray(cur) && /^\d+$/.test(part)) cur = cur[Number(part)];
+    else if (cur && typeof cur === 'object' && Object.prototype.hasOwnProperty.call(cur, part))
+      cur = (cur as Record<string, unknown>)[part];
+    else return MISSING;
+    if (cur === undefined) return MISSING;
+  }
+  return cur;
+}
+
+function deepEqual(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  const ka = Object.keys(a);
+  const kb = Object.keys(b);
+  return ka.length === kb.length && ka.every((k) => deepEqual((a as never)[k], (b as never)[k]));
+}
+
+function isRegex(text: string): boolean {
+  try {
+    new RegExp(text);
+    return true;
+  } catch {
+    return false;
+  }
+}

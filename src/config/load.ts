@@ -1,0 +1,64 @@
+// Finds, parses, interpolates and validates the configuration file.
+import { readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { extname, resolve } from 'node:path';
+import { interpolate } from './interpolate.js';
+import { ConfigError, validate } from './issues.js';
+import type { Env } from './secrets.js';
+import type { ConfigFile } from './schema.js';
+
+export const CONFIG_NAMES = [
+  'soma-verify.config.yaml',
+  'soma-verify.config.yml',
+  'soma-verify.config.json',
+];
+
+export interface LoadedConfig {
+  path: string;
+  config: ConfigFile;
+  /** Values substituted from variables: the redactor learns them. */
+  substituted: string[];
+}
+
+/** The file named by --config, else the first conventional name in the working directory. */
+export function findConfigFile(cwd: string, explicit?: string): string | undefined {
+  if (explicit) return resolve(cwd, explicit);
+  return CONFIG_NAMES.map((name) => resolve(cwd, name)).find((path) => existsSync(path));
+}
+
+export async function loadConfig(path: string, env: Env): Promise<LoadedConfig> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new ConfigError([
+      code === 'ENOENT' ? `${path}: no such config file` : `${path}: cannot read (${code})`,
+    ]);
+  }
+  const parsed = await parse(path, text);
+  const { value, errors, substituted } = interpolate(parsed, env);
+  if (errors.length) throw new ConfigError(errors);
+  const { configFile } = await import('./schema.js');
+  const config = await validate(configFile, value, '');
+  return { path, config, substituted };
+}
+
+async function parse(path: string, text: string): Promise<unknown> {
+  if (!text.trim()) throw new ConfigError([`${path}: the file is empty`]);
+  if (extname(path) === '.json') {
+    try {
+      return JSON.parse(text);
+    } catch (err) {
+      throw new ConfigError([`${path}: not valid JSON: ${(err as Error).message}`]);
+    }
+  }
+  const YAML = await import('yaml');
+  const doc = YAML.parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length) {
+    throw new ConfigError(
+      doc.errors.map((e) => `${path}: line ${e.linePos?.[0]?.line ?? '?'}: ${e.message.split('\n')[0]}`),
+    );
+  }
+  return doc.toJS();
+}

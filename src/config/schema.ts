@@ -1,0 +1,84 @@
+// The shape of soma-verify.config.yaml / .json. Store services and custom checks carry the
+// options of their check kind, which that kind's own schema validates at plan time.
+import { z } from 'zod';
+import { parseDuration } from './duration.js';
+
+/** 500, "500ms", "5s", "1.5m": milliseconds. */
+export const duration = z.union([z.number().positive(), z.string()]).transform((value, ctx) => {
+  const ms = parseDuration(value);
+  if (ms === undefined) {
+    ctx.addIssue({ code: 'custom', message: 'expected a duration like 500ms, 5s or 1m' });
+    return z.NEVER;
+  }
+  return ms;
+});
+
+export const tlsOptions = z
+  .object({ caFile: z.string().optional(), insecure: z.boolean().default(false) })
+  .strict();
+
+const httpUrl = z.url({ protocol: /^https?$/, error: 'not an http(s) URL' });
+
+/** SomaBrain, SomaFractalMemory and the SomaAgent01 gateway. */
+export const httpService = z
+  .object({
+    url: httpUrl,
+    token: z.string().optional(),
+    generation: z.enum(['gen1', 'gen2', 'auto']).default('auto'),
+    timeout: duration.optional(),
+    metrics: z.boolean().default(true),
+    tls: tlsOptions.optional(),
+  })
+  .strict();
+
+/** Postgres, Redis, Kafka, Qdrant, OPA: the options of their check kind, plus a timeout. */
+export const storeService = z.looseObject({ timeout: duration.optional() });
+
+export const customCheck = z.looseObject({
+  id: z.string().regex(/^[A-Za-z0-9_.:/-]+$/, 'ids use letters, digits and . _ : / -'),
+  kind: z.string().min(1),
+  service: z.string().optional(),
+  dependsOn: z.array(z.string()).optional(),
+  timeout: duration.optional(),
+});
+
+export const environment = z
+  .object({
+    services: z
+      .object({
+        somabrain: httpService.optional(),
+        sfm: httpService.optional(),
+        gateway: httpService.optional(),
+        postgres: storeService.optional(),
+        redis: storeService.optional(),
+        kafka: storeService.optional(),
+        qdrant: storeService.optional(),
+        opa: storeService.optional(),
+      })
+      .strict()
+      .default({}),
+    checks: z.array(customCheck).default([]),
+  })
+  .strict();
+
+export const configFile = z
+  .object({
+    plugins: z.array(z.string()).default([]),
+    defaults: z
+      .object({
+        timeout: duration.optional(),
+        deadline: duration.optional(),
+        concurrency: z.number().int().positive().optional(),
+      })
+      .strict()
+      .default({}),
+    environments: z.record(z.string(), environment),
+  })
+  .strict();
+
+export type HttpServiceConfig = z.infer<typeof httpService>;
+export type StoreServiceConfig = z.infer<typeof storeService>;
+export type CustomCheckConfig = z.infer<typeof customCheck>;
+export type EnvironmentConfig = z.infer<typeof environment>;
+export type ConfigFile = z.infer<typeof configFile>;
+export type ServiceName = keyof EnvironmentConfig['services'];

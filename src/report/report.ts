@@ -1,0 +1,37 @@
+// The report every format renders: the documented, versioned JSON shape (README, "JSON report").
+import type { CheckResult, Status } from '../check.js';
+
+export const SCHEMA_VERSION = 1;
+
+export interface Report {
+  schemaVersion: typeof SCHEMA_VERSION;
+  env: string;
+  /** fail if any check failed; warn if any warned (fail under --strict); else pass. */
+  status: 'pass' | 'warn' | 'fail';
+  startedAt: string;
+  durationMs: number;
+  checks: CheckResult[];
+  summary: Record<Status, number>;
+}
+
+export function buildReport(env: string, startedAt: Date, durationMs: number, checks: CheckResult[], strict: boolean): Report {
+  const summary = { pass: 0, warn: 0, fail: 0, skip: 0 };
+  for (const c of checks) summary[c.status]++;
+  const status = summary.fail > 0 || (strict && summary.warn > 0) ? 'fail' : summary.warn > 0 ? 'warn' : 'pass';
+  return {
+    schemaVersion: SCHEMA_VERSION,
+    env,
+    status,
+    startedAt: startedAt.toISOString(),
+    durationMs: Math.round(durationMs),
+    checks,
+    summary,
+  };
+}
+
+export interface RenderOptions {
+  color: boolean;
+  strict: boolean;
+}
+
+export type Renderer = (report: Report, options: RenderOptions) => string;

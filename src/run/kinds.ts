@@ -1,0 +1,80 @@
+// Where check kinds come from: the built-in ones in checks/ (imported only when a plan uses
+// them, so start-up stays fast) and the user's plugins named in the config.
+import { pathToFileURL } from 'node:url';
+import { resolve } from 'node:path';
+import type { CheckKind } from '../check.js';
+import { ConfigError } from '../config/issues.js';
+
+type Loader = () => Promise<{ default: CheckKind }>;
+
+const BUILT_IN: Record<string, Loader> = {
+  http: () => import('../../checks/http.js'),
+  health: () => import('../../checks/health.js'),
+  metrics: () => import('../../checks/metrics.js'),
+  tcp: () => import('../../checks/tcp.js'),
+  postgres: () => import('../../checks/postgres.js'),
+  redis: () => import('../../checks/redis.js'),
+  kafka: () => import('../../checks/kafka.js'),
+  qdrant: () => import('../../checks/qdrant.js'),
+  opa: () => import('../../checks/opa.js'),
+};
+
+export class KindRegistry {
+  private readonly loaded = new Map<string, Promise<CheckKind>>();
+
+  private constructor(private readonly plugins: Map<string, CheckKind>) {}
+
+  /** Load the plugins named in the config, relative to the config file's folder. */
+  static async create(pluginPaths: string[], baseDir: string): Promise<KindRegistry> {
+    const plugins = new Map<string, CheckKind>();
+    for (const [i, path] of pluginPaths.entries()) {
+      const where = `plugins[${i}]`;
+      let mod: { default?: unknown };
+      try {
+        mod = await import(pathToFileURL(resolve(baseDir, path)).href);
+      } catch (err) {
+        throw new ConfigError([`${where}: cannot load ${path}: ${(err as Error).message.split('\n')[0]}`]);
+      }
+      const kind = mod.default;
+      const problem = describeShapeProblem(kind);
+      if (problem) throw new ConfigError([`${where}: ${path} ${problem}`]);
+      const checkKind = kind as CheckKind;
+      if (plugins.has(checkKind.kind)) throw new ConfigError([`${where}: kind "${checkKind.kind}" is defined twice`]);
+      plugins.set(checkKind.kind, checkKind);
+    }
+    return new KindRegistry(plugins);
+  }
+
+  names(): string[] {
+    return [...Object.keys(BUILT_IN), ...this.plugins.keys()];
+  }
+
+  has(name: string): boolean {
+    return this.plugins.has(name) || name in BUILT_IN;
+  }
+
+  get(name: string): Promise<CheckKind> {
+    const plugin = this.plugins.get(name);
+    if (plugin) return Promise.resolve(plugin);
+    const load = BUILT_IN[name];
+    if (!load) return Promise.reject(new Error(`unknown check kind "${name}"`));
+    let pending = this.loaded.get(name);
+    if (!pending) {
+      pending = load().then((m) => m.default);
+      this.loaded.set(name, pending);
+    }
+    return pending;
+  }
+}
+
+/** A plugin must export by default { kind, options (a Standard Schema), target, run }. */
+function describeShapeProblem(kind: unknown): string | undefined {
+  if (!kind || typeof kind !== 'object') return 'has no default export of a check kind';
+  const k = kind as Record<string, unknown>;
+  if (typeof k.kind !== 'string' || !k.kind) return 'default export lacks a string `kind`';
+  if (!k.options || typeof k.options !== 'object' || !('~standard' in k.options))
+    return 'default export lacks `options`, a Standard Schema (zod, valibot, ...)';
+  if (typeof k.run !== 'function') return 'default export lacks a `run(options, context)` function';
+  if (typeof k.target !== 'function') return 'default export lacks a `target(options)` function';
+  return undefined;
+}

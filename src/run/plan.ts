@@ -1,0 +1,99 @@
+// From check specs to a plan: each spec's kind found and its options validated, ids unique,
+// dependencies known and acyclic, then narrowed by --only / --skip.
+import picomatch from 'picomatch';
+import type { CheckKind } from '../check.js';
+import { ConfigError, formatIssues } from '../config/issues.js';
+import type { CheckSpec } from '../stack/index.js';
+import type { KindRegistry } from './kinds.js';
+
+export interface PlannedCheck {
+  id: string;
+  kind: CheckKind;
+  service?: string;
+  options: unknown;
+  /** Where it looks, before redaction. */
+  target: string;
+  timeoutMs: number;
+  dependsOn: string[];
+}
+
+export async function buildPlan(
+  specs: CheckSpec[],
+  kinds: KindRegistry,
+  defaultTimeoutMs: number,
+): Promise<PlannedCheck[]> {
+  const problems: string[] = [];
+  const seen = new Map<string, string>();
+  const plan: PlannedCheck[] = [];
+  for (const spec of specs) {
+    const earlier = seen.get(spec.id);
+    if (earlier) problems.push(`${spec.source}.id: "${spec.id}" is already used by ${earlier}`);
+    seen.set(spec.id, spec.source);
+    if (!kinds.has(spec.kind)) {
+      problems.push(`${spec.source}.kind: unknown check kind "${spec.kind}" (known: ${kinds.names().join(', ')})`);
+      continue;
+    }
+    const kind = await kinds.get(spec.kind);
+    const result = await kind.options['~standard'].validate(spec.options);
+    if (result.issues) {
+      problems.push(...formatIssues(spec.source, result.issues));
+      continue;
+    }
+    plan.push({
+      id: spec.id,
+      kind,
+      service: spec.service,
+      options: result.value,
+      target: kind.target(result.value),
+      timeoutMs: spec.timeoutMs ?? defaultTimeoutMs,
+      dependsOn: spec.dependsOn ?? [],
+    });
+  }
+  for (const check of plan) {
+    for (const dep of check.dependsOn) {
+      if (!seen.has(dep)) problems.push(`${sourceOf(specs, check.id)}.dependsOn: unknown check "${dep}"`);
+    }
+  }
+  const cycle = findCycle(plan);
+  if (cycle) problems.push(`dependsOn forms a cycle: ${cycle.join(' -> ')}`);
+  if (problems.length) throw new ConfigError(problems);
+  return plan;
+}
+
+/** Keep the checks whose id matches --only (if any) and not --skip; drop dangling dependencies. */
+export function selectChecks(plan: PlannedCheck[], only: string[], skip: string[]): PlannedCheck[] {
+  const matches = (patterns: string[]) => (patterns.length ? picomatch(patterns) : () => false);
+  const isOnly = matches(only);
+  const isSkipped = matches(skip);
+  const kept = plan.filter((c) => (only.length === 0 || isOnly(c.id)) && !isSkipped(c.id));
+  const ids = new Set(kept.map((c) => c.id));
+  return kept.map((c) => ({ ...c, dependsOn: c.dependsOn.filter((d) => ids.has(d)) }));
+}
+
+function sourceOf(specs: CheckSpec[], id: string): string {
+  return specs.find((s) => s.id === id)?.source ?? id;
+}
+
+function findCycle(plan: PlannedCheck[]): string[] | undefined {
+  const deps = new Map(plan.map((c) => [c.id, c.dependsOn]));
+  const state = new Map<string, 'visiting' | 'done'>();
+  const stack: string[] = [];
+  const visit = (id: string): string[] | undefined => {
+    if (state.get(id) === 'done') return undefined;
+    if (state.get(id) === 'visiting') return [...stack.slice(stack.indexOf(id)), id];
+    state.set(id, 'visiting');
+    stack.push(id);
+    for (const dep of deps.get(id) ?? []) {
+      const cycle = visit(dep);
+      if (cycle) return cycle;
+    }
+    stack.pop();
+    state.set(id, 'done');
+    return undefined;
+  };
+  for (const id of deps.keys()) {
+    const cycle = visit(id);
+    if (cycle) return cycle;
+  }
+  return undefined;
+}

@@ -1,0 +1,130 @@
+// Runs a plan: checks concurrently up to a limit, each under its own timeout and the global
+// deadline, in dependency order; a check whose dependency failed is skipped as blocked, so the
+// root cause stands out. Hand-written rather than p-limit: the pool must also wait on
+// dependencies and hand each check its dependencies' results.
+import type { CheckContext, CheckOutcome, CheckResult } from '../check.js';
+import type { PlannedCheck } from './plan.js';
+
+export interface RunOptions {
+  concurrency: number;
+  /** Milliseconds from the start after which nothing more runs and running checks are cut. */
+  deadlineMs: number;
+  /** Aborted on Ctrl-C: running checks stop, the rest are skipped. */
+  signal?: AbortSignal;
+  onResult?: (result: CheckResult) => void;
+  log?: (message: string) => void;
+}
+
+export async function runPlan(plan: PlannedCheck[], opts: RunOptions): Promise<CheckResult[]> {
+  const results = new Map<string, CheckResult>();
+  const waiting = [...plan];
+  const deadline = performance.now() + opts.deadlineMs;
+  const globalDeadline = AbortSignal.timeout(Math.max(1, opts.deadlineMs));
+  const stop = opts.signal ? AbortSignal.any([opts.signal, globalDeadline]) : globalDeadline;
+  let running = 0;
+
+  return new Promise((resolveAll) => {
+    const finish = (result: CheckResult) => {
+      results.set(result.id, result);
+      opts.onResult?.(result);
+    };
+    const pump = () => {
+      for (let i = 0; i < waiting.length; ) {
+        const check = waiting[i]!;
+        const deps = check.dependsOn.map((d) => results.get(d));
+        if (deps.some((d) => d === undefined)) {
+          i++;
+          continue;
+        }
+        const blocker = deps.find((d) => d!.status === 'fail' || d!.status === 'skip');
+        if (blocker) {
+          waiting.splice(i, 1);
+          finish(resultOf(check, { status: 'skip', message: `blocked by ${blocker.id}` }, 0));
+          continue;
+        }
+        if (stop.aborted) {
+          waiting.splice(i, 1);
+          const why = opts.signal?.aborted
+            ? { status: 'skip' as const, message: 'interrupted before it started' }
+            : { status: 'fail' as const, message: `not run: the global deadline of ${opts.deadlineMs} ms passed` };
+          finish(resultOf(check, why, 0));
+          continue;
+        }
+        if (running >= opts.concurrency) break;
+        waiting.splice(i, 1);
+        running++;
+        const dependencies = new Map(check.dependsOn.map((d) => [d, results.get(d)!]));
+        runOne(check, dependencies, deadline, stop, opts).then((result) => {
+          running--;
+          finish(result);
+          pump();
+        });
+      }
+      if (running === 0 && waiting.length === 0) {
+        resolveAll(plan.map((c) => results.get(c.id)!));
+      }
+    };
+    pump();
+  });
+}
+
+async function runOne(
+  check: PlannedCheck,
+  dependencies: Map<string, CheckResult>,
+  deadline: number,
+  stop: AbortSignal,
+  opts: RunOptions,
+): Promise<CheckResult> {
+  const timeoutMs = Math.max(1, Math.min(check.timeoutMs, Math.floor(deadline - performance.now())));
+  const timedOut = AbortSignal.timeout(timeoutMs);
+  const signal = AbortSignal.any([stop, timedOut]);
+  const ctx: CheckContext = {
+    signal,
+    timeoutMs,
+    dependencies,
+    log: (message) => opts.log?.(`${check.id}: ${message}`),
+  };
+  const started = performance.now();
+  // A check that ignores its signal still ends at its timeout: the race settles it, and the
+  // process exit that follows the report reclaims whatever it left running.
+  let onAbort = () => {};
+  const aborted = new Promise<CheckOutcome>((resolve) => {
+    onAbort = () => {
+      const interrupted = opts.signal?.aborted;
+      const byDeadline = !timedOut.aborted && !interrupted;
+      resolve(
+        interrupted
+          ? { status: 'skip', message: 'interrupted' }
+          : { status: 'fail', message: byDeadline ? `cut by the global deadline after ${Math.round(performance.now() - started)} ms` : `timed out after ${timeoutMs} ms` },
+      );
+    };
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+  });
+  let outcome: CheckOutcome;
+  try {
+    outcome = await Promise.race([check.kind.run(check.options, ctx), aborted]);
+  } catch (err) {
+    outcome = { status: 'fail', message: `check crashed: ${(err as Error)?.message ?? String(err)}` };
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+  }
+  // A kind that answers after its own timeout is still late: say so rather than pass.
+  if (timedOut.aborted && outcome.status === 'pass') {
+    outcome = { status: 'fail', message: `timed out after ${timeoutMs} ms` };
+  }
+  return resultOf(check, outcome, performance.now() - started);
+}
+
+function resultOf(check: PlannedCheck, outcome: CheckOutcome, durationMs: number): CheckResult {
+  return {
+    id: check.id,
+    kind: check.kind.kind,
+    service: check.service,
+    target: check.target,
+    status: outcome.status,
+    durationMs: Math.round(durationMs * 10) / 10,
+    message: outcome.message.replace(/\s*\n\s*/g, ' '),
+    details: outcome.details ?? {},
+  };
+}

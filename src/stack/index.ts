@@ -1,0 +1,41 @@
+// What SomaStack is, for the planner: each service and the checks it needs. The user says where
+// things are; this module knows what to verify there.
+import type { EnvironmentConfig, StoreServiceConfig } from '../config/schema.js';
+import type { CheckSpec, HttpServiceModel } from './spec.js';
+import { somabrain } from './somabrain.js';
+import { sfm } from './sfm.js';
+import { gateway } from './gateway.js';
+
+export type { CheckSpec } from './spec.js';
+
+const HTTP_SERVICES: HttpServiceModel[] = [somabrain, sfm, gateway];
+
+/** Backing stores: each is checked by the check kind of its own name. */
+const STORES = ['postgres', 'redis', 'kafka', 'qdrant', 'opa'] as const;
+
+/** SomaStack's shipped policies deny by default (seed 003's production checklist). */
+const OPA_DEFAULT_DECISIONS = [{ path: 'soma/policy/allow', input: {}, expect: false }];
+
+export function specsForEnvironment(env: EnvironmentConfig, envName: string): CheckSpec[] {
+  const base = `environments.${envName}`;
+  const specs: CheckSpec[] = [];
+  for (const model of HTTP_SERVICES) {
+    const config = env.services[model.name];
+    if (config) specs.push(...model.checks(config, `${base}.services.${model.name}`));
+  }
+  for (const store of STORES) {
+    const config = env.services[store];
+    if (config) specs.push(storeSpec(store, config, `${base}.services.${store}`));
+  }
+  for (const [i, check] of env.checks.entries()) {
+    const { id, kind, service, dependsOn, timeout, ...options } = check;
+    specs.push({ id, kind, service, dependsOn, timeoutMs: timeout, options, source: `${base}.checks[${i}]` });
+  }
+  return specs;
+}
+
+function storeSpec(store: (typeof STORES)[number], config: StoreServiceConfig, source: string): CheckSpec {
+  const { timeout, ...options } = config;
+  if (store === 'opa' && options.decisions === undefined) options.decisions = OPA_DEFAULT_DECISIONS;
+  return { id: store, kind: store, service: store, options, timeoutMs: timeout, source };
+}
