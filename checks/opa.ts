@@ -202,7 +202,7 @@ function judgeDecision(d: Decision, res: HttpResponse): DecisionVerdict {
  * `soma/policy/allow`, `/v1/data/soma/policy/allow` and the Rego reference `soma.policy.allow`
  * (or `data.soma.policy.allow`) all name the same decision.
  */
-export function normalizePolicyPath(path: string): string {
+function normalizePolicyPath(path: string): string {
   let p = path.trim().replace(/^\/+/, '').replace(/^v1\/data\//, '').replace(/\/+$/, '');
   if (!p.includes('/')) p = p.replace(/^data\./, '').split('.').join('/');
   return p;

@@ -181,7 +181,7 @@ function toExpectation(spec: string | Expectation): Expectation {
 
 function joinUrl(base: URL, path: string): string {
   // Keep a path prefix (Qdrant behind a reverse proxy at /qdrant) instead of replacing it.
-  return `${base.origin}${base.pathname.replace(/\/$/, '')}${path}${base.search}`;
+  return `${base.origin}${base.pathname.replace(/\/$/, '')}${path}`;
 }
 
 interface Readiness {
