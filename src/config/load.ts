@@ -54,11 +54,11 @@ async function parse(path: string, text: string): Promise<unknown> {
     }
   }
   const YAML = await import('yaml');
+  // prettyErrors would quote the offending line, which may hold a secret: give its number only.
   const doc = YAML.parseDocument(text, { prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length) {
-    throw new ConfigError(
-      doc.errors.map((e) => `${path}: line ${e.linePos?.[0]?.line ?? '?'}: ${e.message.split('\n')[0]}`),
-    );
+    const lineOf = (offset: number) => text.slice(0, offset).split('\n').length;
+    throw new ConfigError(doc.errors.map((e) => `${path}: line ${lineOf(e.pos[0])}: ${e.message.split('\n')[0]}`));
   }
   return doc.toJS();
 }
