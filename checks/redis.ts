@@ -231,6 +231,9 @@ export default defineCheck<RedisCheckOptions>({
       lazyConnect: true,
       enableOfflineQueue: false,
       enableReadyCheck: false,
+      // ioredis would otherwise send CLIENT SETINFO before anything else: a check observes, and
+      // keeps its first command the one it reports on.
+      disableClientInfo: true,
       maxRetriesPerRequest: 0,
       retryStrategy: () => null,
       reconnectOnError: () => false,

@@ -1,0 +1,152 @@
+// Redis peers for the `redis` check's tests.
+//
+// startRedisPeer(): a Redis without a password. A redis container through testcontainers when a
+// Docker engine answers; else the local server on 127.0.0.1:6379 (its maxmemory-policy is
+// noeviction; the tests never change its configuration).
+//
+// startRedisAuthPeer(): a Redis of our own with `requirepass` and maxmemory-policy allkeys-lru
+// (seed 003's production policy). A second container when Docker answers; else `redis-server`
+// spawned on a free loopback port without persistence, killed by close().
+//
+// Either function THROWS when no peer can be had, so the test fails with the reason.
+import { spawn } from 'node:child_process';
+import { connect } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import getPort from 'get-port';
+import { announcePeer, dockerAvailable } from '../docker.js';
+
+export const REDIS_IMAGE = 'redis:7.2.5-alpine';
+
+export interface RedisPeer {
+  provider: 'local' | 'testcontainers';
+  host: string;
+  port: number;
+  password: string | undefined;
+  maxmemoryPolicy: string;
+  /** redis://[:password@]host:port/db with the peer's password unless overridden (null: none). */
+  url(db?: number, override?: { password?: string | null; scheme?: 'redis' | 'rediss' }): string;
+  close(): Promise<void>;
+}
+
+function peerOf(
+  provider: RedisPeer['provider'],
+  at: { host: string; port: number; password: string | undefined; maxmemoryPolicy: string },
+  close: () => Promise<void>,
+): RedisPeer {
+  return {
+    provider,
+    ...at,
+    url(db = 0, override = {}) {
+      const password = override.password === null ? undefined : (override.password ?? at.password);
+      const auth = password === undefined ? '' : `:${encodeURIComponent(password)}@`;
+      return `${override.scheme ?? 'redis'}://${auth}${at.host}:${at.port}/${db}`;
+    },
+    close,
+  };
+}
+
+/** Sends an inline PING and resolves with the first reply line, or rejects within `timeoutMs`. */
+export function rawPing(host: string, port: number, timeoutMs = 2000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host, port });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`no answer from ${host}:${port} within ${timeoutMs} ms`));
+    }, timeoutMs);
+    socket.once('connect', () => socket.write('PING\r\n'));
+    socket.once('data', (chunk) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(chunk.toString('latin1').split('\r\n')[0] ?? '');
+    });
+    socket.once('error', (err) => {
+      clearTimeout(timer);
+      socket.destroy();
+      reject(err);
+    });
+  });
+}
+
+/** Polls until the server answers PING (PONG, or NOAUTH when it wants a password). */
+async function waitForRedis(host: string, port: number, deadlineMs: number): Promise<void> {
+  const until = Date.now() + deadlineMs;
+  let last: unknown;
+  while (Date.now() < until) {
+    try {
+      const reply = await rawPing(host, port, 1000);
+      if (reply === '+PONG' || reply.startsWith('-NOAUTH')) return;
+      last = new Error(`unexpected reply ${reply}`);
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`redis on ${host}:${port} not ready within ${deadlineMs} ms: ${(last as Error)?.message}`);
+}
+
+async function startContainer(args: string[], password: string | undefined, policy: string): Promise<RedisPeer> {
+  const { GenericContainer, Wait } = await import('testcontainers');
+  const container = await new GenericContainer(REDIS_IMAGE)
+    .withCommand(['redis-server', ...args])
+    .withExposedPorts(6379)
+    .withWaitStrategy(Wait.forLogMessage(/Ready to accept connections/))
+    .withStartupTimeout(60_000)
+    .start();
+  const peer = peerOf(
+    'testcontainers',
+    { host: container.getHost(), port: container.getMappedPort(6379), password, maxmemoryPolicy: policy },
+    async () => void (await container.stop()),
+  );
+  announcePeer(password ? 'redis-auth' : 'redis', 'testcontainers', `${REDIS_IMAGE} ${peer.host}:${peer.port}`);
+  return peer;
+}
+
+export async function startRedisPeer(): Promise<RedisPeer> {
+  if (await dockerAvailable()) return startContainer(['--save', '', '--appendonly', 'no'], undefined, 'noeviction');
+  try {
+    const reply = await rawPing('127.0.0.1', 6379);
+    if (reply !== '+PONG') throw new Error(`PING answered ${reply}`);
+  } catch (err) {
+    throw new Error(`no Redis peer: Docker is unavailable and 127.0.0.1:6379 fails (${(err as Error).message})`, {
+      cause: err,
+    });
+  }
+  announcePeer('redis', 'local', '127.0.0.1:6379');
+  return peerOf('local', { host: '127.0.0.1', port: 6379, password: undefined, maxmemoryPolicy: 'noeviction' }, async () => {});
+}
+
+/** A Redis that wants `password` and evicts with allkeys-lru. */
+export async function startRedisAuthPeer(): Promise<RedisPeer & { password: string }> {
+  // A password that needs URL encoding, to prove it is neither mangled nor printed.
+  const password = `Rp-${randomBytes(9).toString('base64url')}/+@`;
+  const policy = 'allkeys-lru';
+  const args = ['--requirepass', password, '--maxmemory-policy', policy, '--save', '', '--appendonly', 'no'];
+  if (await dockerAvailable()) return { ...(await startContainer(args, password, policy)), password };
+
+  const port = await getPort({ host: '127.0.0.1' });
+  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', ...args], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  proc.stderr?.on('data', (d) => (stderr += d));
+  // 'error' without 'exit' when the program cannot be spawned at all.
+  const exited = new Promise<void>((resolve) => {
+    proc.once('exit', () => resolve());
+    proc.once('error', () => resolve());
+  });
+  const spawnError = new Promise<never>((_, reject) => proc.once('error', reject));
+  const close = async () => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+    await exited;
+  };
+  try {
+    await Promise.race([waitForRedis('127.0.0.1', port, 10_000), spawnError]);
+  } catch (err) {
+    await close().catch(() => {});
+    throw new Error(`no Redis auth peer: redis-server on 127.0.0.1:${port} did not start (${(err as Error).message}) ${stderr}`, {
+      cause: err,
+    });
+  }
+  announcePeer('redis-auth', 'local', `redis-server --requirepass on 127.0.0.1:${port}`);
+  return { ...peerOf('local', { host: '127.0.0.1', port, password, maxmemoryPolicy: policy }, close), password };
+}
