@@ -86,8 +86,9 @@ async function inspect(o: MetricsOptions, ctx: CheckContext): Promise<CheckOutco
   const headers: Record<string, string> = {
     // Ask for the classic text format: some clients would otherwise choose OpenMetrics or protobuf.
     accept: 'text/plain;version=0.0.4;q=1,*/*;q=0.1',
-    ...o.headers,
   };
+  // Lower-cased so a user's "Accept" replaces ours instead of being sent beside it.
+  for (const [name, value] of Object.entries(o.headers ?? {})) headers[name.toLowerCase()] = value;
   if (o.token) headers.authorization = `Bearer ${o.token}`;
 
   let res: HttpResponse;
@@ -104,7 +105,8 @@ async function inspect(o: MetricsOptions, ctx: CheckContext): Promise<CheckOutco
     if (err instanceof HttpError && err.code === 'BODY_TOO_LARGE')
       return fail(`${where}: ${err.message}; raise maxBodyBytes if that is expected`);
     if (err instanceof HttpError) return fail(err.message);
-    throw err;
+    // Anything else happened before the request, e.g. an unreadable tls.caFile.
+    return fail(`cannot fetch ${where}: ${err instanceof Error ? err.message : String(err)}`);
   }
 
   const http = { status: res.status, bytes: res.body.length, contentType: res.headers['content-type'] };
@@ -198,17 +200,19 @@ function evaluate(assertion: SeriesAssertion, parsed: PrometheusText): Assertion
 }
 
 function labelPredicate(label: string, matcher: string): (labels: Record<string, string>) => boolean {
+  // PromQL semantics: a missing label is the empty string, so `""` and `~.*` match its absence.
+  const valueOf = (labels: Record<string, string>) => (Object.hasOwn(labels, label) ? labels[label] : '');
   if (matcher.startsWith(REGEX_PREFIX)) {
     const regex = compileRegex(matcher.slice(REGEX_PREFIX.length));
-    // PromQL semantics: a missing label is the empty string, so `~.*` also matches its absence.
-    return (labels) => regex?.test(labels[label] ?? '') ?? false;
+    return (labels) => regex?.test(valueOf(labels) ?? '') ?? false;
   }
-  return (labels) => Object.hasOwn(labels, label) && labels[label] === matcher;
+  return (labels) => valueOf(labels) === matcher;
 }
 
 function compileRegex(source: string): RegExp | undefined {
   try {
-    return new RegExp(`^(?:${source})$`, 'u');
+    // No 'u' flag: it rejects identity escapes such as `\-` that RE2 (PromQL) users write.
+    return new RegExp(`^(?:${source})$`);
   } catch {
     return undefined;
   }

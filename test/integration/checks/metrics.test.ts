@@ -247,6 +247,15 @@ describe('metrics: label matchers and comparisons', () => {
     ]);
   });
 
+  it('treats an exact "" as a missing label, like PromQL', async () => {
+    const out = await runCheck('metrics', {
+      url: url('/somabrain/gen2'),
+      series: [{ name: 'somabrain_http_requests_total', labels: { method: '' }, value: { op: '==', value: 0 } }],
+    });
+    expect(out.status).toBe('pass');
+    expect(out.details?.series).toMatchObject([{ found: 1, sum: 0 }]);
+  });
+
   it('fails when no sample has the labels, saying the name exists (regex anchored: ~20 is not 200)', async () => {
     const out = await runCheck('metrics', {
       url: url('/somabrain/gen1'),
@@ -297,6 +306,11 @@ describe('metrics: label matchers and comparisons', () => {
       series: [{ name: 'api_requests_total', labels: { endpoint: '~(' } }],
     });
     expect(badRegex.invalid?.join()).toMatch(/not a valid regular expression/);
+    const rangeInClass = await runCheck('metrics', {
+      url: url('/somabrain/gen1'),
+      series: [{ name: 'somabrain_http_requests_total', labels: { path: '~/re\\-?(member|call)' } }],
+    });
+    expect(rangeInClass.details?.series).toMatchObject([{ found: 2 }]);
     const typo = await runCheck('metrics', { url: url('/sfm/gen1'), serie: [] });
     expect(typo.invalid?.join()).toMatch(/serie/);
   });
@@ -401,6 +415,13 @@ describe('metrics: HTTP failures and misbehaving peers', () => {
     expect(out.status).toBe('fail');
     expect(out.output).not.toContain('hunter2pass');
     expect(out.target).toBe(url('/error').replace('http://', 'http://scraper:***@'));
+  });
+
+  it('fails, without throwing, when the CA file cannot be read', async () => {
+    const out = await runCheck('metrics', { url: 'https://127.0.0.1:9/metrics', tls: { caFile: '/nonexistent/ca.pem' } });
+    expect(out.threw).toBeUndefined();
+    expect(out.status).toBe('fail');
+    expect(out.message).toMatch(/^cannot fetch https:\/\/127\.0\.0\.1:9\/metrics: ENOENT.*\/nonexistent\/ca\.pem/);
   });
 
   it('fails a refused connection', async () => {
