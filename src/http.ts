@@ -138,7 +138,13 @@ function describeFailure(
 ): HttpError {
   if (err instanceof HttpError) return err;
   const e = err as { code?: string; name?: string; message?: string; cause?: unknown };
-  const code = e.code ?? (e.cause as { code?: string } | undefined)?.code ?? e.name ?? 'ERROR';
+  // A DOMException (timeouts, aborts) has a numeric legacy `code`: go by its name instead.
+  const causeCode = (e.cause as { code?: unknown } | undefined)?.code;
+  const code =
+    (typeof e.code === 'string' ? e.code : undefined) ??
+    (typeof causeCode === 'string' ? causeCode : undefined) ??
+    e.name ??
+    'ERROR';
   const where = url.host;
   const say = (message: string, c = code) => new HttpError(message, c, { cause: err });
   if (signal.aborted && callerSignal?.aborted && callerSignal.reason?.name !== 'TimeoutError')
@@ -162,6 +168,7 @@ function describeFailure(
     case 'UND_ERR_SOCKET':
     case 'EPIPE':
       return say(`connection reset by ${where}`);
+    case 'HTTPParserError': // undici 7's parser error carries no code
     case 'HPE_INVALID_CONSTANT':
     case 'HPE_INVALID_VERSION':
     case 'HPE_INVALID_STATUS':
