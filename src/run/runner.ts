@@ -5,6 +5,9 @@
 import type { CheckContext, CheckOutcome, CheckResult } from '../check.js';
 import type { PlannedCheck } from './plan.js';
 
+/** How long a check may take, after its timeout, to report the cause itself. */
+const TIMEOUT_GRACE_MS = 250;
+
 export interface RunOptions {
   concurrency: number;
   /** Milliseconds from the start after which nothing more runs and running checks are cut. */
@@ -88,15 +91,18 @@ async function runOne(
   // A check that ignores its signal still ends at its timeout: the race settles it, and the
   // process exit that follows the report reclaims whatever it left running.
   let onAbort = () => {};
+  let grace: NodeJS.Timeout | undefined;
   const aborted = new Promise<CheckOutcome>((resolve) => {
     onAbort = () => {
       const interrupted = opts.signal?.aborted;
       const byDeadline = !timedOut.aborted && !interrupted;
-      resolve(
-        interrupted
-          ? { status: 'skip', message: 'interrupted' }
-          : { status: 'fail', message: byDeadline ? `cut by the global deadline after ${Math.round(performance.now() - started)} ms` : `timed out after ${timeoutMs} ms` },
-      );
+      if (interrupted) return resolve({ status: 'skip', message: 'interrupted' });
+      if (byDeadline)
+        return resolve({ status: 'fail', message: `cut by the global deadline after ${Math.round(performance.now() - started)} ms` });
+      // The check's own timeout: a kind that honours its signal knows the cause ("no response
+      // from host within 500 ms", "connect timed out") and says so at once; wait a moment for
+      // that line before falling back to the generic one.
+      grace = setTimeout(() => resolve({ status: 'fail', message: `timed out after ${timeoutMs} ms` }), TIMEOUT_GRACE_MS);
     };
     if (signal.aborted) onAbort();
     else signal.addEventListener('abort', onAbort, { once: true });
@@ -107,6 +113,7 @@ async function runOne(
   } catch (err) {
     outcome = { status: 'fail', message: `check crashed: ${(err as Error)?.message ?? String(err)}` };
   } finally {
+    clearTimeout(grace);
     signal.removeEventListener('abort', onAbort);
   }
   // A kind that answers after its own timeout is still late: say so rather than pass.
