@@ -42,15 +42,18 @@ export function parseBrokers(input: string | readonly string[]): BrokerAddress[]
     .filter((item) => item.length > 0);
   if (entries.length === 0) throw new Error('no broker address given');
   return entries.map((entry) => {
-    const withoutScheme = entry.replace(/^[a-z][a-z0-9+.-]*:\/\//i, '');
+    // Listener names such as SASL_SSL:// carry an underscore, which URL schemes do not allow.
+    const withoutScheme = entry.replace(/^[a-z][a-z0-9+._-]*:\/\//i, '');
     const authority = withoutScheme.replace(/^[^@/]*@/, '').replace(/\/.*$/, '');
+    // Never echo userinfo: maskCredentials does not know listener-style schemes.
+    const shown = withoutScheme.replace(/^[^@/]*@/, '***@');
     const bracketed = /^\[([0-9a-f:.]+)\](?::(\d+))?$/i.exec(authority);
     const plain = /^([^:[\]]+)(?::(\d+))?$/.exec(authority);
     const match = bracketed ?? plain;
-    if (!match || !match[1]) throw new Error(`cannot read broker address "${maskCredentials(entry)}"`);
+    if (!match || !match[1]) throw new Error(`cannot read broker address "${shown}"`);
     const port = match[2] === undefined ? DEFAULT_KAFKA_PORT : Number(match[2]);
     if (!Number.isInteger(port) || port < 1 || port > 65535) {
-      throw new Error(`broker address "${maskCredentials(entry)}" has an invalid port`);
+      throw new Error(`broker address "${shown}" has an invalid port`);
     }
     return { host: match[1], port };
   });
@@ -235,6 +238,7 @@ type ProbeVerdict =
   | { kind: 'closed' }
   | { kind: 'tls'; reason: string }
   | { kind: 'other-protocol'; preview: string }
+  | { kind: 'tls-listener' }
   | { kind: 'error'; reason: string };
 
 
@@ -318,6 +322,8 @@ async function probePeer(
     const b = kafkaAnswer.bytes;
     const size = b.length >= 8 ? b.readInt32BE(0) : -1;
     if (size >= 6 && size < 1_000_000 && b.readInt32BE(4) === PROBE_CORRELATION_ID) return { kind: 'kafka' };
+    // A TLS record header (alert 0x15 or handshake 0x16, version 3.x): a TLS listener.
+    if (!tls && (b[0] === 0x15 || b[0] === 0x16) && b[1] === 0x03) return { kind: 'tls-listener' };
     return { kind: 'other-protocol', preview: printablePreview(b) };
   }
   if (lineAnswer.kind === 'bytes') return { kind: 'other-protocol', preview: printablePreview(lineAnswer.bytes) };
@@ -473,7 +479,9 @@ async function inspect(o: Options, ctx: CheckContext, seeds: BrokerAddress[]): P
       const topic = o.roundTrip.topic;
       if (!observedTopics.some((t) => t.name === topic)) {
         problems.push(`round-trip topic ${topic} missing (not created)`);
-      } else if (problems.length === 0) {
+      } else if (problems.length) {
+        details.roundTrip = { skipped: 'not attempted: the cluster already fails' };
+      } else {
         phase = `the round trip on topic ${topic}`;
         const trip = await roundTrip(kafka, admin, topic, clients, ctx.signal, () => phase, (p) => (phase = p));
         details.roundTrip = trip;
@@ -524,7 +532,15 @@ async function listGroupIds(
 }
 
 type RoundTripResult =
-  | { ok: true; latencyMs: number; partition: number; offset: string; throwawayGroupDeleted: boolean }
+  | {
+      ok: true;
+      /** From send to the message read back, the new group's join (rebalance delay) included. */
+      latencyMs: number;
+      produceAckMs: number;
+      partition: number;
+      offset: string;
+      throwawayGroupDeleted: boolean;
+    }
   | { ok: false; error: string; throwawayGroupDeleted?: boolean };
 
 /**
@@ -565,6 +581,7 @@ async function roundTrip(
   if (!written || written.errorCode !== 0 || written.baseOffset === undefined) {
     return { ok: false, error: `produce answered error code ${written?.errorCode ?? 'none'}` };
   }
+  const produceAckMs = round(performance.now() - started);
 
   setPhase(
     `consuming the round-trip message from ${topic} (a new consumer group can wait ` +
@@ -606,6 +623,7 @@ async function roundTrip(
     return {
       ok: true,
       latencyMs: round(receivedAt - started),
+      produceAckMs,
       partition: written.partition,
       offset: written.baseOffset,
       throwawayGroupDeleted: await deleteThrowawayGroup(consumer, admin, groupId, groupJoined),
@@ -664,7 +682,7 @@ async function explainFailure(err: unknown, f: FailureContext): Promise<string> 
   const silentOrClosed =
     name === 'KafkaJSRequestTimeoutError' ||
     name === 'KafkaJSConnectionClosedError' ||
-    /timed out|Closed connection|Connection timeout/i.test(message);
+    /timed out|Closed connection|Connection timeout|ECONNRESET|socket hang up/i.test(message);
   const undecodable = name === 'KafkaJSProtocolError' || /Invalid|decode|not supported|buffer/i.test(message);
   if ((silentOrClosed || undecodable) && f.phase === 'connecting') {
     const remaining = f.deadline - performance.now() - 200;
@@ -676,6 +694,9 @@ async function explainFailure(err: unknown, f: FailureContext): Promise<string> 
     const foreign = pick('other-protocol');
     if (foreign && foreign.verdict.kind === 'other-protocol') {
       return `not a Kafka broker on ${formatBroker(foreign.seed)}: it speaks another protocol (answered "${foreign.verdict.preview}")`;
+    }
+    if (pick('tls-listener')) {
+      return `${formatBroker(pick('tls-listener')!.seed)} is a TLS listener: set ssl for this check`;
     }
     const tls = pick('tls');
     if (tls && tls.verdict.kind === 'tls') {

@@ -2,6 +2,8 @@
 // Redpanda container where Docker answers), a hand-written Kafka protocol double for what the mock
 // lacks (ListGroups, SASL), and fault peers. Every run goes through the compiled check in a child
 // process, which must exit by itself.
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { refusedPort, silentServer, type TcpPeer } from '../../support/faults.js';
 import { runCheck } from '../../support/run-check.js';
@@ -181,6 +183,28 @@ describe('kafka check: faults fail within the timeout with a message naming the 
     const result = await runCheck('kafka', { brokers: '127.0.0.1:5432' }, { timeoutMs: TIMEOUT_MS });
     expect(result.status).toBe('fail');
     expect(result.message).toMatch(/^not a Kafka broker on 127\.0\.0\.1:5432: /);
+    expect(result.wallMs).toBeLessThan(TIMEOUT_MS + MARGIN_MS);
+  });
+
+  it('an HTTP server on the port is reported as not a Kafka broker', async () => {
+    const http = createServer((_req, res) => res.end('hello'));
+    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+    const { port } = http.address() as AddressInfo;
+    try {
+      const result = await runCheck('kafka', { brokers: `127.0.0.1:${port}` }, { timeoutMs: TIMEOUT_MS });
+      expect(result.status).toBe('fail');
+      expect(result.message).toMatch(new RegExp(`^not a Kafka broker on 127\\.0\\.0\\.1:${port}: it speaks another protocol \\(answered "HTTP/1\\.1 400`));
+      expect(result.wallMs).toBeLessThan(TIMEOUT_MS + MARGIN_MS);
+    } finally {
+      http.closeAllConnections();
+      await new Promise((resolve) => http.close(resolve));
+    }
+  });
+
+  it('ssl set against a plaintext Kafka listener names the TLS mismatch', async () => {
+    const result = await runCheck('kafka', { brokers: peer.brokers[0], ssl: true }, { timeoutMs: TIMEOUT_MS });
+    expect(result.status).toBe('fail');
+    expect(result.message).toMatch(/TLS handshake with .* failed .*is the listener plaintext\?/);
     expect(result.wallMs).toBeLessThan(TIMEOUT_MS + MARGIN_MS);
   });
 
