@@ -104,7 +104,7 @@ export default defineCheck<Options>({
     let chosen: Probe = probe.parse({});
     if (o.variants) {
       if (!generation || generation === 'auto') {
-        const found = await detect(o, get, ctx.timeoutMs);
+        const found = await detect(o, get);
         if ('outcome' in found) return found.outcome;
         generation = found.generation;
       }
@@ -115,7 +115,7 @@ export default defineCheck<Options>({
     try {
       res = await get(path, chosen.auth);
     } catch (err) {
-      return { status: 'fail', message: failureMessage(err, o.url, ctx.timeoutMs), details: generation ? { generation } : {} };
+      return { status: 'fail', message: failureMessage(err), details: generation ? { generation } : {} };
     }
     const outcome = judge(res, chosen, path || new URL(o.url).pathname);
     const details: Record<string, unknown> = { httpStatus: res.status, latencyMs: round(res.timings.totalMs), ...outcome.details };
@@ -133,7 +133,7 @@ export default defineCheck<Options>({
 type Get = (path: string, auth: boolean) => Promise<HttpResponse>;
 
 /** Send the detection probes concurrently; the first rule (in order) that matches wins. */
-async function detect(o: Options, get: Get, timeoutMs: number): Promise<{ generation: string } | { outcome: CheckOutcome }> {
+async function detect(o: Options, get: Get): Promise<{ generation: string } | { outcome: CheckOutcome }> {
   const answers = await Promise.allSettled(o.detect.map((rule) => get(rule.path, rule.auth)));
   for (const [i, rule] of o.detect.entries()) {
     const answer = answers[i]!;
@@ -147,7 +147,7 @@ async function detect(o: Options, get: Get, timeoutMs: number): Promise<{ genera
   }
   const failure = answers.find((a) => a.status === 'rejected');
   if (failure && answers.every((a) => a.status === 'rejected')) {
-    return { outcome: { status: 'fail', message: failureMessage((failure as PromiseRejectedResult).reason, o.url, timeoutMs) } };
+    return { outcome: { status: 'fail', message: failureMessage((failure as PromiseRejectedResult).reason) } };
   }
   const seen = o.detect
     .map((rule, i) => {
@@ -164,17 +164,8 @@ async function detect(o: Options, get: Get, timeoutMs: number): Promise<{ genera
   };
 }
 
-/**
- * One line for a failed request. src/http.ts names most causes; two reach it unnamed and are named
- * here (as checks/opa.ts does): a timeout raised as a DOMException (its numeric `code` hides the
- * TimeoutError name) and undici's HTTPParserError, which has no HPE_ code.
- */
-function failureMessage(err: unknown, url: string, timeoutMs: number): string {
-  const host = new URL(url).host;
-  const cause = err instanceof HttpError ? (err.cause as { name?: unknown } | undefined) : undefined;
-  if (cause?.name === 'TimeoutError') return `no response from ${host} within ${timeoutMs} ms`;
-  if (cause?.name === 'HTTPParserError') return `not an HTTP server on ${host} (invalid response bytes)`;
-  return maskCredentials(err instanceof Error ? err.message : `request failed: ${String(err)}`);
+function failureMessage(err: unknown): string {
+  return err instanceof HttpError ? err.message : `request failed: ${(err as Error)?.message ?? err}`;
 }
 
 interface Verdict {

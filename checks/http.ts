@@ -46,7 +46,7 @@ export default defineCheck<Options>({
         maxBodyBytes: o.maxBodyBytes,
       });
     } catch (err) {
-      return { status: 'fail', message: failureMessage(err, o.url, ctx.timeoutMs) };
+      return { status: 'fail', message: err instanceof HttpError ? err.message : String(err) };
     }
     const latencyMs = Math.round(res.timings.totalMs * 10) / 10;
     const details: Record<string, unknown> = {
@@ -75,16 +75,3 @@ export default defineCheck<Options>({
     return { status: 'pass', message: `HTTP ${res.status} in ${latencyMs} ms${conds}`, details };
   },
 });
-
-/**
- * One line for a failed request. src/http.ts names most causes; two reach it unnamed and are named
- * here: a timeout raised as a DOMException (its numeric `code` hides the TimeoutError name) and
- * undici's HTTPParserError, which has no HPE_ code.
- */
-function failureMessage(err: unknown, url: string, timeoutMs: number): string {
-  const host = new URL(url).host;
-  const cause = err instanceof HttpError ? (err.cause as { name?: unknown } | undefined) : undefined;
-  if (cause?.name === 'TimeoutError') return `no response from ${host} within ${timeoutMs} ms`;
-  if (cause?.name === 'HTTPParserError') return `not an HTTP server on ${host} (invalid response bytes)`;
-  return maskCredentials(err instanceof Error ? err.message : String(err));
-}
