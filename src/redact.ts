@@ -5,7 +5,7 @@
 export const MASK = '***';
 
 // scheme://user:password@host and scheme://token@host (userinfo of URLs and DSNs).
-const URL_USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)([^\s/@:'"]*)(?::([^\s/@'"]*))?@/gi;
+const URL_USERINFO = /\b([a-z][a-z0-9+._-]*:\/\/)([^\s/@:'"]*)(?::([^\s/@'"]*))?@/gi;
 const TOKEN_SCHEMES = /^(https?|wss?):\/\/$/i;
 // key=value pairs of libpq DSNs and query strings: password=..., apikey=..., token=...
 const SECRET_PAIR = /\b(password|passwd|pwd|secret|token|api[-_]?key|access[-_]?token)=([^\s&;'"]+)/gi;
