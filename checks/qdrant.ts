@@ -170,7 +170,7 @@ async function inspect(o: QdrantOptions, ctx: CheckContext): Promise<CheckOutcom
     : '';
   return {
     status: 'pass',
-    message: `Qdrant ready, ${names.length} collection${names.length === 1 ? '' : 's'}${required}`,
+    message: `${readyAnswer.kind === 'absent' ? 'Qdrant answers (no /readyz or /healthz)' : 'Qdrant ready'}, ${names.length} collection${names.length === 1 ? '' : 's'}${required}`,
     details,
   };
 }
