@@ -253,8 +253,8 @@ function connectFailureMessage(f: AttemptFailure, ep: PgEndpoint, ctx: CheckCont
   if (/password must be a string|SASL|SCRAM/i.test(error.message) && ep.password === undefined) {
     return `authentication failed for user ${ep.user}: the server asks for a password and the dsn has none`;
   }
-  if (code && /CERT|TLS|SSL|ERR_SSL/i.test(code)) {
-    return `TLS handshake with ${at} failed: ${redact.text(error.message)} (${code})`;
+  if (code && /CERT|TLS|SSL|SELF_SIGNED|UNABLE_TO|VERIFY/i.test(code)) {
+    return `TLS handshake with ${at} failed (sslmode=${ep.sslMode}): ${redact.text(error.message)} (${code})`;
   }
   if (code === 'ECONNRESET' || /terminated unexpectedly/i.test(error.message)) {
     return firstBytes

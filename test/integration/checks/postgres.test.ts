@@ -7,14 +7,19 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCheck, type ChildOutcome } from '../../support/run-check.js';
 import { refusedPort, silentServer, type TcpPeer } from '../../support/faults.js';
-import { startPostgresAuthPeer, startPostgresPeer, type PostgresPeer } from '../../support/peers/postgres.js';
+import {
+  startPostgresAuthPeer,
+  startPostgresPeer,
+  type PostgresAuthPeer,
+  type PostgresPeer,
+} from '../../support/peers/postgres.js';
 
 const TIMEOUT_MS = 3000;
 /** Start-up of the child process and the driver import, on a busy 2-core machine. */
 const MARGIN_MS = 4000;
 
 let peer: PostgresPeer;
-let authPeer: PostgresPeer & { password: string };
+let authPeer: PostgresAuthPeer;
 const suffix = randomBytes(4).toString('hex');
 const db = { alembic: `sv_pg_${suffix}_alembic`, django: `sv_pg_${suffix}_django`, empty: `sv_pg_${suffix}_empty` };
 
@@ -176,10 +181,11 @@ describe('postgres check against a real server', () => {
   });
 });
 
-describe('postgres check against a password-protected server (scram-sha-256)', () => {
+describe('postgres check against a password-protected, TLS-only server (scram-sha-256, hostssl)', () => {
   it('passes with the right password, which never appears in the output', async () => {
     const result = await check({ dsn: authPeer.dsn() });
     expect(result.status, result.message).toBe('pass');
+    expect(result.details?.tls).toBe(true);
     expect(result.output).not.toContain(authPeer.password);
     expect(result.output).not.toContain(encodeURIComponent(authPeer.password));
     expect(result.target).toContain(':***@');
@@ -196,6 +202,30 @@ describe('postgres check against a password-protected server (scram-sha-256)', (
   it('fails clearly when the dsn has no password and the server asks for one', async () => {
     const result = await check({ dsn: authPeer.dsn(undefined, { password: null }) });
     expectFailure(result, /authentication failed for user postgres/);
+  });
+
+  it('fails sslmode=disable against a server that accepts only TLS with a TLS mismatch message', async () => {
+    const result = await check({ dsn: authPeer.dsn(undefined, { query: 'sslmode=disable' }) });
+    expectFailure(result, /^TLS mismatch: .+ accepts user postgres only over SSL, but sslmode=disable/);
+    expect(result.output).not.toContain(authPeer.password);
+  });
+
+  it('passes sslmode=verify-full with the server CA as sslrootcert', async () => {
+    const query = `sslmode=verify-full&sslrootcert=${encodeURIComponent(authPeer.caFile)}`;
+    const result = await check({ dsn: authPeer.dsn(undefined, { query }) });
+    expect(result.status, result.message).toBe('pass');
+    expect(result.details?.tls).toBe(true);
+  });
+
+  it('fails sslmode=verify-full without the CA, naming the certificate problem', async () => {
+    const result = await check({ dsn: authPeer.dsn(undefined, { query: 'sslmode=verify-full' }) });
+    expectFailure(result, /^TLS handshake with .+ failed \(sslmode=verify-full\): .*certificate/i);
+  });
+
+  it('passes sslmode=require without the CA (encryption without verification, as libpq does)', async () => {
+    const result = await check({ dsn: authPeer.dsn(undefined, { query: 'sslmode=require' }) });
+    expect(result.status, result.message).toBe('pass');
+    expect(result.details?.tls).toBe(true);
   });
 });
 

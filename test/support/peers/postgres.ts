@@ -4,14 +4,15 @@
 // container through testcontainers when a Docker engine answers; else the local server on
 // 127.0.0.1:5432 (trust auth, superuser `postgres`).
 //
-// startPostgresAuthPeer(): a server that demands a SCRAM password. A second container when Docker
-// answers; else a cluster of our own: initdb (as the `postgres` OS user when we run as root, since
-// PostgreSQL refuses to run as root) with scram-sha-256 in pg_hba.conf, started by pg_ctl on a
-// free loopback port, stopped and deleted by close().
+// startPostgresAuthPeer(): a server that demands a SCRAM password and TLS (pg_hba `hostssl`,
+// a certificate from a throwaway CA). A second container when Docker answers; else a cluster of
+// our own: initdb (as the `postgres` OS user when we run as root, since PostgreSQL refuses to run
+// as root), started by pg_ctl on a free loopback port, stopped and deleted by close().
 //
 // Either function THROWS when no peer can be had, so the test fails with the reason.
 import { execFile } from 'node:child_process';
-import { chmod, chown, mkdtemp, realpath, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, copyFile, mkdtemp, readFile, realpath, rm, writeFile } from 'node:fs/promises';
+import type { ConnectionOptions } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -44,6 +45,7 @@ function peerOf(
   provider: PostgresPeer['provider'],
   at: { host: string; port: number; user: string; password: string | undefined; database: string },
   close: () => Promise<void>,
+  adminExtra: { ssl?: ConnectionOptions } = {},
 ): PostgresPeer {
   const dsn: PostgresPeer['dsn'] = (database = at.database, override = {}) => {
     const user = encodeURIComponent(override.user ?? at.user);
@@ -63,6 +65,7 @@ function peerOf(
         password: at.password,
         database,
         connectionTimeoutMillis: 5000,
+        ...adminExtra,
       });
       client.on('error', () => {});
       await client.connect();
@@ -87,9 +90,27 @@ async function reachable(peer: PostgresPeer): Promise<string | undefined> {
   }
 }
 
-async function startContainer(password: string): Promise<PostgresPeer> {
+// Run by the image's entrypoint as the postgres user after initdb: the key must belong to the
+// server's user with mode 0600, which a copy into the container cannot arrange by itself.
+const CONTAINER_TLS_INIT = `#!/bin/sh
+set -e
+cp /certs/server.crt /certs/server.key "$PGDATA/"
+chmod 600 "$PGDATA/server.key"
+echo "ssl = on" >> "$PGDATA/postgresql.conf"
+printf 'local all all scram-sha-256\\nhostssl all all all scram-sha-256\\n' > "$PGDATA/pg_hba.conf"
+`;
+
+async function startContainer(password: string, certs?: TestCertificates): Promise<PostgresPeer> {
   const { GenericContainer, Wait } = await import('testcontainers');
-  const container = await new GenericContainer(POSTGRES_IMAGE)
+  let image = new GenericContainer(POSTGRES_IMAGE);
+  if (certs) {
+    image = image.withCopyContentToContainer([
+      { content: await readFile(certs.certFile), target: '/certs/server.crt', mode: 0o644 },
+      { content: await readFile(certs.keyFile), target: '/certs/server.key', mode: 0o644 },
+      { content: CONTAINER_TLS_INIT, target: '/docker-entrypoint-initdb.d/10-tls.sh', mode: 0o755 },
+    ]);
+  }
+  const container = await image
     .withEnvironment({ POSTGRES_PASSWORD: password, POSTGRES_HOST_AUTH_METHOD: 'scram-sha-256', POSTGRES_INITDB_ARGS: '--auth=scram-sha-256' })
     .withExposedPorts(5432)
     // The entrypoint starts a temporary server for its init scripts first: wait for the second.
@@ -100,6 +121,7 @@ async function startContainer(password: string): Promise<PostgresPeer> {
     'testcontainers',
     { host: container.getHost(), port: container.getMappedPort(5432), user: 'postgres', password, database: 'postgres' },
     async () => void (await container.stop()),
+    certs ? { ssl: { ca: await readFile(certs.caFile), rejectUnauthorized: false } } : {},
   );
   announcePeer('postgres', 'testcontainers', `${POSTGRES_IMAGE} ${peer.host}:${peer.port}`);
   return peer;
@@ -120,12 +142,58 @@ export async function startPostgresPeer(): Promise<PostgresPeer> {
   return peer;
 }
 
-/** A password-protected server; `password` is the superuser's. */
-export async function startPostgresAuthPeer(): Promise<PostgresPeer & { password: string }> {
+export interface TestCertificates {
+  dir: string;
+  /** PEM files: the CA that signed the server certificate, the certificate and its key. */
+  caFile: string;
+  certFile: string;
+  keyFile: string;
+}
+
+/**
+ * A throwaway CA and a server certificate it signed for 127.0.0.1 and localhost, made with the
+ * openssl CLI (Node has no API to issue X.509 certificates). Also used by the Redis TLS peer.
+ */
+export async function makeTestCertificates(dir: string): Promise<TestCertificates> {
+  const f = (name: string) => join(dir, name);
+  const ssl = (args: string[]) => run('openssl', args, { timeout: 20_000 });
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  await ssl(['req', '-x509', ...ec, '-keyout', f('ca.key'), '-out', f('ca.crt'), '-days', '2', '-subj', '/CN=soma-verify test CA']);
+  await ssl(['req', ...ec, '-keyout', f('server.key'), '-out', f('server.csr'), '-subj', '/CN=localhost']);
+  await writeFile(f('san.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
+  await ssl([
+    'x509', '-req', '-in', f('server.csr'), '-CA', f('ca.crt'), '-CAkey', f('ca.key'), '-CAcreateserial',
+    '-out', f('server.crt'), '-days', '2', '-extfile', f('san.ext'),
+  ]);
+  return { dir, caFile: f('ca.crt'), certFile: f('server.crt'), keyFile: f('server.key') };
+}
+
+export type PostgresAuthPeer = PostgresPeer & {
+  password: string;
+  /** The CA of the server's certificate: the server speaks TLS and accepts TCP clients only over it. */
+  caFile: string;
+};
+
+/**
+ * A password-protected server (scram-sha-256) that speaks TLS and accepts TCP clients only over
+ * TLS (pg_hba `hostssl`); `password` is the superuser's.
+ */
+export async function startPostgresAuthPeer(): Promise<PostgresAuthPeer> {
   // A password that needs URL encoding, to prove it is neither mangled nor printed.
   const password = `Pw-${randomBytes(9).toString('base64url')}/+@`;
-  if (await dockerAvailable()) return { ...(await startContainer(password)), password };
-  return { ...(await startOwnCluster(password)), password };
+  const certDir = await mkdtemp(join(tmpdir(), 'soma-verify-pg-certs-'));
+  try {
+    const certs = await makeTestCertificates(certDir);
+    const peer = (await dockerAvailable()) ? await startContainer(password, certs) : await startOwnCluster(password, certs);
+    const close = async () => {
+      await peer.close();
+      await rm(certDir, { recursive: true, force: true });
+    };
+    return { ...peer, password, caFile: certs.caFile, close };
+  } catch (err) {
+    await rm(certDir, { recursive: true, force: true });
+    throw err;
+  }
 }
 
 async function binDir(): Promise<string> {
@@ -137,7 +205,7 @@ async function binDir(): Promise<string> {
   }
 }
 
-async function startOwnCluster(password: string): Promise<PostgresPeer> {
+async function startOwnCluster(password: string, certs: TestCertificates): Promise<PostgresPeer> {
   const bin = await binDir();
   const asRoot = process.getuid?.() === 0;
   // PostgreSQL refuses to run as root: run its programs as the `postgres` OS user then.
@@ -147,6 +215,7 @@ async function startOwnCluster(password: string): Promise<PostgresPeer> {
       : run(join(bin, program), args, { timeout: timeoutMs });
 
   const dir = await mkdtemp(join(tmpdir(), 'soma-verify-pg-'));
+  let owner: { uid: number; gid: number } | undefined;
   const data = join(dir, 'data');
   const pwfile = join(dir, 'pwfile');
   await writeFile(pwfile, `${password}\n`, { mode: 0o600 });
@@ -154,6 +223,7 @@ async function startOwnCluster(password: string): Promise<PostgresPeer> {
     const { stdout } = await run('id', ['-u', 'postgres'], { timeout: 5000 });
     const { stdout: gid } = await run('id', ['-g', 'postgres'], { timeout: 5000 });
     const [uid, g] = [Number(stdout.trim()), Number(gid.trim())];
+    owner = { uid, gid: g };
     await chown(dir, uid, g);
     await chown(pwfile, uid, g);
   }
@@ -169,15 +239,22 @@ async function startOwnCluster(password: string): Promise<PostgresPeer> {
       ['-D', data, '-U', 'postgres', `--pwfile=${pwfile}`, '--auth=scram-sha-256', '--no-sync', '--no-instructions', '-E', 'UTF8'],
       60_000,
     );
+    // TCP clients only over TLS, so a plain-text client meets "no encryption" (the TLS mismatch).
     await writeFile(
       join(data, 'pg_hba.conf'),
-      ['local all all scram-sha-256', 'host all all 127.0.0.1/32 scram-sha-256', ''].join('\n'),
+      ['local all all scram-sha-256', 'hostssl all all 127.0.0.1/32 scram-sha-256', ''].join('\n'),
     );
+    // The server reads its key only when its own user owns it with mode 0600.
+    for (const [from, to] of [[certs.certFile, 'server.crt'], [certs.keyFile, 'server.key']] as const) {
+      await copyFile(from, join(data, to));
+      await chmod(join(data, to), 0o600);
+      if (owner) await chown(join(data, to), owner.uid, owner.gid);
+    }
     await as(
       'pg_ctl',
       [
         '-D', data, '-l', join(dir, 'server.log'), '-w', '-t', '30',
-        '-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=20 -c shared_buffers=16MB`,
+        '-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=20 -c shared_buffers=16MB -c ssl=on`,
         'start',
       ],
       40_000,
@@ -186,12 +263,14 @@ async function startOwnCluster(password: string): Promise<PostgresPeer> {
     await stop();
     throw new Error(`no PostgreSQL auth peer: could not start an own cluster (${(err as Error).message})`, { cause: err });
   }
-  const peer = peerOf('local', { host: '127.0.0.1', port, user: 'postgres', password, database: 'postgres' }, stop);
+  const peer = peerOf('local', { host: '127.0.0.1', port, user: 'postgres', password, database: 'postgres' }, stop, {
+    ssl: { ca: await readFile(certs.caFile) },
+  });
   const problem = await reachable(peer);
   if (problem) {
     await stop();
     throw new Error(`no PostgreSQL auth peer: own cluster on 127.0.0.1:${port} fails (${problem})`);
   }
-  announcePeer('postgres-auth', 'local', `own scram-sha-256 cluster on 127.0.0.1:${port}`);
+  announcePeer('postgres-auth', 'local', `own scram-sha-256 hostssl cluster on 127.0.0.1:${port}`);
   return peer;
 }
