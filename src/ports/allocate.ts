@@ -7,7 +7,7 @@
 // Never two services on one port, never a port outside the range, inside the kernel's ephemeral
 // range, or registered to another project or `.env` (even when nothing listens on it now).
 import type { PlanProject } from './plan.js';
-import { isFree, type PortProber, type PortState } from './probe.js';
+import { isEphemeral, isFree, type EphemeralPorts, type PortProber, type PortState } from './probe.js';
 
 export type AssignReason = 'kept' | 'kept-registered' | 'preferred' | 'moved';
 
@@ -31,7 +31,7 @@ export interface AllocateInput {
   taken: ReadonlyMap<number, string>;
   /** key -> port registered to this very `.env` by an earlier run. */
   own: Readonly<Record<string, number>>;
-  ephemeral: [number, number] | undefined;
+  ephemeral: EphemeralPorts | undefined;
   prober: PortProber;
   /** Names the holder of a port in use ("pid 42 (redis-server)"), best effort. */
   holderOf(port: number): string | undefined;
@@ -53,7 +53,7 @@ export async function allocate(input: AllocateInput): Promise<Assignment[]> {
   /** Why `port` cannot be used by `key`, or undefined if it can (given its probe state). */
   const obstacle = (port: number, state: PortState | undefined, key: string): string | undefined => {
     if (port < first || port > last) return `${port} outside the range ${first}-${last}`;
-    if (ephemeral && port >= ephemeral[0] && port <= ephemeral[1]) return `${port} inside the ephemeral range ${ephemeral[0]}-${ephemeral[1]}`;
+    if (isEphemeral(ephemeral, port)) return `${port} inside the ephemeral range ${ephemeral?.range.join('-')}`;
     const owner = taken.get(port);
     if (owner) return `${port} registered to ${owner}`;
     const sibling = used.get(port);
@@ -66,7 +66,7 @@ export async function allocate(input: AllocateInput): Promise<Assignment[]> {
     return undefined;
   };
   const usable = (port: number): boolean =>
-    port >= first && port <= last && !(ephemeral && port >= ephemeral[0] && port <= ephemeral[1]) && !taken.has(port) && !used.has(port);
+    port >= first && port <= last && !isEphemeral(ephemeral, port) && !taken.has(port) && !used.has(port);
 
   const currentPort = (key: string): number | undefined => {
     const raw = current.get(key)?.trim();
@@ -152,6 +152,14 @@ export async function allocate(input: AllocateInput): Promise<Assignment[]> {
       found = batch.find((port) => isFree(probed.get(port) as PortState));
     }
     if (found === undefined) {
+      let allEphemeral = true;
+      for (let port = first; port <= last && allEphemeral; port++) allEphemeral = isEphemeral(ephemeral, port);
+      if (allEphemeral) {
+        throw new NoFreePortError(
+          `${input.project}'s range ${first}-${last} lies inside the kernel's ephemeral range ${ephemeral?.range.join('-')}: ` +
+            `move it in ports.json, or reserve it with sysctl net.ipv4.ip_local_reserved_ports=${first}-${last}`,
+        );
+      }
       throw new NoFreePortError(`no free port left for ${input.project}/${name} (${service.key}) in ${first}-${last}`);
     }
     used.set(found, service.key);

@@ -6,7 +6,7 @@ import { EnvParseError, envValues, parseEnvFile, readEnvFile, setEnvValues, writ
 import { allocate, NoFreePortError, type Assignment } from './allocate.js';
 import { acquireLock, LockTimeoutError, type Lock } from './lock.js';
 import { applyPoolEnv, detectProject, detectProjectCandidates, loadPlan, PlanError, type PlanProject, type PortPlan } from './plan.js';
-import { describeHolder, ephemeralRange, findHolders, isFree, PortProber, type PortHolder, type PortState } from './probe.js';
+import { describeHolder, ephemeralPorts, findHolders, isFree, PortProber, type PortHolder, type PortState } from './probe.js';
 import {
   ensureStateDir,
   lockPath,
@@ -166,7 +166,7 @@ export async function assign(options: CommonOptions & { dryRun: boolean }): Prom
         current: target.values,
         taken: takenBy(registry, project, envKey),
         own: ownEntry?.ports ?? {},
-        ephemeral: ephemeralRange(),
+        ephemeral: ephemeralPorts(),
         prober,
         holderOf: holderLookup(prober),
       });

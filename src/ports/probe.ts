@@ -57,7 +57,7 @@ export class PortProber {
   /** Every state probed so far, for naming the holders of the ports in use. */
   readonly seen: PortState[] = [];
 
-  constructor(private readonly concurrency = 8) {}
+  constructor(private readonly concurrency = 16) {}
 
   probe(port: number): Promise<PortState> {
     let state = this.cache.get(port);
@@ -82,15 +82,39 @@ export class PortProber {
   }
 }
 
-/** The kernel's ephemeral port range, which outgoing connections draw from at random. */
-export function ephemeralRange(): [number, number] | undefined {
+/**
+ * The kernel's ephemeral range, which outgoing connections draw from at random, minus the ports
+ * reserved from it with the net.ipv4.ip_local_reserved_ports sysctl (the way to let a project
+ * keep a namespace that lies inside the ephemeral range, as SFM's 40000-40199 does on Linux).
+ */
+export interface EphemeralPorts {
+  range: [number, number];
+  reserved: ReadonlyArray<[number, number]>;
+}
+
+export function ephemeralPorts(): EphemeralPorts | undefined {
   try {
     const [low, high] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
-    if (Number.isInteger(low) && Number.isInteger(high)) return [low as number, high as number];
+    if (!Number.isInteger(low) || !Number.isInteger(high)) return undefined;
+    const reserved: Array<[number, number]> = [];
+    try {
+      for (const part of readFileSync('/proc/sys/net/ipv4/ip_local_reserved_ports', 'utf8').trim().split(',')) {
+        if (!part) continue;
+        const [a, b] = part.split('-').map(Number);
+        if (Number.isInteger(a)) reserved.push([a as number, Number.isInteger(b) ? (b as number) : (a as number)]);
+      }
+    } catch {
+      /* no reserved ports */
+    }
+    return { range: [low as number, high as number], reserved };
   } catch {
-    /* not Linux, or /proc hidden: no ephemeral range to avoid */
+    return undefined; // not Linux, or /proc hidden: no ephemeral range to avoid
   }
-  return undefined;
+}
+
+export function isEphemeral(ports: EphemeralPorts | undefined, port: number): boolean {
+  if (!ports || port < ports.range[0] || port > ports.range[1]) return false;
+  return !ports.reserved.some(([a, b]) => port >= a && port <= b);
 }
 
 export interface PortHolder {
