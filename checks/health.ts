@@ -18,7 +18,7 @@ const WORDS: Record<string, Exclude<Status, 'skip'>> = {
   failed: 'fail', error: 'fail', red: 'fail', unavailable: 'fail', dead: 'fail',
 };
 
-const probe = z
+export const probe = z
   .object({
     /** Resolved against `url`; empty means `url` itself. */
     path: z.string().default(''),
@@ -216,11 +216,15 @@ export function judge(res: HttpResponse, p: Probe, path: string): Verdict {
       if (body[key] === false) flag('fail', `${key} is false`);
     }
   }
+  let requiredFailed = false;
   for (const [key, meaning] of Object.entries(p.require)) {
     const v = getPath(body, key);
     if (typeof v === 'boolean') {
       judged = true;
-      if (!v) flag('fail', `${key} is false: ${meaning}`);
+      if (!v) {
+        requiredFailed = true;
+        flag('fail', `${key} is false: ${meaning}`);
+      }
     }
   }
   for (const [key, meaning] of Object.entries(p.warnIfFalse)) {
@@ -249,6 +253,13 @@ export function judge(res: HttpResponse, p: Probe, path: string): Verdict {
     }
   }
   if (Object.keys(components).length) details.components = components;
+
+  // A service that calls itself "degraded" has judged its failing parts tolerable (the gateway
+  // with SomaBrain alone down, SFM gen2 with its vector store down, whose `healthy` is then
+  // false): warn, and name the parts. Only a required boolean overrides that word.
+  const own = typeof word === 'string' && !ignored.has(p.statusField) ? WORDS[word.toLowerCase()] : undefined;
+  // (status is widened: `flag` changes it inside a closure, which TypeScript does not see.)
+  if (own === 'warn' && (status as Verdict['status']) === 'fail' && !requiredFailed) status = 'warn';
 
   if (!judged) {
     return {

@@ -1,0 +1,407 @@
+// Doubles of the three SomaStack HTTP services, for the end-to-end tests of soma-verify. Each is a
+// real node:http server on 127.0.0.1 that answers the routes of /work/shared/contracts/somastack.md
+// sections 1-3 with the exact field names, status codes and auth behaviour of the chosen
+// generation. Knobs (`double.set({...})`) make them degraded, down, slow, silent, resetting or
+// huge; every request is recorded so a test can assert what a check sent (no writes, how many
+// probes detection cost, which bearer token arrived).
+//
+// What they do NOT model: the memory routes (POST /memories, /remember...), rate limits, JWTs.
+// soma-verify's health and metrics checks never call those, and a request to them is recorded,
+// so a test can still prove that no write was sent.
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { rawServer, type TcpPeer } from './faults.js';
+
+export type Generation = 'gen1' | 'gen2';
+
+/** How the double misbehaves, on every route or only on `paths`. */
+export type Fault =
+  | { mode: 'delay'; ms: number; paths?: string[] }
+  | { mode: 'silent'; paths?: string[] }
+  | { mode: 'reset'; paths?: string[] }
+  | { mode: 'huge'; bytes?: number; paths?: string[] };
+
+export interface RecordedRequest {
+  method: string;
+  /** Path without the query string. */
+  path: string;
+  headers: IncomingMessage['headers'];
+}
+
+export interface Double<State> {
+  url: string;
+  port: number;
+  /** The current knobs; change them with set(), restore them with reset(). */
+  readonly state: State;
+  set(patch: Partial<State>): void;
+  /** Restore the knobs given at start and forget the recorded requests. */
+  reset(): void;
+  readonly requests: RecordedRequest[];
+  /** Requests received, on one path or on all. */
+  count(path?: string): number;
+  /** Requests with a method other than GET/HEAD: a check must send none. */
+  writes(): RecordedRequest[];
+  /** The bearer tokens received, in order (undefined for a request without one). */
+  bearerTokens(): Array<string | undefined>;
+  close(): Promise<void>;
+}
+
+interface CommonState {
+  generation: Generation;
+  fault?: Fault;
+}
+
+type Reply = { status: number; body: unknown; type?: 'json' | 'text' | 'html' };
+type Router<State> = (req: RecordedRequest, state: State) => Reply;
+
+const json = (status: number, body: unknown): Reply => ({ status, body, type: 'json' });
+const text = (status: number, body: string): Reply => ({ status, body, type: 'text' });
+const NOT_FOUND = json(404, { detail: 'Not Found' });
+
+/** The common server: records, applies faults, then answers what the router says. */
+async function serve<State extends CommonState>(initial: State, route: Router<State>): Promise<Double<State>> {
+  let state: State = structuredClone(initial);
+  const requests: RecordedRequest[] = [];
+  const sockets = new Set<Socket>();
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const path = (req.url ?? '/').split('?')[0]!;
+    const recorded: RecordedRequest = { method: req.method ?? 'GET', path, headers: req.headers };
+    requests.push(recorded);
+    req.resume(); // drain any body; the doubles never read one
+    const fault = state.fault && (!state.fault.paths || state.fault.paths.includes(path)) ? state.fault : undefined;
+    const answer = () => send(res, route(recorded, state), fault);
+    if (fault?.mode === 'silent') return; // hold the socket; close() destroys it
+    if (fault?.mode === 'delay') {
+      const timer = setTimeout(answer, fault.ms);
+      res.on('close', () => clearTimeout(timer));
+      return;
+    }
+    answer();
+  });
+  server.on('connection', (socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    get state() {
+      return state;
+    },
+    set(patch) {
+      state = { ...state, ...patch };
+    },
+    reset() {
+      state = structuredClone(initial);
+      requests.length = 0;
+    },
+    requests,
+    count: (p) => (p === undefined ? requests.length : requests.filter((r) => r.path === p).length),
+    writes: () => requests.filter((r) => r.method !== 'GET' && r.method !== 'HEAD'),
+    bearerTokens: () =>
+      requests.map((r) => /^Bearer (.+)$/.exec(String(r.headers.authorization ?? ''))?.[1]),
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+function send(res: ServerResponse, reply: Reply, fault: Fault | undefined): void {
+  if (fault?.mode === 'huge') {
+    // A JSON string larger than the 1 MiB the health check accepts.
+    const huge = Buffer.from(`{"status":"${'x'.repeat(fault.bytes ?? 2 * 1024 * 1024)}"}`);
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(huge.length) });
+    res.end(huge);
+    return;
+  }
+  const body =
+    reply.type === 'json' ? JSON.stringify(reply.body) : String(reply.body);
+  const contentType =
+    reply.type === 'json' ? 'application/json'
+    : reply.type === 'html' ? 'text/html; charset=utf-8'
+    : 'text/plain; version=0.0.4; charset=utf-8';
+  const bytes = Buffer.from(body);
+  if (fault?.mode === 'reset') {
+    // Headers promise the whole body; half of it arrives, then the connection dies.
+    res.writeHead(reply.status, { 'content-type': contentType, 'content-length': String(bytes.length + 64) });
+    res.write(bytes.subarray(0, Math.max(1, Math.floor(bytes.length / 2))));
+    setTimeout(() => res.socket?.destroy(), 20);
+    return;
+  }
+  res.writeHead(reply.status, { 'content-type': contentType, 'content-length': String(bytes.length) });
+  res.end(bytes);
+}
+
+const bearer = (req: RecordedRequest) => /^Bearer (.+)$/.exec(String(req.headers.authorization ?? ''))?.[1];
+
+// ---------------------------------------------------------------------------------------------
+// SomaFractalMemory (contracts section 1)
+
+export interface SfmState extends CommonState {
+  /** The three backends: false means that store is down (kv = Postgres+Redis, vector = Qdrant). */
+  stores: { kv_store: boolean; vector_store: boolean; graph_store: boolean };
+  /** SOMA_API_TOKEN; gen2 /health requires it. */
+  token: string;
+  /** gen2 /health overall word; derived from `stores` when unset. */
+  gen2Status?: 'healthy' | 'degraded' | 'unhealthy';
+}
+
+export function sfmDouble(options: Partial<SfmState> & { generation: Generation }): Promise<Double<SfmState>> {
+  const started = Date.now();
+  const initial: SfmState = {
+    stores: { kv_store: true, vector_store: true, graph_store: true },
+    token: 'sfm-double-token',
+    ...options,
+  };
+  return serve(initial, (req, s) => {
+    const all = s.stores.kv_store && s.stores.vector_store && s.stores.graph_store;
+    if (req.path === '/ping') return json(200, { ping: 'pong' });
+    if (s.generation === 'gen1') {
+      if (['/healthz', '/readyz', '/health'].includes(req.path)) return json(200, { ...s.stores });
+      if (req.path === '/stats') return json(200, { total_memories: 3, episodic: 2, semantic: 1 });
+      if (req.path === '/metrics') return text(200, SFM_GEN1_METRICS);
+      return NOT_FOUND;
+    }
+    if (req.path === '/healthz')
+      return all ? json(200, { ...s.stores }) : json(503, { detail: 'System backend is unhealthy' });
+    if (req.path === '/readyz') return json(200, { ...s.stores });
+    if (req.path === '/health') {
+      if (bearer(req) !== s.token) return json(401, { detail: 'Unauthorized' });
+      const service = (name: string, healthy: boolean) => ({
+        name,
+        healthy,
+        latency_ms: 1.2,
+        details: healthy ? {} : { error: `${name} connection refused` },
+      });
+      const services = [
+        service('postgresql', s.stores.kv_store),
+        service('redis', s.stores.kv_store),
+        service('milvus', s.stores.vector_store),
+      ];
+      const healthy = services.every((x) => x.healthy);
+      const status = s.gen2Status ?? (healthy ? 'healthy' : s.stores.kv_store ? 'degraded' : 'unhealthy');
+      return json(200, {
+        healthy: status === 'healthy',
+        status,
+        version: '2.0.0',
+        uptime_seconds: Math.round((Date.now() - started) / 1000),
+        timestamp: new Date().toISOString(),
+        services,
+        database: { vendor: 'postgresql', connected: s.stores.kv_store },
+      });
+    }
+    if (req.path === '/stats') return json(200, { total_memories: 3, episodic: 2, semantic: 1, namespace: 'default' });
+    if (req.path === '/metrics') return text(200, PYTHON_PROCESS_METRICS);
+    return NOT_FOUND;
+  });
+}
+
+const PYTHON_PROCESS_METRICS = `# HELP python_info Python platform information
+# TYPE python_info gauge
+python_info{implementation="CPython",major="3",minor="12",patchlevel="3",version="3.12.3"} 1.0
+# HELP process_start_time_seconds Start time of the process since unix epoch in seconds.
+# TYPE process_start_time_seconds gauge
+process_start_time_seconds 1.7e+09
+# HELP process_resident_memory_bytes Resident memory size in bytes.
+# TYPE process_resident_memory_bytes gauge
+process_resident_memory_bytes 8.1e+07
+`;
+
+const SFM_GEN1_METRICS = `# HELP api_requests_total Total API requests
+# TYPE api_requests_total counter
+api_requests_total{endpoint="/memories",method="POST"} 12.0
+# HELP api_request_latency_seconds API request latency
+# TYPE api_request_latency_seconds histogram
+api_request_latency_seconds_bucket{endpoint="/memories",le="0.1"} 12.0
+api_request_latency_seconds_bucket{endpoint="/memories",le="+Inf"} 12.0
+api_request_latency_seconds_sum{endpoint="/memories"} 0.3
+api_request_latency_seconds_count{endpoint="/memories"} 12.0
+# HELP api_responses_total Total API responses
+# TYPE api_responses_total counter
+api_responses_total{endpoint="/memories",status="200"} 12.0
+# HELP http_404_requests_total Total 404 responses
+# TYPE http_404_requests_total counter
+http_404_requests_total 0.0
+${PYTHON_PROCESS_METRICS}`;
+
+// ---------------------------------------------------------------------------------------------
+// SomaBrain (contracts section 2)
+
+export interface SomabrainState extends CommonState {
+  /** gen1: memory_ok and components.memory.http. */
+  memoryOk: boolean;
+  embedderOk: boolean;
+  predictorOk: boolean;
+  /** gen1: OPA unreachable, so its middleware answers 403 on every route, /health too. */
+  opaDown: boolean;
+  /** gen2: component statuses by name; unnamed ones are "healthy". */
+  componentStatus: Record<string, string>;
+  /** gen2 overall word; derived from the components when unset. */
+  gen2Status?: 'healthy' | 'degraded' | 'critical';
+  /** gen2: Django ALLOWED_HOSTS; any other Host header gets 400. */
+  allowedHosts: string[];
+}
+
+const GEN2_INFRASTRUCTURE = ['postgresql', 'redis', 'kafka', 'milvus', 'opa'];
+const GEN2_INTERNAL = ['soma_fractal_memory', 'cognitive', 'embedder'];
+
+export function somabrainDouble(
+  options: Partial<SomabrainState> & { generation: Generation },
+): Promise<Double<SomabrainState>> {
+  const initial: SomabrainState = {
+    memoryOk: true,
+    embedderOk: true,
+    predictorOk: true,
+    opaDown: false,
+    componentStatus: {},
+    allowedHosts: ['127.0.0.1', 'localhost'],
+    ...options,
+  };
+  const served = new Map<string, number>(); // gen1 /metrics counts what it really served
+  return serve(initial, (req, s) => {
+    const reply = s.generation === 'gen1' ? somabrainGen1(req, s, served) : somabrainGen2(req, s);
+    const key = `${req.method} ${req.path} ${reply.status}`;
+    served.set(key, (served.get(key) ?? 0) + 1);
+    return reply;
+  });
+}
+
+function somabrainGen1(req: RecordedRequest, s: SomabrainState, served: Map<string, number>): Reply {
+  if (s.opaDown) return json(403, { detail: 'Forbidden' });
+  if (req.path === '/health' || req.path === '/healthz') {
+    return json(200, {
+      // Always false in gen1, whatever the state: a verdict must not use them.
+      ok: false,
+      ready: false,
+      components: { memory: { http: s.memoryOk }, wm_items: 4 },
+      namespace: 'somabrain_ns:public',
+      trace_id: '4bf92f3577b34da6a3ce929d0e0e4736',
+      memory_ok: s.memoryOk,
+      embedder_ok: s.embedderOk,
+      predictor_ok: s.predictorOk,
+    });
+  }
+  if (req.path === '/metrics') {
+    const lines = [
+      '# HELP somabrain_http_requests_total HTTP requests',
+      '# TYPE somabrain_http_requests_total counter',
+      ...[...served].map(([key, n]) => {
+        const [method, path, status] = key.split(' ');
+        return `somabrain_http_requests_total{method="${method}",path="${path}",status="${status}"} ${n}.0`;
+      }),
+      '# HELP somabrain_http_latency_seconds HTTP latency',
+      '# TYPE somabrain_http_latency_seconds histogram',
+      'somabrain_http_latency_seconds_bucket{le="+Inf"} 1.0',
+      'somabrain_http_latency_seconds_sum 0.01',
+      'somabrain_http_latency_seconds_count 1.0',
+      '# HELP somabrain_opa_allow_total OPA allows',
+      '# TYPE somabrain_opa_allow_total counter',
+      'somabrain_opa_allow_total 3.0',
+    ];
+    return text(200, `${lines.join('\n')}\n`);
+  }
+  return NOT_FOUND;
+}
+
+function somabrainGen2(req: RecordedRequest, s: SomabrainState): Reply {
+  const host = String(req.headers.host ?? '').replace(/:\d+$/, '');
+  if (!s.allowedHosts.includes(host)) return { status: 400, body: '<h1>Bad Request (400)</h1>', type: 'html' };
+  const component = (name: string) => ({ name, status: s.componentStatus[name] ?? 'healthy', response_time_ms: 2.5 });
+  const statuses = [...GEN2_INFRASTRUCTURE, ...GEN2_INTERNAL].map((n) => s.componentStatus[n] ?? 'healthy');
+  const derived =
+    statuses.some((x) => x === 'unhealthy' || x === 'critical') ? 'critical'
+    : statuses.some((x) => x !== 'healthy') ? 'degraded'
+    : 'healthy';
+  const overall = s.gen2Status ?? derived;
+  if (req.path === '/health') {
+    return json(200, {
+      status: overall,
+      timestamp: new Date().toISOString(),
+      infrastructure: Object.fromEntries(GEN2_INFRASTRUCTURE.map((n) => [n, component(n)])),
+      internal_services: Object.fromEntries(GEN2_INTERNAL.map((n) => [n, component(n)])),
+    });
+  }
+  if (req.path === '/healthz') return json(200, { status: 'healthy' });
+  if (req.path === '/readyz') {
+    const ready = overall === 'healthy';
+    const checks = Object.fromEntries(GEN2_INFRASTRUCTURE.map((n) => [n, s.componentStatus[n] ?? 'healthy']));
+    return json(ready ? 200 : 503, { status: ready ? 'ready' : 'degraded', checks });
+  }
+  if (req.path === '/metrics') {
+    // The gen2 stub: static, whatever happens.
+    return text(
+      200,
+      '# HELP somabrain_up SomaBrain is up\n# TYPE somabrain_up gauge\nsomabrain_up 1\n' +
+        '# HELP somabrain_requests_total Requests\n# TYPE somabrain_requests_total counter\nsomabrain_requests_total 0\n',
+    );
+  }
+  return NOT_FOUND;
+}
+
+// ---------------------------------------------------------------------------------------------
+// SomaAgent01 gateway (contracts section 3)
+
+export type GatewayWord = 'ok' | 'degraded' | 'down';
+
+export interface GatewayState extends CommonState {
+  /** Component statuses by name (postgres, redis, kafka, somabrain_http); unnamed ones are ok. */
+  components: Record<string, GatewayWord>;
+}
+
+const GATEWAY_CORE = ['postgres', 'redis', 'kafka'];
+
+export function gatewayDouble(
+  options: Partial<GatewayState> & { generation: Generation },
+): Promise<Double<GatewayState>> {
+  const initial: GatewayState = { components: {}, ...options };
+  return serve(initial, (req, s) => {
+    const word = (name: string): GatewayWord => s.components[name] ?? 'ok';
+    const componentMap = (names: string[]) =>
+      Object.fromEntries(
+        names.map((n) => [n, word(n) === 'ok' ? { status: 'ok' } : { status: word(n), detail: `${n} unreachable` }]),
+      );
+    // A core store down takes the gateway down; anything else (SomaBrain alone) degrades it.
+    const overall = (names: string[]): GatewayWord =>
+      names.some((n) => GATEWAY_CORE.includes(n) && word(n) === 'down') ? 'down'
+      : names.some((n) => word(n) !== 'ok') ? 'degraded'
+      : 'ok';
+    const aggregate = (names: string[]) => json(200, { status: overall(names), components: componentMap(names) });
+    const withBrain = [...GATEWAY_CORE, 'somabrain_http'];
+    if (s.generation === 'gen1') {
+      if (req.path === '/v1/health' || req.path === '/health') return aggregate(GATEWAY_CORE);
+      if (req.path === '/healthz') return aggregate(withBrain);
+      return NOT_FOUND;
+    }
+    if (req.path === '/health/' || req.path === '/api/health/') return json(200, { status: 'ok', service: 'gateway' });
+    if (req.path === '/api/v2/core/health') return aggregate(withBrain);
+    if (req.path === '/api/v2/aaas/health') {
+      const o = overall(withBrain);
+      return json(200, {
+        status: o === 'ok' ? 'healthy' : o === 'degraded' ? 'degraded' : 'critical',
+        services: withBrain.map((n) => ({
+          name: n,
+          status: word(n) === 'ok' ? 'healthy' : word(n) === 'degraded' ? 'degraded' : 'unhealthy',
+          latency_ms: 1.5,
+          message: word(n) === 'ok' ? 'ok' : `${n} unreachable`,
+        })),
+      });
+    }
+    if (req.path === '/api/v2/core/health/ready')
+      return json(200, { status: overall(withBrain) === 'down' ? 'not_ready' : 'ready' });
+    if (req.path === '/api/v2/observability/ready')
+      return json(200, { ready: overall(withBrain) !== 'down', checks: withBrain.map((n) => ({ name: n, ok: word(n) !== 'down' })) });
+    if (req.path === '/api/v2/observability/live') return json(200, { status: 'alive' });
+    return NOT_FOUND;
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/** A listener that answers any request with an SSH banner: not an HTTP server at all. */
+export function notHttpServer(): Promise<TcpPeer> {
+  return rawServer('SSH-2.0-OpenSSH_9.6p1 Debian-3\r\n');
+}
