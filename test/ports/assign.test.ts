@@ -156,6 +156,19 @@ describe('soma-ports assign', () => {
     for (const port of Object.values(result.ports)) expect(port).toBeLessThan(low);
   });
 
+  it('exits 1 naming the sysctl when a whole range lies inside the ephemeral range', async () => {
+    const ws = await workspace();
+    const [low, high] = (await readFile('/proc/sys/net/ipv4/ip_local_port_range', 'utf8')).trim().split(/\s+/).map(Number) as [number, number];
+    await writeFile(join(ws.cwd, 'ports.json'), JSON.stringify({ projects: { somafractalmemory: { range: [low + 100, low + 299] } } }));
+    const result = await runCli(['assign', '--project', 'somafractalmemory'], ws);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toBe(
+      `soma-ports: somafractalmemory's range ${low + 100}-${low + 299} lies inside the kernel's ephemeral range ${low}-${high}: ` +
+        `move it in ports.json, or reserve it with sysctl net.ipv4.ip_local_reserved_ports=${low + 100}-${low + 299}\n`,
+    );
+    expect(existsSync(join(ws.cwd, '.env'))).toBe(false);
+  });
+
   it('moves somaagent01 with PORT_POOL_START from the environment', async () => {
     const ws = await workspace();
     const start = ws.base + 600;
