@@ -157,6 +157,9 @@ function failureMessage(
     }
     return `authentication failed for user ${ep.username ?? 'default'} on ${at}`;
   }
+  // A TLS record (alert 0x15, handshake 0x16, version 3.x) in answer to a plain-text command.
+  const tlsRecord = seen.firstBytes && [0x15, 0x16].includes(seen.firstBytes[0]!) && seen.firstBytes[1] === 0x03;
+  if (!ep.tls && tlsRecord) return `TLS mismatch: ${at} speaks TLS (use rediss://)`;
   if (/Protocol error|ParserError|reply type byte/i.test(text) || error.name === 'ParserError') {
     const answer = seen.firstBytes ? ` (it answered "${preview(seen.firstBytes)}")` : '';
     return `not a Redis server on ${at}${answer}`;

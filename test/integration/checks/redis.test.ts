@@ -8,7 +8,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCheck, type ChildOutcome } from '../../support/run-check.js';
 import { refusedPort, silentServer, type TcpPeer } from '../../support/faults.js';
 import { startPostgresPeer, type PostgresPeer } from '../../support/peers/postgres.js';
-import { startRedisAuthPeer, startRedisPeer, type RedisPeer } from '../../support/peers/redis.js';
+import {
+  startRedisAuthPeer,
+  startRedisPeer,
+  startRedisTlsPeer,
+  type RedisPeer,
+  type RedisTlsPeer,
+} from '../../support/peers/redis.js';
 
 const TIMEOUT_MS = 3000;
 /** Start-up of the child process and the driver import, on a busy 2-core machine. */
@@ -135,6 +141,45 @@ describe('redis check against a password-protected server (requirepass, allkeys-
   it('fails with "authentication failed" before selecting a db when no password is given', async () => {
     const result = await check({ url: authPeer.url(2, { password: null }) });
     expectFailure(result, /^authentication failed: .+ requires a password and none was given$/);
+  });
+});
+
+describe('redis check against a TLS-only server (certificate from a throwaway CA)', () => {
+  let tlsPeer: RedisTlsPeer;
+  beforeAll(async () => {
+    tlsPeer = await startRedisTlsPeer();
+  });
+  afterAll(async () => {
+    await tlsPeer?.close();
+  });
+
+  it('passes rediss:// with tls.caFile naming the CA', async () => {
+    const result = await check({ url: tlsPeer.url(0, { scheme: 'rediss' }), tls: { caFile: tlsPeer.caFile } });
+    expect(result.status, result.message).toBe('pass');
+    expect(result.details?.tls).toBe(true);
+  });
+
+  it('passes rediss:// with tls.insecure (no certificate verification)', async () => {
+    const result = await check({ url: tlsPeer.url(0, { scheme: 'rediss' }), tls: { insecure: true } });
+    expect(result.status, result.message).toBe('pass');
+  });
+
+  it('fails rediss:// without the CA, naming the certificate problem', async () => {
+    const result = await check({ url: tlsPeer.url(0, { scheme: 'rediss' }) });
+    expectFailure(result, /^TLS certificate check failed for .+certificate/i);
+    expectQuietStderr(result);
+  });
+
+  it('fails redis:// (plain text) against the TLS-only port with a TLS message', async () => {
+    const result = await check({ url: tlsPeer.url() });
+    expectFailure(result, /TLS/);
+    expect(result.message).toMatch(/rediss:\/\//);
+    expectQuietStderr(result);
+  });
+
+  it('fails clearly when tls.caFile cannot be read', async () => {
+    const result = await check({ url: tlsPeer.url(0, { scheme: 'rediss' }), tls: { caFile: '/nonexistent/ca.pem' } });
+    expectFailure(result, /^cannot read tls\.caFile: .*ENOENT/);
   });
 });
 

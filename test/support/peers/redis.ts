@@ -8,12 +8,21 @@
 // (seed 003's production policy). A second container when Docker answers; else `redis-server`
 // spawned on a free loopback port without persistence, killed by close().
 //
+// startRedisTlsPeer(): a Redis that speaks only TLS, its certificate signed by a throwaway CA
+// (made with openssl, see makeTestCertificates). A container when Docker answers; else
+// `redis-server --port 0 --tls-port <free>`.
+//
 // Either function THROWS when no peer can be had, so the test fails with the reason.
 import { spawn } from 'node:child_process';
 import { connect } from 'node:net';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import getPort from 'get-port';
 import { announcePeer, dockerAvailable } from '../docker.js';
+import { makeTestCertificates, type TestCertificates } from './postgres.js';
 
 export const REDIS_IMAGE = 'redis:7.2.5-alpine';
 
@@ -46,14 +55,14 @@ function peerOf(
 }
 
 /** Sends an inline PING and resolves with the first reply line, or rejects within `timeoutMs`. */
-export function rawPing(host: string, port: number, timeoutMs = 2000): Promise<string> {
+export function rawPing(host: string, port: number, timeoutMs = 2000, tls?: ConnectionOptions): Promise<string> {
   return new Promise((resolve, reject) => {
-    const socket = connect({ host, port });
+    const socket = tls ? tlsConnect({ host, port, ...tls }) : connect({ host, port });
     const timer = setTimeout(() => {
       socket.destroy();
       reject(new Error(`no answer from ${host}:${port} within ${timeoutMs} ms`));
     }, timeoutMs);
-    socket.once('connect', () => socket.write('PING\r\n'));
+    socket.once(tls ? 'secureConnect' : 'connect', () => socket.write('PING\r\n'));
     socket.once('data', (chunk) => {
       clearTimeout(timer);
       socket.destroy();
@@ -68,12 +77,12 @@ export function rawPing(host: string, port: number, timeoutMs = 2000): Promise<s
 }
 
 /** Polls until the server answers PING (PONG, or NOAUTH when it wants a password). */
-async function waitForRedis(host: string, port: number, deadlineMs: number): Promise<void> {
+async function waitForRedis(host: string, port: number, deadlineMs: number, tls?: ConnectionOptions): Promise<void> {
   const until = Date.now() + deadlineMs;
   let last: unknown;
   while (Date.now() < until) {
     try {
-      const reply = await rawPing(host, port, 1000);
+      const reply = await rawPing(host, port, 1000, tls);
       if (reply === '+PONG' || reply.startsWith('-NOAUTH')) return;
       last = new Error(`unexpected reply ${reply}`);
     } catch (err) {
@@ -84,9 +93,22 @@ async function waitForRedis(host: string, port: number, deadlineMs: number): Pro
   throw new Error(`redis on ${host}:${port} not ready within ${deadlineMs} ms: ${(last as Error)?.message}`);
 }
 
-async function startContainer(args: string[], password: string | undefined, policy: string): Promise<RedisPeer> {
+async function startContainer(
+  args: string[],
+  password: string | undefined,
+  policy: string,
+  certs?: TestCertificates,
+): Promise<RedisPeer> {
   const { GenericContainer, Wait } = await import('testcontainers');
-  const container = await new GenericContainer(REDIS_IMAGE)
+  let image = new GenericContainer(REDIS_IMAGE);
+  if (certs) {
+    image = image.withCopyFilesToContainer([
+      { source: certs.caFile, target: '/certs/ca.crt', mode: 0o644 },
+      { source: certs.certFile, target: '/certs/server.crt', mode: 0o644 },
+      { source: certs.keyFile, target: '/certs/server.key', mode: 0o644 },
+    ]);
+  }
+  const container = await image
     .withCommand(['redis-server', ...args])
     .withExposedPorts(6379)
     .withWaitStrategy(Wait.forLogMessage(/Ready to accept connections/))
@@ -97,7 +119,7 @@ async function startContainer(args: string[], password: string | undefined, poli
     { host: container.getHost(), port: container.getMappedPort(6379), password, maxmemoryPolicy: policy },
     async () => void (await container.stop()),
   );
-  announcePeer(password ? 'redis-auth' : 'redis', 'testcontainers', `${REDIS_IMAGE} ${peer.host}:${peer.port}`);
+  announcePeer(certs ? 'redis-tls' : password ? 'redis-auth' : 'redis', 'testcontainers', `${REDIS_IMAGE} ${peer.host}:${peer.port}`);
   return peer;
 }
 
@@ -124,9 +146,14 @@ export async function startRedisAuthPeer(): Promise<RedisPeer & { password: stri
   if (await dockerAvailable()) return { ...(await startContainer(args, password, policy)), password };
 
   const port = await getPort({ host: '127.0.0.1' });
-  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', ...args], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  const close = await spawnRedisServer(['--port', String(port), '--bind', '127.0.0.1', ...args], port);
+  announcePeer('redis-auth', 'local', `redis-server --requirepass on 127.0.0.1:${port}`);
+  return { ...peerOf('local', { host: '127.0.0.1', port, password, maxmemoryPolicy: policy }, close), password };
+}
+
+/** Spawns redis-server, waits until it answers PING on `port`, and returns how to stop it. */
+async function spawnRedisServer(args: string[], port: number, tls?: ConnectionOptions): Promise<() => Promise<void>> {
+  const proc = spawn('redis-server', args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   proc.stderr?.on('data', (d) => (stderr += d));
   // 'error' without 'exit' when the program cannot be spawned at all.
@@ -140,13 +167,49 @@ export async function startRedisAuthPeer(): Promise<RedisPeer & { password: stri
     await exited;
   };
   try {
-    await Promise.race([waitForRedis('127.0.0.1', port, 10_000), spawnError]);
+    await Promise.race([waitForRedis('127.0.0.1', port, 10_000, tls), spawnError]);
   } catch (err) {
     await close().catch(() => {});
-    throw new Error(`no Redis auth peer: redis-server on 127.0.0.1:${port} did not start (${(err as Error).message}) ${stderr}`, {
+    throw new Error(`no Redis peer: redis-server on 127.0.0.1:${port} did not start (${(err as Error).message}) ${stderr}`, {
       cause: err,
     });
   }
-  announcePeer('redis-auth', 'local', `redis-server --requirepass on 127.0.0.1:${port}`);
-  return { ...peerOf('local', { host: '127.0.0.1', port, password, maxmemoryPolicy: policy }, close), password };
+  return close;
+}
+
+export type RedisTlsPeer = RedisPeer & {
+  /** The CA that signed the server's certificate. */
+  caFile: string;
+};
+
+/** A Redis that speaks only TLS (no plain-text port), with a certificate from a throwaway CA. */
+export async function startRedisTlsPeer(): Promise<RedisTlsPeer> {
+  const certDir = await mkdtemp(join(tmpdir(), 'soma-verify-redis-certs-'));
+  const removeCerts = () => rm(certDir, { recursive: true, force: true });
+  try {
+    const certs = await makeTestCertificates(certDir);
+    const tlsArgs = (dir: string, port: number) => [
+      '--port', '0', '--tls-port', String(port),
+      '--tls-cert-file', join(dir, 'server.crt'), '--tls-key-file', join(dir, 'server.key'),
+      '--tls-ca-cert-file', join(dir, 'ca.crt'), '--tls-auth-clients', 'no',
+      '--save', '', '--appendonly', 'no',
+    ];
+    if (await dockerAvailable()) {
+      const peer = await startContainer(tlsArgs('/certs', 6379), undefined, 'noeviction', certs);
+      return { ...peer, caFile: certs.caFile, close: async () => (await peer.close(), await removeCerts()) };
+    }
+    const port = await getPort({ host: '127.0.0.1' });
+    const stop = await spawnRedisServer(['--bind', '127.0.0.1', ...tlsArgs(certDir, port)], port, {
+      ca: await readFile(certs.caFile),
+    });
+    announcePeer('redis-tls', 'local', `redis-server --tls-port on 127.0.0.1:${port}`);
+    const peer = peerOf('local', { host: '127.0.0.1', port, password: undefined, maxmemoryPolicy: 'noeviction' }, async () => {
+      await stop();
+      await removeCerts();
+    });
+    return { ...peer, caFile: certs.caFile };
+  } catch (err) {
+    await removeCerts();
+    throw err;
+  }
 }
