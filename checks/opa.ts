@@ -7,7 +7,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import { z } from 'zod';
 import { defineCheck, type CheckContext, type CheckOutcome } from '../src/check.js';
-import { fetchHttp, HttpError, type HttpResponse } from '../src/http.js';
+import { fetchHttp, type HttpResponse } from '../src/http.js';
 import { maskCredentials, Redactor } from '../src/redact.js';
 
 const decision = z.object({
@@ -88,7 +88,7 @@ async function inspect(o: OpaOptions, ctx: CheckContext): Promise<CheckOutcome> 
     if (step.settled.status === 'rejected') {
       return {
         status: 'fail',
-        message: `${step.name}: ${describeError(step.settled.reason, base.host, ctx.timeoutMs)}`,
+        message: `${step.name}: ${describeError(step.settled.reason)}`,
       };
     }
   }
@@ -244,14 +244,7 @@ function describeBody(res: HttpResponse): string {
   return `: ${line.length > 120 ? `${line.slice(0, 117)}...` : line}`;
 }
 
-/**
- * One line for a failed request. src/http.ts names most causes; two reach it unnamed and are
- * named here: a timeout raised as a DOMException (ctx's deadline or AbortSignal.timeout), whose
- * numeric `code` hides its TimeoutError name, and undici's HTTPParserError, which has no HPE_ code.
- */
-function describeError(err: unknown, host: string, timeoutMs: number): string {
-  const cause = err instanceof HttpError ? (err.cause as { name?: unknown } | undefined) : undefined;
-  if (cause?.name === 'TimeoutError') return `no complete answer from ${host} within ${timeoutMs} ms`;
-  if (cause?.name === 'HTTPParserError') return `not an HTTP server on ${host} (invalid response bytes)`;
+/** One line for a failed request (src/http.ts already names the cause). */
+function describeError(err: unknown): string {
   return maskCredentials(err instanceof Error ? err.message : String(err));
 }

@@ -5,7 +5,7 @@
 // All requests are independent, so they run at once; the whole check shares ctx's deadline.
 import { z } from 'zod';
 import { defineCheck, type CheckOutcome, type CheckContext } from '../src/check.js';
-import { fetchHttp, HttpError, type HttpResponse } from '../src/http.js';
+import { fetchHttp, type HttpResponse } from '../src/http.js';
 import { maskCredentials, Redactor } from '../src/redact.js';
 
 const distance = z.enum(['Cosine', 'Euclid', 'Dot', 'Manhattan']);
@@ -98,7 +98,7 @@ async function inspect(o: QdrantOptions, ctx: CheckContext): Promise<CheckOutcom
     if (settled.status === 'rejected') {
       return {
         status: 'fail',
-        message: `${step}: ${describeError(settled.reason, base.host, ctx.timeoutMs)}`,
+        message: `${step}: ${describeError(settled.reason)}`,
       };
     }
   }
@@ -318,14 +318,7 @@ function describeBody(res: HttpResponse | undefined): string {
   return `: ${line.length > 120 ? `${line.slice(0, 117)}...` : line}`;
 }
 
-/**
- * One line for a failed request. src/http.ts names most causes; two reach it unnamed and are
- * named here: a timeout raised as a DOMException (ctx's deadline or AbortSignal.timeout), whose
- * numeric `code` hides its TimeoutError name, and undici's HTTPParserError, which has no HPE_ code.
- */
-function describeError(err: unknown, host: string, timeoutMs: number): string {
-  const cause = err instanceof HttpError ? (err.cause as { name?: unknown } | undefined) : undefined;
-  if (cause?.name === 'TimeoutError') return `no complete answer from ${host} within ${timeoutMs} ms`;
-  if (cause?.name === 'HTTPParserError') return `not an HTTP server on ${host} (invalid response bytes)`;
+/** One line for a failed request (src/http.ts already names the cause). */
+function describeError(err: unknown): string {
   return maskCredentials(err instanceof Error ? err.message : String(err));
 }
