@@ -11,8 +11,10 @@ import { startPostgresPeer, type PostgresPeer } from '../../support/peers/postgr
 import {
   startRedisAuthPeer,
   startRedisPeer,
+  startRedisReplicationPeers,
   startRedisTlsPeer,
   type RedisPeer,
+  type RedisReplicationPeers,
   type RedisTlsPeer,
 } from '../../support/peers/redis.js';
 
@@ -141,6 +143,34 @@ describe('redis check against a password-protected server (requirepass, allkeys-
   it('fails with "authentication failed" before selecting a db when no password is given', async () => {
     const result = await check({ url: authPeer.url(2, { password: null }) });
     expectFailure(result, /^authentication failed: .+ requires a password and none was given$/);
+  });
+});
+
+describe('redis check against a master and its replica', () => {
+  let pair: RedisReplicationPeers;
+  beforeAll(async () => {
+    pair = await startRedisReplicationPeers();
+  });
+  afterAll(async () => {
+    await pair?.close();
+  });
+
+  it('passes role: replica on a replica whose link to the master is up', async () => {
+    const result = await check({ url: pair.replica.url(), role: 'replica' });
+    expect(result.status, result.message).toBe('pass');
+    expect(result.details?.role).toBe('replica');
+    expect(result.details?.masterLinkStatus).toBe('up');
+  });
+
+  it('fails role: master on a replica, naming the actual role', async () => {
+    const result = await check({ url: pair.replica.url(), role: 'master' });
+    expectFailure(result, /^role is replica, expected master$/);
+  });
+
+  it('reports the connected replicas of a master', async () => {
+    const result = await check({ url: pair.master.url(), role: 'master' });
+    expect(result.status, result.message).toBe('pass');
+    expect(result.details?.connectedReplicas).toBe(1);
   });
 });
 

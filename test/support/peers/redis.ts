@@ -213,3 +213,93 @@ export async function startRedisTlsPeer(): Promise<RedisTlsPeer> {
     throw err;
   }
 }
+
+export interface RedisReplicationPeers {
+  master: RedisPeer;
+  /** A replica of `master`, its link up. */
+  replica: RedisPeer;
+  close(): Promise<void>;
+}
+
+/** A master and a replica of it (`--replicaof`), the replica's link to the master up. */
+export async function startRedisReplicationPeers(): Promise<RedisReplicationPeers> {
+  const plain = ['--save', '', '--appendonly', 'no'];
+  if (await dockerAvailable()) {
+    const { GenericContainer, Network, Wait } = await import('testcontainers');
+    const network = await new Network().start();
+    const start = (args: string[], alias: string) =>
+      new GenericContainer(REDIS_IMAGE)
+        .withNetwork(network)
+        .withNetworkAliases(alias)
+        .withCommand(['redis-server', ...args])
+        .withExposedPorts(6379)
+        .withWaitStrategy(Wait.forLogMessage(alias === 'replica' ? /MASTER <-> REPLICA sync: Finished/ : /Ready to accept connections/))
+        .withStartupTimeout(60_000)
+        .start();
+    const masterContainer = await start(plain, 'master');
+    const replicaContainer = await start([...plain, '--replicaof', 'master', '6379'], 'replica');
+    const of = (c: typeof masterContainer) =>
+      peerOf('testcontainers', { host: c.getHost(), port: c.getMappedPort(6379), password: undefined, maxmemoryPolicy: 'noeviction' }, async () => {});
+    const [master, replica] = [of(masterContainer), of(replicaContainer)];
+    announcePeer('redis-replication', 'testcontainers', `${REDIS_IMAGE} master ${master.port}, replica ${replica.port}`);
+    return {
+      master,
+      replica,
+      close: async () => {
+        await replicaContainer.stop();
+        await masterContainer.stop();
+        await network.stop();
+      },
+    };
+  }
+  const masterPort = await getPort({ host: '127.0.0.1' });
+  const replicaPort = await getPort({ host: '127.0.0.1' });
+  const stopMaster = await spawnRedisServer(['--port', String(masterPort), '--bind', '127.0.0.1', ...plain], masterPort);
+  let stopReplica: () => Promise<void>;
+  try {
+    stopReplica = await spawnRedisServer(
+      ['--port', String(replicaPort), '--bind', '127.0.0.1', ...plain, '--replicaof', '127.0.0.1', String(masterPort)],
+      replicaPort,
+    );
+    await waitForLink(replicaPort, 10_000);
+  } catch (err) {
+    await stopMaster();
+    throw err;
+  }
+  announcePeer('redis-replication', 'local', `redis-server master 127.0.0.1:${masterPort}, replica 127.0.0.1:${replicaPort}`);
+  const local = (port: number) =>
+    peerOf('local', { host: '127.0.0.1', port, password: undefined, maxmemoryPolicy: 'noeviction' }, async () => {});
+  return {
+    master: local(masterPort),
+    replica: local(replicaPort),
+    close: async () => {
+      await stopReplica();
+      await stopMaster();
+    },
+  };
+}
+
+/** Polls INFO replication (inline command) until master_link_status:up. */
+async function waitForLink(port: number, deadlineMs: number): Promise<void> {
+  const until = Date.now() + deadlineMs;
+  while (Date.now() < until) {
+    const info = await new Promise<string>((resolve) => {
+      const socket = connect({ host: '127.0.0.1', port });
+      let text = '';
+      const timer = setTimeout(() => socket.destroy(), 1000);
+      socket.once('connect', () => socket.write('INFO replication\r\n'));
+      socket.on('data', (d) => {
+        text += d;
+        if (text.includes('master_link_status')) socket.destroy();
+      });
+      socket.on('error', () => {});
+      socket.once('close', () => {
+        clearTimeout(timer);
+        resolve(text);
+      });
+    });
+    if (info.includes('master_link_status:up')) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`replica on 127.0.0.1:${port} did not link to its master within ${deadlineMs} ms`);
+}
