@@ -32,6 +32,12 @@ function expectFailure(result: ChildOutcome, cause: RegExp, timeoutMs = TIMEOUT_
   expect(result.wallMs).toBeLessThan(timeoutMs + MARGIN_MS);
 }
 
+/** Nothing on the child's stderr: no driver warning, no unhandled error. */
+function expectQuietStderr(result: ChildOutcome): void {
+  const stdoutEnd = result.output.lastIndexOf('}');
+  expect(result.output.slice(stdoutEnd + 1).trim()).toBe('');
+}
+
 beforeAll(async () => {
   [peer, authPeer] = await Promise.all([startPostgresPeer(), startPostgresAuthPeer()]);
   // Throwaway databases, created here and dropped in afterAll: the check itself never writes.
@@ -195,6 +201,7 @@ describe('postgres check against a password-protected, TLS-only server (scram-sh
     const wrong = `Wrong-${randomBytes(6).toString('hex')}`;
     const result = await check({ dsn: authPeer.dsn(undefined, { password: wrong }) });
     expectFailure(result, /^authentication failed for user postgres$/);
+    expectQuietStderr(result);
     expect(result.output).not.toContain(wrong);
     expect(result.output).not.toContain(authPeer.password);
   });
@@ -220,6 +227,7 @@ describe('postgres check against a password-protected, TLS-only server (scram-sh
   it('fails sslmode=verify-full without the CA, naming the certificate problem', async () => {
     const result = await check({ dsn: authPeer.dsn(undefined, { query: 'sslmode=verify-full' }) });
     expectFailure(result, /^TLS handshake with .+ failed \(sslmode=verify-full\): .*certificate/i);
+    expectQuietStderr(result);
   });
 
   it('passes sslmode=require without the CA (encryption without verification, as libpq does)', async () => {
@@ -250,12 +258,14 @@ describe('postgres check against faulty peers', () => {
     const port = await refusedPort();
     const result = await check({ dsn: `postgres://soma:secret-pw@127.0.0.1:${port}/soma` });
     expectFailure(result, new RegExp(`^connection refused on 127\\.0\\.0\\.1:${port}$`));
+    expectQuietStderr(result);
     expect(result.output).not.toContain('secret-pw');
   });
 
   it('fails with "no answer" within its timeout on a port that accepts and never answers', async () => {
     const result = await check({ dsn: `postgres://soma:secret-pw@127.0.0.1:${silent.port}/soma` }, 1500);
     expectFailure(result, new RegExp(`no answer from 127\\.0\\.0\\.1:${silent.port} within 1500 ms`), 1500);
+    expectQuietStderr(result);
     expect(result.output).not.toContain('secret-pw');
   });
 
