@@ -1,65 +1,50 @@
-// `soma-verify [env]`: argument parsing and exit codes only. The work is in ./verify.ts, loaded
-// after parsing so that --help and --version load nothing else.
-import yargs from 'yargs';
-import { hideBin } from 'yargs/helpers';
+// `soma-verify [env]`: arguments and exit codes only; the pipeline is in ./verify.ts, loaded
+// once the command line is read, so that --help and --version load nothing else.
 import { readFileSync } from 'node:fs';
 import { EXIT } from './exit.js';
+import { HELP_FLAGS, VERSION_FLAGS, parseFast } from './verify-options.js';
 
-const { version } = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+const argv = process.argv.slice(2);
+const only = argv.length === 1 ? argv[0]! : '';
 
-const argv = await yargs(hideBin(process.argv))
-  .scriptName('soma-verify')
-  .usage('$0 [env]\n\nVerify that a SomaStack deployment really works. `local` needs no config.')
-  .command('$0 [env]', false, (y) =>
-    y.positional('env', { type: 'string', default: 'local', describe: 'environment to verify' }),
-  )
-  .options({
-    config: { alias: 'c', type: 'string', describe: 'config file (default: soma-verify.config.yaml|yml|json here)' },
-    format: { alias: 'f', choices: ['table', 'json', 'junit'] as const, default: 'table' as const, describe: 'report format' },
-    output: { alias: 'o', type: 'string', describe: 'write the report to this file instead of stdout' },
-    only: { type: 'string', array: true, describe: 'run only checks whose id matches (glob, repeatable or comma-separated)' },
-    skip: { type: 'string', array: true, describe: 'leave out checks whose id matches (glob)' },
-    list: { type: 'boolean', default: false, describe: 'print the plan without running it' },
-    concurrency: { type: 'number', describe: 'checks running at once (default 16)' },
-    timeout: { type: 'string', describe: 'default timeout of a check (default 5s)' },
-    deadline: { type: 'string', describe: 'global deadline of the whole run (default 60s)' },
-    strict: { type: 'boolean', default: false, describe: 'warnings fail the run' },
-    verbose: { alias: 'v', type: 'boolean', default: false, describe: 'progress and address sources on stderr' },
-  })
-  .epilog(
-    'Exit codes: 0 all passed (warnings pass unless --strict), 1 a check failed, 2 usage or\n' +
-      'configuration error, 3 the --wait deadline passed, 130 interrupted.',
-  )
-  .version(version)
-  .alias('h', 'help')
-  .alias('V', 'version')
-  .strict()
-  .wrap(Math.min(100, process.stdout.columns || 100))
-  .fail((message, error) => {
-    process.stderr.write(`soma-verify: ${message ?? error?.message}\nRun soma-verify --help for usage.\n`);
-    process.exit(EXIT.usage);
-  })
-  .parseAsync();
-
-const { verify } = await import('./verify.js');
-const code = await verify({
-  env: argv.env as string,
-  config: argv.config,
-  format: argv.format,
-  output: argv.output,
-  only: splitList(argv.only),
-  skip: splitList(argv.skip),
-  list: argv.list,
-  concurrency: argv.concurrency,
-  timeout: argv.timeout,
-  deadline: argv.deadline,
-  strict: argv.strict,
-  verbose: argv.verbose,
-});
-
-function splitList(values: string[] | undefined): string[] {
-  return (values ?? []).flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
+if (HELP_FLAGS.has(only)) {
+  // Rendered by yargs at build time (render-help.ts) from the same option table.
+  const help = readIfPresent(new URL('../../help/soma-verify.txt', import.meta.url));
+  if (help) await exit(help, EXIT.ok);
 }
+const version = (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+if (VERSION_FLAGS.has(only)) await exit(`${version}\n`, EXIT.ok);
 
+const args = parseFast(argv) ?? (await explainWithYargs(argv, version));
+const { verify } = await import('./verify.js');
+const code = await verify(args);
 // The report is flushed; exit now rather than wait on a check that ignored its timeout.
 process.exit(code);
+
+/** yargs prints the help or the usage error and exits; it never returns a command line. */
+async function explainWithYargs(argv: string[], version: string): Promise<never> {
+  const { default: yargs } = await import('yargs');
+  const { describeWithYargs } = await import('./verify-options.js');
+  await describeWithYargs(yargs(argv), version)
+    .fail((message, error) => {
+      process.stderr.write(`soma-verify: ${message ?? error?.message}\nRun soma-verify --help for usage.\n`);
+      process.exit(EXIT.usage);
+    })
+    .parseAsync();
+  // A command line parseArgs refused but yargs accepted (e.g. --no-strict): say so plainly.
+  process.stderr.write(`soma-verify: cannot read the command line: ${argv.join(' ')}\nRun soma-verify --help for usage.\n`);
+  process.exit(EXIT.usage);
+}
+
+function readIfPresent(url: URL): string | undefined {
+  try {
+    return readFileSync(url, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+async function exit(text: string, code: number): Promise<never> {
+  await new Promise<void>((resolve) => process.stdout.write(text, () => resolve()));
+  process.exit(code);
+}

@@ -1,0 +1,89 @@
+// The options of `soma-verify`, in one table that drives two parsers: node:util's parseArgs
+// (built in, costs nothing) reads well-formed command lines, and yargs renders --help (at build
+// time, see render-help.ts) and the usage errors. yargs alone costs more to import than Node
+// takes to start, and the run must start fast.
+import { parseArgs } from 'node:util';
+import type { Argv } from 'yargs';
+import type { VerifyArgs } from './verify.js';
+
+interface OptionSpec {
+  type: 'string' | 'boolean';
+  short?: string;
+  multiple?: boolean;
+  choices?: readonly string[];
+  describe: string;
+}
+
+export const FORMATS = ['table', 'json', 'junit'] as const;
+
+export const OPTIONS = {
+  config: { type: 'string', short: 'c', describe: 'config file (default: soma-verify.config.yaml|yml|json here)' },
+  format: { type: 'string', short: 'f', choices: FORMATS, describe: 'report format (default: table)' },
+  output: { type: 'string', short: 'o', describe: 'write the report to this file (atomically) instead of stdout' },
+  only: { type: 'string', multiple: true, describe: 'run only checks whose id matches (glob, repeatable or comma-separated)' },
+  skip: { type: 'string', multiple: true, describe: 'leave out checks whose id matches (glob)' },
+  list: { type: 'boolean', describe: 'print the plan without running it' },
+  concurrency: { type: 'string', describe: 'checks running at once (default 16)' },
+  timeout: { type: 'string', describe: 'default timeout of a check (default 5s)' },
+  deadline: { type: 'string', describe: 'global deadline of the whole run (default 60s)' },
+  strict: { type: 'boolean', describe: 'warnings fail the run' },
+  verbose: { type: 'boolean', short: 'v', describe: 'progress and address sources on stderr' },
+} as const satisfies Record<string, OptionSpec>;
+
+export const USAGE = '$0 [env]\n\nVerify that a SomaStack deployment really works. `local` needs no config.';
+export const EPILOG =
+  'Exit codes: 0 all passed (warnings pass unless --strict), 1 a check failed, 2 usage or\n' +
+  'configuration error, 3 the --wait deadline passed, 130 interrupted.';
+
+export const HELP_FLAGS = new Set(['--help', '-h']);
+export const VERSION_FLAGS = new Set(['--version', '-V']);
+
+/** The arguments of a well-formed command line, or undefined to let yargs explain what is wrong. */
+export function parseFast(argv: string[]): VerifyArgs | undefined {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
+  } catch {
+    return undefined;
+  }
+  const { values, positionals } = parsed;
+  if (positionals.length > 1) return undefined;
+  if (values.format !== undefined && !FORMATS.includes(values.format as (typeof FORMATS)[number])) return undefined;
+  const concurrency = values.concurrency === undefined ? undefined : Number(values.concurrency);
+  if (concurrency !== undefined && !Number.isInteger(concurrency)) return undefined;
+  return {
+    env: positionals[0] ?? 'local',
+    config: values.config,
+    format: (values.format as VerifyArgs['format'] | undefined) ?? 'table',
+    output: values.output,
+    only: splitList(values.only),
+    skip: splitList(values.skip),
+    list: values.list ?? false,
+    concurrency,
+    timeout: values.timeout,
+    deadline: values.deadline,
+    strict: values.strict ?? false,
+    verbose: values.verbose ?? false,
+  };
+}
+
+/** The same options as a yargs parser, for --help and usage errors. */
+export function describeWithYargs(y: Argv, version: string): Argv {
+  let parser = y
+    .scriptName('soma-verify')
+    .usage(USAGE)
+    .command('$0 [env]', false, (c) => c.positional('env', { type: 'string', default: 'local', describe: 'environment to verify' }));
+  for (const [name, spec] of Object.entries(OPTIONS) as Array<[string, OptionSpec]>) {
+    parser = parser.option(name, {
+      type: spec.type === 'string' && spec.multiple ? 'array' : spec.type,
+      ...(spec.short ? { alias: spec.short } : {}),
+      ...(spec.choices ? { choices: spec.choices } : {}),
+      describe: spec.describe,
+    });
+  }
+  return parser.epilog(EPILOG).version(version).alias('h', 'help').alias('V', 'version').strict().wrap(100);
+}
+
+function splitList(values: string[] | undefined): string[] {
+  return (values ?? []).flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
+}
