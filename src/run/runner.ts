@@ -19,6 +19,7 @@ export interface RunOptions {
 }
 
 export async function runPlan(plan: PlannedCheck[], opts: RunOptions): Promise<CheckResult[]> {
+  const unprepared = await prepareKinds(plan);
   const results = new Map<string, CheckResult>();
   const waiting = [...plan];
   const deadline = performance.now() + opts.deadlineMs;
@@ -53,6 +54,12 @@ export async function runPlan(plan: PlannedCheck[], opts: RunOptions): Promise<C
           finish(resultOf(check, why, 0));
           continue;
         }
+        const loadError = unprepared.get(check.kind);
+        if (loadError) {
+          waiting.splice(i, 1);
+          finish(resultOf(check, { status: 'fail', message: `cannot load the ${check.kind.kind} check: ${loadError}` }, 0));
+          continue;
+        }
         if (running >= opts.concurrency) break;
         waiting.splice(i, 1);
         running++;
@@ -71,6 +78,17 @@ export async function runPlan(plan: PlannedCheck[], opts: RunOptions): Promise<C
   });
 }
 
+/** Load every kind's driver up front, concurrently; a kind that cannot load fails its checks. */
+async function prepareKinds(plan: PlannedCheck[]): Promise<Map<PlannedCheck['kind'], string>> {
+  const kinds = [...new Set(plan.map((c) => c.kind))];
+  const settled = await Promise.allSettled(kinds.map((k) => k.prepare?.()));
+  const failed = new Map<PlannedCheck['kind'], string>();
+  settled.forEach((s, i) => {
+    if (s.status === 'rejected') failed.set(kinds[i]!, (s.reason as Error)?.message ?? String(s.reason));
+  });
+  return failed;
+}
+
 async function runOne(
   check: PlannedCheck,
   dependencies: Map<string, CheckResult>,
@@ -78,7 +96,11 @@ async function runOne(
   stop: AbortSignal,
   opts: RunOptions,
 ): Promise<CheckResult> {
-  const timeoutMs = Math.max(1, Math.min(check.timeoutMs, Math.floor(deadline - performance.now())));
+  const remainingMs = Math.floor(deadline - performance.now());
+  const timeoutMs = Math.max(1, Math.min(check.timeoutMs, remainingMs));
+  // When the deadline is nearer than the check's own timeout, its timeout IS the deadline: say so
+  // rather than "timed out after <a number the user never configured>".
+  const cappedByDeadline = remainingMs < check.timeoutMs;
   const timedOut = AbortSignal.timeout(timeoutMs);
   const signal = AbortSignal.any([stop, timedOut]);
   const ctx: CheckContext = {
@@ -95,7 +117,7 @@ async function runOne(
   const aborted = new Promise<CheckOutcome>((resolve) => {
     onAbort = () => {
       const interrupted = opts.signal?.aborted;
-      const byDeadline = !timedOut.aborted && !interrupted;
+      const byDeadline = (!timedOut.aborted || cappedByDeadline) && !interrupted;
       if (interrupted) return resolve({ status: 'skip', message: 'interrupted' });
       if (byDeadline)
         return resolve({ status: 'fail', message: `cut by the global deadline after ${Math.round(performance.now() - started)} ms` });
