@@ -18,7 +18,8 @@ export type Generation = 'gen1' | 'gen2';
 export type Fault =
   | { mode: 'delay'; ms: number; paths?: string[] }
   | { mode: 'silent'; paths?: string[] }
-  | { mode: 'reset'; paths?: string[] }
+  /** Half the body, then the socket dies; with a content-length promising more, or chunked. */
+  | { mode: 'reset'; chunked?: boolean; paths?: string[] }
   | { mode: 'huge'; bytes?: number; paths?: string[] };
 
 export interface RecordedRequest {
@@ -126,8 +127,12 @@ function send(res: ServerResponse, reply: Reply, fault: Fault | undefined): void
     : 'text/plain; version=0.0.4; charset=utf-8';
   const bytes = Buffer.from(body);
   if (fault?.mode === 'reset') {
-    // Headers promise the whole body; half of it arrives, then the connection dies.
-    res.writeHead(reply.status, { 'content-type': contentType, 'content-length': String(bytes.length + 64) });
+    // The headers promise a body (by length, or chunked with no end yet); half of it arrives,
+    // then the connection dies.
+    res.writeHead(
+      reply.status,
+      fault.chunked ? { 'content-type': contentType } : { 'content-type': contentType, 'content-length': String(bytes.length) },
+    );
     res.write(bytes.subarray(0, Math.max(1, Math.floor(bytes.length / 2))));
     setTimeout(() => res.socket?.destroy(), 20);
     return;
