@@ -7,7 +7,7 @@
 // generation whose answer matches, then reports which one it found.
 import { z } from 'zod';
 import { defineCheck, type CheckOutcome, type Status } from '../src/check.js';
-import { fetchHttp, HttpError, type HttpResponse } from '../src/http.js';
+import { fetchHttp, HttpError, type HttpResponse, loadHttpClient } from '../src/http.js';
 import { maskCredentials } from '../src/redact.js';
 
 const WORDS: Record<string, Exclude<Status, 'skip'>> = {
@@ -81,6 +81,7 @@ type Options = z.infer<typeof options>;
 
 export default defineCheck<Options>({
   kind: 'health',
+  prepare: loadHttpClient,
   options,
   target: (o) => maskCredentials(o.variants ? o.url : o.url),
   async run(o, ctx) {

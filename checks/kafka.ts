@@ -19,6 +19,7 @@ import { z } from 'zod';
 import type { Admin, Consumer, Kafka, KafkaConfig, LogEntry, Producer, SASLOptions } from 'kafkajs';
 import { defineCheck, type CheckContext, type CheckOutcome } from '../src/check.js';
 import { maskCredentials } from '../src/redact.js';
+import { abortable, CheckAborted } from '../src/abortable.js';
 
 // ---------------------------------------------------------------------------------------------
 // Options
@@ -205,30 +206,7 @@ export function budgetFor(timeoutMs: number): Budget {
   };
 }
 
-class CheckAborted extends Error {
-  constructor(readonly phase: string) {
-    super(`aborted while ${phase}`);
-  }
-}
 
-/** Settles with `work`, or rejects with CheckAborted as soon as `signal` aborts. */
-function untilAborted<T>(work: Promise<T>, signal: AbortSignal, phase: string): Promise<T> {
-  if (signal.aborted) return Promise.reject(new CheckAborted(phase));
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(new CheckAborted(phase));
-    signal.addEventListener('abort', onAbort, { once: true });
-    work.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (e: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(e);
-      },
-    );
-  });
-}
 
 type ProbeVerdict =
   | { kind: 'kafka' }
@@ -362,6 +340,7 @@ function describeError(err: unknown): KafkaFailure {
 
 export default defineCheck<Options>({
   kind: 'kafka',
+  prepare: () => import('kafkajs'),
   options,
   target: (o) => `kafka://${parseBrokers(o.brokers).map(formatBroker).join(',')}`,
   async run(o, ctx) {
@@ -425,17 +404,13 @@ async function inspect(o: Options, ctx: CheckContext, seeds: BrokerAddress[]): P
   clients.push(admin);
 
   try {
-    await untilAborted(admin.connect(), ctx.signal, phase);
+    await abortable(admin.connect(), ctx.signal, { phase });
 
     phase = 'reading cluster metadata';
     const metadataStarted = performance.now();
-    const cluster = await untilAborted(admin.describeCluster(), ctx.signal, phase);
+    const cluster = await abortable(admin.describeCluster(), ctx.signal, { phase });
     // The all-topics request: `topics: []` is sent as a null array, which creates nothing.
-    const { topics: observedTopics } = await untilAborted(
-      admin.fetchTopicMetadata({ topics: [] }),
-      ctx.signal,
-      phase,
-    );
+    const { topics: observedTopics } = await abortable(admin.fetchTopicMetadata({ topics: [] }), ctx.signal, { phase });
     const metadataMs = round(performance.now() - metadataStarted);
 
     const problems: string[] = [];
@@ -520,7 +495,7 @@ async function listGroupIds(
   phase: string,
 ): Promise<{ ids: Set<string> } | { unsupported: string }> {
   try {
-    const { groups } = await untilAborted(admin.listGroups(), signal, phase);
+    const { groups } = await abortable(admin.listGroups(), signal, { phase });
     return { ids: new Set(groups.map((g) => g.groupId)) };
   } catch (err) {
     const { name } = describeError(err);
@@ -568,15 +543,15 @@ async function roundTrip(
   clients.push(producer);
   const started = performance.now();
   setPhase(`producing the round-trip message to ${topic}`);
-  await untilAborted(producer.connect(), signal, getPhase());
-  const [written] = await untilAborted(
+  await abortable(producer.connect(), signal, { phase: getPhase() });
+  const [written] = await abortable(
     producer.send({
       topic,
       acks: -1,
       messages: [{ key: marker, value: JSON.stringify({ somaVerify: 'round-trip', at: new Date().toISOString() }) }],
     }),
     signal,
-    getPhase(),
+    { phase: getPhase() },
   );
   if (!written || written.errorCode !== 0 || written.baseOffset === undefined) {
     return { ok: false, error: `produce answered error code ${written?.errorCode ?? 'none'}` };
@@ -619,7 +594,7 @@ async function roundTrip(
         .then(() => consumer.seek({ topic, partition: written.partition, offset: written.baseOffset! }))
         .catch(reject);
     });
-    const receivedAt = await untilAborted(received, signal, getPhase());
+    const receivedAt = await abortable(received, signal, { phase: getPhase() });
     return {
       ok: true,
       latencyMs: round(receivedAt - started),

@@ -7,7 +7,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import { z } from 'zod';
 import { defineCheck, type CheckContext, type CheckOutcome } from '../src/check.js';
-import { fetchHttp, type HttpResponse } from '../src/http.js';
+import { fetchHttp, type HttpResponse, loadHttpClient } from '../src/http.js';
 import { maskCredentials, Redactor } from '../src/redact.js';
 
 const decision = z.object({
@@ -26,7 +26,7 @@ const options = z.object({
   tls: z
     .object({ caFile: z.string().min(1).optional(), insecure: z.boolean().optional() })
     .optional(),
-});
+}).strict();
 export type OpaOptions = z.infer<typeof options>;
 type Decision = z.infer<typeof decision>;
 
@@ -37,6 +37,7 @@ const RESULT_EXCERPT_CHARS = 200;
 
 export default defineCheck({
   kind: 'opa',
+  prepare: loadHttpClient,
   options,
   target: (o) => maskCredentials(o.url),
   async run(o, ctx) {

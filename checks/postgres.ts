@@ -16,6 +16,7 @@ import type { ConnectionOptions } from 'node:tls';
 import type { Client, ClientConfig } from 'pg';
 import { z } from 'zod';
 import { defineCheck, type CheckContext, type CheckOutcome } from '../src/check.js';
+import { abortable, CheckAborted } from '../src/abortable.js';
 import { maskCredentials, Redactor } from '../src/redact.js';
 
 const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const;
@@ -37,7 +38,7 @@ const options = z.object({
     .optional(),
   /** true: must be a primary (not in recovery); false: must be a standby. */
   primary: z.boolean().optional(),
-});
+}).strict();
 export type PostgresOptions = z.infer<typeof options>;
 
 /** What the check needs from a DSN, read with libpq's rules for the parts it supports. */
@@ -175,7 +176,7 @@ async function connectOnce(
   // rejects with it too, so the event itself carries nothing we would miss.
   client.on('error', () => {});
   try {
-    await abortable(client.connect(), ctx.signal, () => socket.destroy());
+    await abortable(client.connect(), ctx.signal, { onAbort: () => socket.destroy() });
     return { client, socket, ssl: ssl !== false };
   } catch (error) {
     socket.destroy();
@@ -192,33 +193,7 @@ function isIp(host: string): boolean {
   return /^[\d.]+$/.test(host) || host.includes(':');
 }
 
-/** Race `work` against the signal; on abort run `stop` (which makes `work` settle too). */
-async function abortable<T>(work: Promise<T>, signal: AbortSignal, stop: () => void): Promise<T> {
-  if (signal.aborted) {
-    stop();
-    throw new AbortedError();
-  }
-  let onAbort: (() => void) | undefined;
-  const aborted = new Promise<never>((_, reject) => {
-    onAbort = () => {
-      stop();
-      reject(new AbortedError());
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-  work.catch(() => {}); // it may reject after we stopped waiting for it
-  try {
-    return await Promise.race([work, aborted]);
-  } finally {
-    signal.removeEventListener('abort', onAbort!);
-  }
-}
 
-class AbortedError extends Error {
-  constructor() {
-    super('aborted by the check deadline');
-  }
-}
 
 /** A one-line cause for a failed connection attempt. */
 function connectFailureMessage(f: AttemptFailure, ep: PgEndpoint, ctx: CheckContext, redact: Redactor): string {
@@ -233,7 +208,7 @@ function connectFailureMessage(f: AttemptFailure, ep: PgEndpoint, ctx: CheckCont
     return `not a PostgreSQL server on ${at} (it answered "${preview(firstBytes)}")`;
   }
   const timedOut =
-    error instanceof AbortedError || /timeout/i.test(error.message) || ctx.signal.aborted;
+    error instanceof CheckAborted || /timeout/i.test(error.message) || ctx.signal.aborted;
   if (timedOut) {
     if (f.tcpPending) return `TCP connect to ${at} timed out after ${ctx.timeoutMs} ms`;
     if (!firstBytes) return `no answer from ${at} within ${ctx.timeoutMs} ms`;
@@ -273,7 +248,7 @@ function queryFailureMessage(
   redact: Redactor,
 ): string {
   const at = where(ep);
-  if (error instanceof AbortedError || ctx.signal.aborted || /Query read timeout/i.test(error.message)) {
+  if (error instanceof CheckAborted || ctx.signal.aborted || /Query read timeout/i.test(error.message)) {
     return `no answer from ${at} to ${what} within ${ctx.timeoutMs} ms`;
   }
   if (error.code === '57014') return `${what} on ${at} cancelled by statement_timeout (${ctx.timeoutMs} ms)`;
@@ -309,6 +284,7 @@ const RELKIND_NAMES: Record<string, string> = {
 
 export default defineCheck<PostgresOptions>({
   kind: 'postgres',
+  prepare: () => import('pg'),
   options,
   target: (o) => maskCredentials(o.dsn),
   async run(o, ctx): Promise<CheckOutcome> {
@@ -360,7 +336,7 @@ export default defineCheck<PostgresOptions>({
       tls: connected.ssl,
     };
     const query = async <Row extends Record<string, unknown>>(what: string, sql: string, params: unknown[] = []) =>
-      (await abortable(client.query<Row>(sql, params), ctx.signal, () => socket.destroy())).rows;
+      (await abortable(client.query<Row>(sql, params), ctx.signal, { onAbort: () => socket.destroy() })).rows;
 
     let step = 'SELECT 1';
     try {

@@ -5,7 +5,7 @@
 // All requests are independent, so they run at once; the whole check shares ctx's deadline.
 import { z } from 'zod';
 import { defineCheck, type CheckOutcome, type CheckContext } from '../src/check.js';
-import { fetchHttp, type HttpResponse } from '../src/http.js';
+import { fetchHttp, type HttpResponse, loadHttpClient } from '../src/http.js';
 import { maskCredentials, Redactor } from '../src/redact.js';
 
 const distance = z.enum(['Cosine', 'Euclid', 'Dot', 'Manhattan']);
@@ -27,7 +27,7 @@ const options = z.object({
   tls: z
     .object({ caFile: z.string().min(1).optional(), insecure: z.boolean().optional() })
     .optional(),
-});
+}).strict();
 export type QdrantOptions = z.infer<typeof options>;
 
 interface Expectation {
@@ -55,6 +55,7 @@ const STATUS_RANK = { pass: 0, warn: 1, fail: 2 } as const;
 
 export default defineCheck({
   kind: 'qdrant',
+  prepare: loadHttpClient,
   options,
   target: (o) => maskCredentials(o.url),
   async run(o, ctx) {

@@ -16,6 +16,7 @@ import type { ConnectionOptions } from 'node:tls';
 import type { Redis as RedisClient, RedisOptions } from 'ioredis';
 import { z } from 'zod';
 import { defineCheck, type CheckContext, type CheckOutcome } from '../src/check.js';
+import { abortable, CheckAborted } from '../src/abortable.js';
 import { maskCredentials, Redactor } from '../src/redact.js';
 
 const options = z
@@ -34,6 +35,7 @@ const options = z
     maxmemoryPolicy: z.string().min(1).optional(),
     tls: z.object({ caFile: z.string().optional(), insecure: z.boolean().optional() }).optional(),
   })
+  .strict()
   .superRefine((o, check) => {
     if (o.tls && !/^rediss:/i.test(o.url)) {
       check.addIssue({ code: 'custom', path: ['tls'], message: 'tls options need a rediss:// url' });
@@ -101,33 +103,7 @@ function preview(bytes: Buffer): string {
   return text.replace(/[^\x20-\x7e]/g, '.').trim();
 }
 
-class AbortedError extends Error {
-  constructor() {
-    super('aborted by the check deadline');
-  }
-}
 
-/** Race `work` against the signal; on abort run `stop` (which makes `work` settle too). */
-async function abortable<T>(work: Promise<T>, signal: AbortSignal, stop: () => void): Promise<T> {
-  if (signal.aborted) {
-    stop();
-    throw new AbortedError();
-  }
-  let onAbort: (() => void) | undefined;
-  const aborted = new Promise<never>((_, reject) => {
-    onAbort = () => {
-      stop();
-      reject(new AbortedError());
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-  work.catch(() => {}); // it may reject after we stopped waiting for it
-  try {
-    return await Promise.race([work, aborted]);
-  } finally {
-    signal.removeEventListener('abort', onAbort!);
-  }
-}
 
 /** What the connection saw, to tell a dead peer from a silent one or a stranger. */
 interface Observed {
@@ -171,7 +147,7 @@ function failureMessage(
     return `TLS certificate check failed for ${at}: ${redact.text(text)} (${code})`;
   }
   const timedOut =
-    error instanceof AbortedError || ctx.signal.aborted || code === 'ETIMEDOUT' || /timed out/i.test(text);
+    error instanceof CheckAborted || ctx.signal.aborted || code === 'ETIMEDOUT' || /timed out/i.test(text);
   if (timedOut) {
     if (!seen.tcpConnected) {
       return ep.tls
@@ -201,6 +177,7 @@ function failureMessage(
 
 export default defineCheck<RedisCheckOptions>({
   kind: 'redis',
+  prepare: () => import('ioredis'),
   options,
   target: (o) => {
     const ep = endpointOf(o);
@@ -263,7 +240,7 @@ export default defineCheck<RedisCheckOptions>({
     let current = 'connect';
     const step = async <T>(what: string, work: () => Promise<T>): Promise<T> => {
       current = what;
-      return abortable(work(), ctx.signal, stop);
+      return abortable(work(), ctx.signal, { onAbort: stop });
     };
     const details: Record<string, unknown> = { host: ep.host, port: ep.port, db: ep.db, tls: ep.tls };
     let warning: string | undefined;

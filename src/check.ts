@@ -63,7 +63,12 @@ export interface CheckKind<Options = any> {
   options: StandardSchemaV1<unknown, Options>;
   /** Where the check will look, for `--list` and the report (credentials are masked later). */
   target(options: Options): string;
-  /** Observe, never change. Import drivers inside `run`, and honour `ctx.signal`. */
+  /**
+   * Load what `run` needs (a driver) before the clock starts, so that module loading counts
+   * against neither the check's latency nor its timeout. Optional; called once per kind.
+   */
+  prepare?(): Promise<unknown>;
+  /** Observe, never change. Import drivers lazily (here or in `prepare`), honour `ctx.signal`. */
   run(options: Options, ctx: CheckContext): Promise<CheckOutcome>;
 }
 

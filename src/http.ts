@@ -44,6 +44,11 @@ export class HttpError extends Error {
 
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 
+/** Load undici ahead of the first request: a kind's `prepare` for HTTP checks. */
+export function loadHttpClient(): Promise<unknown> {
+  return import('undici');
+}
+
 export async function fetchHttp(req: HttpRequest): Promise<HttpResponse> {
   const undici = await import('undici');
   const url = new URL(req.url);

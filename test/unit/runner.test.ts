@@ -77,6 +77,19 @@ describe('runPlan', () => {
     const [r] = await runPlan([planned('t', {}, { kind: thrower })], { concurrency: 1, deadlineMs: 1000 });
     expect(r).toMatchObject({ status: 'fail', message: 'check crashed: boom' });
   });
+  it('loads drivers before the clock starts, and fails the checks of a kind that cannot load', async () => {
+    let prepared = 0;
+    const slowLoading = defineCheck({ ...sleeper, prepare: () => new Promise((r) => setTimeout(() => r(prepared++), 300)) });
+    const broken = defineCheck({ ...sleeper, kind: 'broken', prepare: () => Promise.reject(new Error("Cannot find package 'nope'")) });
+    const results = await runPlan(
+      [planned('a', { ms: 10, status: 'pass' }, { kind: slowLoading, timeoutMs: 200 }), planned('b', { ms: 10, status: 'pass' }, { kind: slowLoading }), planned('c', { ms: 10, status: 'pass' }, { kind: broken })],
+      { concurrency: 4, deadlineMs: 10_000 },
+    );
+    expect(prepared).toBe(1);
+    expect(results[0]).toMatchObject({ status: 'pass' });
+    expect(results[0]!.durationMs).toBeLessThan(200);
+    expect(results[2]).toMatchObject({ status: 'fail', message: "cannot load the broken check: Cannot find package 'nope'" });
+  });
   it('skips what has not started when interrupted', async () => {
     const interrupt = new AbortController();
     setTimeout(() => interrupt.abort(), 100);
