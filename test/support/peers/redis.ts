@@ -17,6 +17,7 @@ import { spawn } from 'node:child_process';
 import { connect } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -153,7 +154,9 @@ export async function startRedisAuthPeer(): Promise<RedisPeer & { password: stri
 
 /** Spawns redis-server, waits until it answers PING on `port`, and returns how to stop it. */
 async function spawnRedisServer(args: string[], port: number, tls?: ConnectionOptions): Promise<() => Promise<void>> {
-  const proc = spawn('redis-server', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  // Its own working folder: a replica's full sync writes an RDB file there.
+  const dir = mkdtempSync(join(tmpdir(), 'soma-redis-'));
+  const proc = spawn('redis-server', [...args, '--dir', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   proc.stderr?.on('data', (d) => (stderr += d));
   // 'error' without 'exit' when the program cannot be spawned at all.
@@ -165,6 +168,7 @@ async function spawnRedisServer(args: string[], port: number, tls?: ConnectionOp
   const close = async () => {
     if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
     await exited;
+    rmSync(dir, { recursive: true, force: true });
   };
   try {
     await Promise.race([waitForRedis('127.0.0.1', port, 10_000, tls), spawnError]);
