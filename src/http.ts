@@ -75,6 +75,7 @@ export async function fetchHttp(req: HttpRequest): Promise<HttpResponse> {
     headers['content-type'] ??= 'application/json';
   }
   const started = performance.now();
+  let gotHeaders = false;
   try {
     const res = await undici.request(url, {
       dispatcher,
@@ -84,6 +85,7 @@ export async function fetchHttp(req: HttpRequest): Promise<HttpResponse> {
       signal,
     });
     const firstByteMs = performance.now() - started;
+    gotHeaders = true;
     const raw = await readCapped(res.body, req.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES);
     const text = raw.toString('utf8');
     return {
@@ -95,7 +97,7 @@ export async function fetchHttp(req: HttpRequest): Promise<HttpResponse> {
       timings: { firstByteMs, totalMs: performance.now() - started },
     };
   } catch (err) {
-    throw describeFailure(err, url, req.timeoutMs, signal, req.signal);
+    throw describeFailure(err, url, req.timeoutMs, signal, req.signal, gotHeaders);
   } finally {
     await agent.destroy().catch(() => {});
   }
@@ -139,7 +141,8 @@ function describeFailure(
   url: URL,
   timeoutMs: number,
   signal: AbortSignal,
-  callerSignal?: AbortSignal,
+  callerSignal: AbortSignal | undefined,
+  gotHeaders: boolean,
 ): HttpError {
   if (err instanceof HttpError) return err;
   const e = err as { code?: string; name?: string; message?: string; cause?: unknown };
@@ -154,6 +157,14 @@ function describeFailure(
   const say = (message: string, c = code) => new HttpError(message, c, { cause: err });
   if (signal.aborted && callerSignal?.aborted && callerSignal.reason?.name !== 'TimeoutError')
     return say(`aborted before ${where} answered`, 'ABORTED');
+  // Once the status line and headers have arrived the peer is an HTTP server: a broken body is
+  // the connection's fault, whatever the parser calls it.
+  if (gotHeaders) {
+    if (code === 'TimeoutError' || code === 'AbortError' || code === 'UND_ERR_BODY_TIMEOUT')
+      return say(`response body from ${where} incomplete after ${timeoutMs} ms`, 'TIMEOUT');
+    if (code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' || code === 'HTTPParserError' || code === 'ECONNRESET' || code === 'UND_ERR_SOCKET')
+      return say(`connection closed by ${where} before the whole body arrived`, 'RESET');
+  }
   switch (code) {
     case 'ECONNREFUSED':
       return say(`connection refused on ${where}`);
@@ -197,7 +208,7 @@ function describeFailure(
       return say(`TLS handshake with ${where} failed: is it serving plain HTTP?`, 'TLS');
     case 'TimeoutError':
     case 'AbortError':
-      return say(`no complete answer from ${where} within ${timeoutMs} ms`, 'TIMEOUT');
+      return say(`no response from ${where} within ${timeoutMs} ms`, 'TIMEOUT');
   }
   if (/^ERR_SSL|SSL routines/i.test(`${code} ${e.message}`))
     return say(`TLS handshake with ${where} failed: ${e.message}`, 'TLS');
