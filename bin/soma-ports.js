@@ -1,2 +1,2 @@
 #!/usr/bin/env node
-import '../dist/src/cli/soma-ports.js';
+import '../dist/bundle/cli/soma-ports.js';

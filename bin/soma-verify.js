@@ -1,2 +1,2 @@
 #!/usr/bin/env node
-import '../dist/src/cli/soma-verify.js';
+import '../dist/bundle/cli/soma-verify.js';

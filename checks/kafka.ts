@@ -20,6 +20,7 @@ import type { Admin, Consumer, Kafka, KafkaConfig, LogEntry, Producer, SASLOptio
 import { defineCheck, type CheckContext, type CheckOutcome } from '../src/check.js';
 import { maskCredentials } from '../src/redact.js';
 import { abortable, CheckAborted } from '../src/abortable.js';
+import { loadKafkajs } from '../src/lazy-modules.js';
 
 // ---------------------------------------------------------------------------------------------
 // Options
@@ -340,7 +341,7 @@ function describeError(err: unknown): KafkaFailure {
 
 export default defineCheck<Options>({
   kind: 'kafka',
-  prepare: () => import('kafkajs'),
+  prepare: loadKafkajs,
   options,
   target: (o) => `kafka://${parseBrokers(o.brokers).map(formatBroker).join(',')}`,
   async run(o, ctx) {
@@ -362,7 +363,7 @@ export default defineCheck<Options>({
 });
 
 async function inspect(o: Options, ctx: CheckContext, seeds: BrokerAddress[]): Promise<CheckOutcome> {
-  const { Kafka, logLevel } = await import('kafkajs');
+  const { Kafka, logLevel } = await loadKafkajs();
   const started = performance.now();
   const deadline = started + ctx.timeoutMs;
   const budget = budgetFor(ctx.timeoutMs);
@@ -532,7 +533,7 @@ async function roundTrip(
   getPhase: () => string,
   setPhase: (phase: string) => void,
 ): Promise<RoundTripResult> {
-  const { Partitioners } = await import('kafkajs');
+  const { Partitioners } = await loadKafkajs();
   const marker = `soma-verify-${randomBytes(6).toString('hex')}`;
   const groupId = `${marker}-probe`;
   const producer = kafka.producer({

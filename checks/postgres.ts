@@ -18,6 +18,7 @@ import { z } from 'zod';
 import { defineCheck, type CheckContext, type CheckOutcome } from '../src/check.js';
 import { abortable, CheckAborted } from '../src/abortable.js';
 import { maskCredentials, Redactor } from '../src/redact.js';
+import { loadPg } from '../src/lazy-modules.js';
 
 const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const;
 type SslMode = (typeof SSL_MODES)[number];
@@ -171,7 +172,7 @@ async function connectOnce(
     query_timeout: budget,
     application_name: 'soma-verify',
   };
-  const client = new pg.default.Client(config);
+  const client = new pg.Client(config);
   // After connect, a dying connection is reported as an 'error' event; the pending query
   // rejects with it too, so the event itself carries nothing we would miss.
   client.on('error', () => {});
@@ -284,7 +285,7 @@ const RELKIND_NAMES: Record<string, string> = {
 
 export default defineCheck<PostgresOptions>({
   kind: 'postgres',
-  prepare: () => import('pg'),
+  prepare: loadPg,
   options,
   target: (o) => maskCredentials(o.dsn),
   async run(o, ctx): Promise<CheckOutcome> {
@@ -301,7 +302,7 @@ export default defineCheck<PostgresOptions>({
       return { status: 'fail', message: `cannot read TLS file: ${redact.text((err as Error).message)}` };
     }
 
-    const pg = await import('pg');
+    const pg = await loadPg();
     let connected: Connected | undefined;
     for (const [i, ssl] of attempts.entries()) {
       const result = await connectOnce(pg, ep, ssl, ctx);

@@ -18,6 +18,7 @@ import { z } from 'zod';
 import { defineCheck, type CheckContext, type CheckOutcome } from '../src/check.js';
 import { abortable, CheckAborted } from '../src/abortable.js';
 import { maskCredentials, Redactor } from '../src/redact.js';
+import { loadIoredis } from '../src/lazy-modules.js';
 
 const options = z
   .object({
@@ -177,7 +178,7 @@ function failureMessage(
 
 export default defineCheck<RedisCheckOptions>({
   kind: 'redis',
-  prepare: () => import('ioredis'),
+  prepare: loadIoredis,
   options,
   target: (o) => {
     const ep = endpointOf(o);
@@ -223,7 +224,7 @@ export default defineCheck<RedisCheckOptions>({
       commandTimeout: budget,
       disconnectTimeout: 100,
     };
-    const { Redis } = await import('ioredis');
+    const { Redis } = await loadIoredis();
     const client: RedisClient = new Redis(clientOptions);
     const seen: Observed = { tcpConnected: false, firstBytes: undefined, socketError: undefined };
     // Handled, so nothing reaches stderr as an unhandled error. A failed connect() rejects only

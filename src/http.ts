@@ -3,6 +3,7 @@
 // bounded: connect (TLS included), first byte, idle body, body size, and the caller's signal.
 import { readFile } from 'node:fs/promises';
 import type { Dispatcher } from 'undici';
+import { loadUndici } from './lazy-modules.js';
 
 export interface HttpRequest {
   url: string;
@@ -46,11 +47,11 @@ export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 
 /** Load undici ahead of the first request: a kind's `prepare` for HTTP checks. */
 export function loadHttpClient(): Promise<unknown> {
-  return import('undici');
+  return loadUndici();
 }
 
 export async function fetchHttp(req: HttpRequest): Promise<HttpResponse> {
-  const undici = await import('undici');
+  const undici = await loadUndici();
   const url = new URL(req.url);
   const ca = req.tls?.caFile ? await readFile(req.tls.caFile, 'utf8') : undefined;
   let dispatcher: Dispatcher = new undici.Agent({

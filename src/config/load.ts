@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { extname, resolve } from 'node:path';
 import { interpolate } from './interpolate.js';
+import { loadYaml } from '../lazy-modules.js';
 import { ConfigError, validate } from './issues.js';
 import type { Env } from './secrets.js';
 import type { ConfigFile } from './schema.js';
@@ -53,9 +54,9 @@ async function parse(path: string, text: string): Promise<unknown> {
       throw new ConfigError([`${path}: not valid JSON: ${(err as Error).message}`]);
     }
   }
-  const YAML = await import('yaml');
+  const { parseDocument } = await loadYaml();
   // prettyErrors would quote the offending line, which may hold a secret: give its number only.
-  const doc = YAML.parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length) {
     const lineOf = (offset: number) => text.slice(0, offset).split('\n').length;
     throw new ConfigError(doc.errors.map((e) => `${path}: line ${lineOf(e.pos[0])}: ${e.message.split('\n')[0]}`));

@@ -1,0 +1,15 @@
+// Libraries loaded on demand, each the first time something needs it (never at start-up).
+// They are CommonJS, and a dynamic import of CommonJS differs between Node, which hands
+// module.exports over as `default` and guesses named exports, and the bundled CLI, which gives
+// `default` only; reading `default` works under both. Load any CommonJS package through here.
+
+export const loadPg = () => commonJs<typeof import('pg')>(import('pg'));
+export const loadIoredis = () => commonJs<typeof import('ioredis')>(import('ioredis'));
+export const loadKafkajs = () => commonJs<typeof import('kafkajs')>(import('kafkajs'));
+export const loadUndici = () => commonJs<typeof import('undici')>(import('undici'));
+export const loadYaml = () => commonJs<typeof import('yaml')>(import('yaml'));
+
+async function commonJs<T>(pending: Promise<unknown>): Promise<T> {
+  const mod = (await pending) as { default?: T };
+  return (mod.default ?? mod) as T;
+}
