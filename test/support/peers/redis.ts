@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import getPort from 'get-port';
 import { announcePeer, dockerAvailable } from '../docker.js';
-import { makeTestCertificates, type TestCertificates } from './postgres.js';
+import { makeTestCertificates, type TestCertificates } from '../certificates.js';
 
 export const REDIS_IMAGE = 'redis:7.2.5-alpine';
 
