@@ -8,7 +8,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { z } from 'zod';
 import { defineCheck, type CheckContext, type CheckOutcome } from '../src/check.js';
 import { fetchHttp, type HttpResponse, loadHttpClient } from '../src/http.js';
-import { maskCredentials, Redactor } from '../src/redact.js';
+import { maskCredentials } from '../src/redact.js';
 
 const decision = z.object({
   path: z.string().min(1),
@@ -40,13 +40,7 @@ export default defineCheck({
   prepare: loadHttpClient,
   options,
   target: (o) => maskCredentials(o.url),
-  async run(o, ctx) {
-    // The token never leaves the check, even if a misbehaving peer echoes it back in a body.
-    const redactor = new Redactor();
-    redactor.add(o.token);
-    redactor.addFromUrl(o.url);
-    return redactor.value(await inspect(o, ctx));
-  },
+  run: (o, ctx) => inspect(o, ctx),
 });
 
 interface Step {

@@ -8,8 +8,8 @@
 // Failure messages name the cause: "connection refused on h:p", "authentication failed for
 // user u", "database d does not exist", "not a PostgreSQL server on h:p", "no answer from h:p
 // within N ms", "TLS mismatch: ...", "table sessions.events missing". The password never enters
-// a message: messages are built from host, port, user and database, and any text that comes
-// from the driver or the server goes through a Redactor that knows the password.
+// a message: messages are built from host, port, user and database; text quoted from the driver
+// or the server is masked with every other output by the engine's redactor, which knows the DSN.
 import { Socket } from 'node:net';
 import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
@@ -17,7 +17,7 @@ import type { Client, ClientConfig } from 'pg';
 import { z } from 'zod';
 import { defineCheck, type CheckContext, type CheckOutcome } from '../src/check.js';
 import { abortable, CheckAborted } from '../src/abortable.js';
-import { maskCredentials, Redactor } from '../src/redact.js';
+import { maskCredentials } from '../src/redact.js';
 import { loadPg } from '../src/lazy-modules.js';
 
 const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const;
@@ -197,7 +197,7 @@ function isIp(host: string): boolean {
 
 
 /** A one-line cause for a failed connection attempt. */
-function connectFailureMessage(f: AttemptFailure, ep: PgEndpoint, ctx: CheckContext, redact: Redactor): string {
+function connectFailureMessage(f: AttemptFailure, ep: PgEndpoint, ctx: CheckContext): string {
   const at = where(ep);
   const { error, firstBytes } = f;
   const code = error.code;
@@ -222,15 +222,15 @@ function connectFailureMessage(f: AttemptFailure, ep: PgEndpoint, ctx: CheckCont
     return `TLS mismatch: ${at} accepts user ${ep.user} only over SSL, but sslmode=${ep.sslMode} (use sslmode=require or stronger)`;
   }
   if (code === '28P01') return `authentication failed for user ${ep.user}`;
-  if (code === '28000') return `authentication failed for user ${ep.user}: ${redact.text(error.message)}`;
+  if (code === '28000') return `authentication failed for user ${ep.user}: ${error.message}`;
   if (code === '3D000') return `database ${ep.database} does not exist on ${at}`;
-  if (code === '57P03') return `${at} is not accepting connections: ${redact.text(error.message)}`;
-  if (code === '53300') return `${at} has no free connection slots: ${redact.text(error.message)}`;
+  if (code === '57P03') return `${at} is not accepting connections: ${error.message}`;
+  if (code === '53300') return `${at} has no free connection slots: ${error.message}`;
   if (/password must be a string|SASL|SCRAM/i.test(error.message) && ep.password === undefined) {
     return `authentication failed for user ${ep.user}: the server asks for a password and the dsn has none`;
   }
   if (code && /CERT|TLS|SSL|SELF_SIGNED|UNABLE_TO|VERIFY/i.test(code)) {
-    return `TLS handshake with ${at} failed (sslmode=${ep.sslMode}): ${redact.text(error.message)} (${code})`;
+    return `TLS handshake with ${at} failed (sslmode=${ep.sslMode}): ${error.message} (${code})`;
   }
   if (code === 'ECONNRESET' || /terminated unexpectedly/i.test(error.message)) {
     return firstBytes
@@ -238,7 +238,7 @@ function connectFailureMessage(f: AttemptFailure, ep: PgEndpoint, ctx: CheckCont
       : `${at} closed the connection without answering: not a PostgreSQL server?`;
   }
   const sqlstate = code && /^[0-9A-Z]{5}$/.test(code) ? ` (SQLSTATE ${code})` : code ? ` (${code})` : '';
-  return `cannot connect to ${at}: ${redact.text(error.message)}${sqlstate}`;
+  return `cannot connect to ${at}: ${error.message}${sqlstate}`;
 }
 
 function queryFailureMessage(
@@ -246,17 +246,16 @@ function queryFailureMessage(
   what: string,
   ep: PgEndpoint,
   ctx: CheckContext,
-  redact: Redactor,
 ): string {
   const at = where(ep);
   if (error instanceof CheckAborted || ctx.signal.aborted || /Query read timeout/i.test(error.message)) {
     return `no answer from ${at} to ${what} within ${ctx.timeoutMs} ms`;
   }
   if (error.code === '57014') return `${what} on ${at} cancelled by statement_timeout (${ctx.timeoutMs} ms)`;
-  if (error.code === '42501') return `permission denied for user ${ep.user} (${what}): ${redact.text(error.message)}`;
+  if (error.code === '42501') return `permission denied for user ${ep.user} (${what}): ${error.message}`;
   if (/terminated/i.test(error.message)) return `connection to ${at} lost during ${what}`;
   const sqlstate = error.code ? ` (SQLSTATE ${error.code})` : '';
-  return `${what} failed on ${at}: ${redact.text(error.message)}${sqlstate}`;
+  return `${what} failed on ${at}: ${error.message}${sqlstate}`;
 }
 
 /** [major, minor] of the server, from server_version_num (e.g. 150020 -> [15, 20]). */
@@ -290,16 +289,13 @@ export default defineCheck<PostgresOptions>({
   target: (o) => maskCredentials(o.dsn),
   async run(o, ctx): Promise<CheckOutcome> {
     const ep = parseDsn(o.dsn); // the schema already proved it parses
-    const redact = new Redactor();
-    redact.addFromUrl(o.dsn);
-    redact.add(ep.password);
     const at = where(ep);
 
     let attempts: Array<false | ConnectionOptions>;
     try {
       attempts = sslAttempts(ep);
     } catch (err) {
-      return { status: 'fail', message: `cannot read TLS file: ${redact.text((err as Error).message)}` };
+      return { status: 'fail', message: `cannot read TLS file: ${(err as Error).message}` };
     }
 
     const pg = await loadPg();
@@ -320,7 +316,7 @@ export default defineCheck<PostgresOptions>({
       if (!retryOtherWay) {
         return {
           status: 'fail',
-          message: connectFailureMessage(result, ep, ctx, redact),
+          message: connectFailureMessage(result, ep, ctx),
           details: { host: ep.host, port: ep.port, user: ep.user, database: ep.database, sslMode: ep.sslMode },
         };
       }
@@ -443,7 +439,7 @@ export default defineCheck<PostgresOptions>({
     } catch (error) {
       return {
         status: 'fail',
-        message: queryFailureMessage(error as Error & { code?: string }, step, ep, ctx, redact),
+        message: queryFailureMessage(error as Error & { code?: string }, step, ep, ctx),
         details,
       };
     } finally {

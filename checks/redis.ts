@@ -10,14 +10,15 @@
 // attempt: no reconnect loop (retryStrategy -> null), no offline queue, no ready-check loop, and
 // AUTH/SELECT sent by us so their failures come back to us instead of becoming 'error' events
 // or console warnings. The password never enters a message: messages are built from host,
-// port, user and db, and any text from the driver or server goes through a Redactor.
+// port, user and db; text quoted from the driver or server is masked with every other output by
+// the engine's redactor, which knows the URL and password.
 import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
 import type { Redis as RedisClient, RedisOptions } from 'ioredis';
 import { z } from 'zod';
 import { defineCheck, type CheckContext, type CheckOutcome } from '../src/check.js';
 import { abortable, CheckAborted } from '../src/abortable.js';
-import { maskCredentials, Redactor } from '../src/redact.js';
+import { maskCredentials } from '../src/redact.js';
 import { loadIoredis } from '../src/lazy-modules.js';
 
 const options = z
@@ -120,7 +121,6 @@ function failureMessage(
   ep: RedisEndpoint,
   seen: Observed,
   ctx: CheckContext,
-  redact: Redactor,
 ): string {
   const at = `${ep.host}:${ep.port}`;
   const code = error.code;
@@ -145,7 +145,7 @@ function failureMessage(
     return `TLS mismatch: ${at} does not speak TLS (rediss:// against a plain port? use redis://)`;
   }
   if (ep.tls && code && /CERT|ERR_TLS|SSL|SELF_SIGNED|UNABLE_TO/i.test(code)) {
-    return `TLS certificate check failed for ${at}: ${redact.text(text)} (${code})`;
+    return `TLS certificate check failed for ${at}: ${text} (${code})`;
   }
   const timedOut =
     error instanceof CheckAborted || ctx.signal.aborted || code === 'ETIMEDOUT' || /timed out/i.test(text);
@@ -172,8 +172,8 @@ function failureMessage(
     return `db index ${ep.db} unavailable: ${at} runs in cluster mode (only db 0)`;
   }
   if (/^LOADING\b/.test(text)) return `${at} is loading its dataset into memory`;
-  if (/^DENIED\b/.test(text)) return `${at} refused the client: ${redact.text(text.split('.')[0] ?? text)}`;
-  return `${step} failed on ${at}: ${redact.text(text)}`;
+  if (/^DENIED\b/.test(text)) return `${at} refused the client: ${text.split('.')[0] ?? text}`;
+  return `${step} failed on ${at}: ${text}`;
 }
 
 export default defineCheck<RedisCheckOptions>({
@@ -187,9 +187,6 @@ export default defineCheck<RedisCheckOptions>({
   async run(o, ctx): Promise<CheckOutcome> {
     const ep = endpointOf(o);
     const at = `${ep.host}:${ep.port}`;
-    const redact = new Redactor();
-    redact.addFromUrl(o.url);
-    redact.add(ep.password);
 
     let tls: ConnectionOptions | undefined;
     if (ep.tls) {
@@ -200,7 +197,7 @@ export default defineCheck<RedisCheckOptions>({
           ...(/^[\d.]+$|:/.test(ep.host) ? {} : { servername: ep.host }),
         };
       } catch (err) {
-        return { status: 'fail', message: `cannot read tls.caFile: ${redact.text((err as Error).message)}` };
+        return { status: 'fail', message: `cannot read tls.caFile: ${(err as Error).message}` };
       }
     }
 
@@ -266,7 +263,7 @@ export default defineCheck<RedisCheckOptions>({
       const pong = await step('PING', () => client.ping());
       details.latencyMs = Math.round((performance.now() - started) * 100) / 100;
       if (pong !== 'PONG') {
-        return { status: 'fail', message: `PING on ${at} answered "${redact.text(String(pong))}", not PONG`, details };
+        return { status: 'fail', message: `PING on ${at} answered "${String(pong)}", not PONG`, details };
       }
 
       const server = parseInfo(await step('INFO server', () => client.info('server')));
@@ -315,7 +312,7 @@ export default defineCheck<RedisCheckOptions>({
         /Connection is closed/i.test((err as Error).message) && seen.socketError ? seen.socketError : err;
       return {
         status: 'fail',
-        message: failureMessage(cause as Error & { code?: string }, current, ep, seen, ctx, redact),
+        message: failureMessage(cause as Error & { code?: string }, current, ep, seen, ctx),
         details,
       };
     } finally {

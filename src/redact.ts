@@ -67,3 +67,21 @@ export class Redactor {
     return input;
   }
 }
+
+const SECRET_KEY = /(token|password|passwd|secret|api[-_]?key|authorization|credential|cookie|session)/i;
+
+/**
+ * Teach a redactor every secret inside a configuration value: the values of secret-named fields
+ * (token, password, apiKey, an Authorization header...) and the credentials of URLs and DSNs.
+ */
+export function learnSecrets(redactor: Redactor, value: unknown, key = ''): void {
+  if (typeof value === 'string') {
+    if (SECRET_KEY.test(key)) redactor.add(value);
+    if (value.includes('://') || value.includes('@')) redactor.addFromUrl(value);
+    return;
+  }
+  if (Array.isArray(value)) return value.forEach((v) => learnSecrets(redactor, v, key));
+  if (value && typeof value === 'object') {
+    for (const [k, v] of Object.entries(value)) learnSecrets(redactor, v, k);
+  }
+}

@@ -5,7 +5,7 @@ import { ConfigError, validate } from '../config/issues.js';
 import { findConfigFile, loadConfig, type LoadedConfig } from '../config/load.js';
 import { parseDuration } from '../config/duration.js';
 import { SecretError } from '../config/secrets.js';
-import { Redactor } from '../redact.js';
+import { learnSecrets, Redactor } from '../redact.js';
 import { EXIT } from './exit.js';
 
 export interface VerifyArgs {
@@ -139,21 +139,6 @@ async function environmentFor(
   }
   const known = [...new Set([...Object.keys(loaded.config.environments), 'local'])];
   throw new ConfigError([`unknown environment "${name}" in ${loaded.path} (known: ${known.join(', ')})`]);
-}
-
-const SECRET_KEY = /(token|password|passwd|secret|api[-_]?key|authorization|credential)/i;
-
-/** Teach the redactor every secret of the environment: secret-named fields and URL credentials. */
-function learnSecrets(redactor: Redactor, value: unknown, key = ''): void {
-  if (typeof value === 'string') {
-    if (SECRET_KEY.test(key)) redactor.add(value);
-    if (value.includes('://') || value.includes('@')) redactor.addFromUrl(value);
-    return;
-  }
-  if (Array.isArray(value)) return value.forEach((v) => learnSecrets(redactor, v, key));
-  if (value && typeof value === 'object') {
-    for (const [k, v] of Object.entries(value)) learnSecrets(redactor, v, k);
-  }
 }
 
 function durationArg(flag: string, value: string | undefined): number | undefined {

@@ -1,4 +1,5 @@
-// Runs one compiled check kind in a process of its own and prints its outcome as JSON. It never
+// Runs one compiled check kind in a process of its own and prints its outcome as JSON, redacted
+// as the CLI redacts everything it prints (a redactor that learned the options). It never
 // calls process.exit: if the check leaves a socket or timer open, the process stays alive and
 // the parent test reports the open handle.
 // usage: node check-child.mjs <module.js> <options-json> <timeoutMs>
@@ -6,6 +7,7 @@ import { pathToFileURL } from 'node:url';
 
 const [modulePath, optionsJson, timeoutArg] = process.argv.slice(2);
 const kind = (await import(pathToFileURL(modulePath).href)).default;
+const { Redactor, learnSecrets } = await import(new URL('../../dist/src/redact.js', import.meta.url).href);
 const timeoutMs = Number(timeoutArg ?? 5000);
 const validated = await kind.options['~standard'].validate(JSON.parse(optionsJson));
 if (validated.issues) {
@@ -29,7 +31,9 @@ if (validated.issues) {
   }
   clearTimeout(timer);
   const target = kind.target(validated.value);
+  const redactor = new Redactor();
+  learnSecrets(redactor, JSON.parse(optionsJson));
   process.stdout.write(
-    JSON.stringify({ ...outcome, target, logs, durationMs: performance.now() - started }),
+    JSON.stringify(redactor.value({ ...outcome, target, logs, durationMs: performance.now() - started })),
   );
 }

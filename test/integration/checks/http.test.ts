@@ -98,8 +98,10 @@ describe('http', () => {
     expect((await runCheck('http', { url: `${base}/private`, token: TOKEN })).status).toBe('pass');
     const wrong = await runCheck('http', { url: `${base}/private`, token: `${TOKEN}-wrong` });
     expect(wrong).toMatchObject({ status: 'fail', message: 'HTTP 401, expected 200' });
-    // The check passes the body to details; the runner's redactor masks the echoed token there.
     expect(received.at(-1)!.auth).toBe(`Bearer ${TOKEN}-wrong`);
+    // The server echoed the token into the body the check reports: redaction masks it.
+    expect(JSON.stringify(wrong.details)).toContain('Bearer ***');
+    expect(wrong.output).not.toContain(TOKEN);
   });
 
   it('does not follow redirects unless told to', async () => {
