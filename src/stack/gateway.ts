@@ -1,33 +1,23 @@
 // The SomaAgent01 gateway (contracts section 3).
 import type { HttpServiceModel } from './spec.js';
-import { httpBase } from './spec.js';
+import { healthSpec } from './spec.js';
 
 export const gateway: HttpServiceModel = {
   name: 'gateway',
-  title: 'SomaAgent01 gateway',
   checks(config, source) {
     return [
-      {
-        id: 'gateway.health',
-        kind: 'health',
-        service: 'gateway',
-        source,
-        timeoutMs: config.timeout,
-        options: {
-          ...httpBase(config),
-          generation: config.generation,
-          detect: [
-            { generation: 'gen2', path: '/api/v2/core/health', status: [200], anyKey: ['status'] },
-            { generation: 'gen1', path: '/healthz', status: [200], anyKey: ['status', 'components'] },
-          ],
-          variants: {
-            // gen1 /healthz adds somabrain_http to postgres, redis and kafka.
-            gen1: { path: '/healthz', auth: false },
-            // gen2's /health/ is static; the aggregated dependency checks live here.
-            gen2: { path: '/api/v2/core/health', auth: true },
-          },
+      healthSpec('gateway', config, source, {
+        detect: [
+          { generation: 'gen2', path: '/api/v2/core/health', status: [200], anyKey: ['status'] },
+          { generation: 'gen1', path: '/healthz', status: [200], anyKey: ['status', 'components'] },
+        ],
+        variants: {
+          // gen1 /healthz adds somabrain_http to postgres, redis and kafka.
+          gen1: { path: '/healthz', auth: false },
+          // gen2's /health/ is static; the aggregated dependency checks live here.
+          gen2: { path: '/api/v2/core/health', auth: true },
         },
-      },
+      }),
     ];
   },
 };

@@ -1,24 +1,19 @@
 // SomaBrain, the cognitive API (contracts section 2).
 import type { HttpServiceModel } from './spec.js';
-import { httpBase } from './spec.js';
+import { healthSpec, metricsSpec } from './spec.js';
 
 const SFM_DOWN = 'memory backend (SomaFractalMemory) unreachable from SomaBrain';
 
 export const somabrain: HttpServiceModel = {
   name: 'somabrain',
-  title: 'SomaBrain',
   checks(config, source) {
     // gen2's /health runs each inner check with a 3 s timeout: give it up to 30 s.
     const healthTimeout = config.timeout ?? (config.generation === 'gen1' ? undefined : 30_000);
-    const health = {
-      id: 'somabrain.health',
-      kind: 'health',
-      service: 'somabrain',
+    const health = healthSpec(
+      'somabrain',
+      config,
       source,
-      timeoutMs: healthTimeout,
-      options: {
-        ...httpBase(config),
-        generation: config.generation,
+      {
         // Both generations answer GET /health: one request tells them apart and is judged.
         detect: [
           { generation: 'gen2', path: '/health', status: [200], anyKey: ['infrastructure', 'internal_services'] },
@@ -32,9 +27,7 @@ export const somabrain: HttpServiceModel = {
             ignore: ['ok', 'ready'],
             require: { memory_ok: SFM_DOWN },
             warnIfFalse: { embedder_ok: 'embedder not ready', predictor_ok: 'predictor not ready' },
-            statusMeaning: {
-              '403': 'OPA unreachable: the gen1 OPA middleware denies every route, /health too',
-            },
+            statusMeaning: { '403': 'OPA unreachable: the gen1 OPA middleware denies every route, /health too' },
           },
           gen2: {
             path: '/health',
@@ -43,26 +36,16 @@ export const somabrain: HttpServiceModel = {
           },
         },
       },
-    };
+      healthTimeout,
+    );
     if (!config.metrics) return [health];
-    const gen1 = [{ name: 'somabrain_http_requests_total' }];
-    // gen2 serves a static stub: `somabrain_up 1` proves only that the process answers.
-    const gen2 = [{ name: 'somabrain_up', value: { op: '==', value: 1 } }];
-    const series =
-      config.generation === 'gen1' ? { series: gen1 }
-      : config.generation === 'gen2' ? { series: gen2 }
-      : { anyOf: [{ name: 'gen1', series: gen1 }, { name: 'gen2', series: gen2 }] };
     return [
       health,
-      {
-        id: 'somabrain.metrics',
-        kind: 'metrics',
-        service: 'somabrain',
-        source,
-        timeoutMs: config.timeout,
-        dependsOn: ['somabrain.health'],
-        options: { url: new URL('/metrics', config.url).href, token: config.token, tls: config.tls, ...series },
-      },
+      metricsSpec('somabrain', config, source, {
+        gen1: [{ name: 'somabrain_http_requests_total' }],
+        // gen2 serves a static stub: `somabrain_up 1` proves only that the process answers.
+        gen2: [{ name: 'somabrain_up', value: { op: '==', value: 1 } }],
+      }),
     ];
   },
 };

@@ -15,11 +15,51 @@ export interface CheckSpec {
 /** What the stack knows about one SomaStack HTTP service. */
 export interface HttpServiceModel {
   name: 'somabrain' | 'sfm' | 'gateway';
-  title: string;
   checks(config: HttpServiceConfig, source: string): CheckSpec[];
 }
 
-/** Options shared by every check against an HTTP service. */
-export function httpBase(config: HttpServiceConfig) {
-  return { url: config.url, token: config.token, tls: config.tls };
+/** The service's body-aware health check: how to tell its generations apart, and each one's probe. */
+export function healthSpec(
+  service: HttpServiceModel['name'],
+  config: HttpServiceConfig,
+  source: string,
+  probes: { detect: unknown[]; variants: Record<'gen1' | 'gen2', unknown> },
+  timeoutMs = config.timeout,
+): CheckSpec {
+  return {
+    id: `${service}.health`,
+    kind: 'health',
+    service,
+    source,
+    timeoutMs,
+    options: { url: config.url, token: config.token, tls: config.tls, generation: config.generation, ...probes },
+  };
+}
+
+type Series = Array<{ name: string; value?: { op: string; value: number } }>;
+
+/**
+ * The service's /metrics check: the series of its generation, or either generation's when it is
+ * `auto` (the body tells which). It depends on the service's health check, so a service that is
+ * down shows one failure, not two.
+ */
+export function metricsSpec(
+  service: HttpServiceModel['name'],
+  config: HttpServiceConfig,
+  source: string,
+  series: { gen1: Series; gen2: Series },
+): CheckSpec {
+  const expected =
+    config.generation === 'auto'
+      ? { anyOf: [{ name: 'gen1', series: series.gen1 }, { name: 'gen2', series: series.gen2 }] }
+      : { series: series[config.generation] };
+  return {
+    id: `${service}.metrics`,
+    kind: 'metrics',
+    service,
+    source,
+    timeoutMs: config.timeout,
+    dependsOn: [`${service}.health`],
+    options: { url: new URL('/metrics', config.url).href, token: config.token, tls: config.tls, ...expected },
+  };
 }
