@@ -7,8 +7,13 @@ export const MASK = '***';
 // scheme://user:password@host and scheme://token@host (userinfo of URLs and DSNs).
 const URL_USERINFO = /\b([a-z][a-z0-9+._-]*:\/\/)([^\s/@:'"]*)(?::([^\s/@'"]*))?@/gi;
 const TOKEN_SCHEMES = /^(https?|wss?):\/\/$/i;
-// key=value pairs of libpq DSNs and query strings: password=..., apikey=..., token=...
-const SECRET_PAIR = /\b(password|passwd|pwd|secret|token|api[-_]?key|access[-_]?token)=([^\s&;'"]+)/gi;
+// key=value pairs of libpq DSNs, query strings and env lines: password=..., apikey=...,
+// token=..., and the same words at the end of a longer name (db_password=, client_secret=,
+// refresh_token=, POSTGRES_PASSWORD=, sslpassword=).
+const SECRET_NAME = String.raw`[a-z0-9_.-]*?(?:password|passwd|pwd|secret|token|api[-_]?key)`;
+const SECRET_PAIR = new RegExp(String.raw`(?<![a-z0-9_.-])(${SECRET_NAME})=([^\s&;'"]+)`, 'gi');
+/** A query parameter whose value is a secret (tested alone, so no shared lastIndex). */
+const SECRET_PARAM = new RegExp(`^${SECRET_NAME}$`, 'i');
 
 /** Mask the credentials found inside URLs, DSNs and key=value pairs of a string. */
 export function maskCredentials(text: string): string {
@@ -39,8 +44,7 @@ export class Redactor {
       const u = new URL(url);
       this.add(decodeURIComponent(u.password));
       if (!u.password && TOKEN_SCHEMES.test(`${u.protocol}//`)) this.add(decodeURIComponent(u.username));
-      for (const [k, v] of u.searchParams) if (SECRET_PAIR.test(`${k}=x`)) this.add(v);
-      SECRET_PAIR.lastIndex = 0;
+      for (const [k, v] of u.searchParams) if (SECRET_PARAM.test(k)) this.add(v);
     } catch {
       /* not a URL: nothing to learn */
     }

@@ -14,6 +14,12 @@ describe('maskCredentials', () => {
     expect(maskCredentials('host=db password=abc user=x')).toBe('host=db password=*** user=x');
     expect(maskCredentials('http://h/?api_key=zzz&a=1')).toBe('http://h/?api_key=***&a=1');
   });
+  it('masks secret pairs whose name ends in a secret word (db_password, client_secret, POSTGRES_PASSWORD)', () => {
+    expect(maskCredentials('https://auth/t?client_secret=s3cr3t&grant=x')).toBe('https://auth/t?client_secret=***&grant=x');
+    expect(maskCredentials('POSTGRES_PASSWORD=hunter2 REDIS_PORT=6379')).toBe('POSTGRES_PASSWORD=*** REDIS_PORT=6379');
+    expect(maskCredentials('host=db sslpassword=keypass refresh_token=rt1')).toBe('host=db sslpassword=*** refresh_token=***');
+    expect(maskCredentials('max_tokens=5 tokens=7')).toBe('max_tokens=5 tokens=7');
+  });
 });
 
 describe('Redactor', () => {
@@ -28,6 +34,11 @@ describe('Redactor', () => {
     const r = new Redactor();
     r.addFromUrl('postgresql://soma:p%40ss@db/x');
     expect(r.text('auth failed: p@ss')).toBe('auth failed: ***');
+  });
+  it('learns every secret query parameter of a URL, not only the first', () => {
+    const r = new Redactor();
+    r.addFromUrl('https://h/x?token=tok-first&password=pw-second&client_secret=cs-third');
+    expect(r.text('tok-first pw-second cs-third')).toBe('*** *** ***');
   });
   it('ignores values too short to mask safely', () => {
     const r = new Redactor();
