@@ -3,6 +3,7 @@
 // bounded: connect (TLS included), first byte, idle body, body size, and the caller's signal.
 import { readFile } from 'node:fs/promises';
 import type { Dispatcher } from 'undici';
+import { abortable } from './abortable.js';
 import { loadUndici } from './lazy-modules.js';
 
 export interface HttpRequest {
@@ -78,13 +79,19 @@ export async function fetchHttp(req: HttpRequest): Promise<HttpResponse> {
   const started = performance.now();
   let gotHeaders = false;
   try {
-    const res = await undici.request(url, {
-      dispatcher,
-      method: (req.method ?? 'GET') as Dispatcher.HttpMethod,
-      headers,
-      body,
+    // undici does not abort a request whose connection is still being set up (a TLS handshake
+    // the peer never answers): it waits for its own connect timeout, which runs on coarse 500 ms
+    // timers. Stop waiting when the signal aborts; destroying the agent then drops the socket.
+    const res = await abortable(
+      undici.request(url, {
+        dispatcher,
+        method: (req.method ?? 'GET') as Dispatcher.HttpMethod,
+        headers,
+        body,
+        signal,
+      }),
       signal,
-    });
+    );
     const firstByteMs = performance.now() - started;
     gotHeaders = true;
     const raw = await readCapped(res.body, req.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES);
@@ -209,6 +216,7 @@ function describeFailure(
       return say(`TLS handshake with ${where} failed: is it serving plain HTTP?`, 'TLS');
     case 'TimeoutError':
     case 'AbortError':
+    case 'CheckAborted': // the signal fired while undici was still connecting
       return say(`no response from ${where} within ${timeoutMs} ms`, 'TIMEOUT');
   }
   if (/^ERR_SSL|SSL routines/i.test(`${code} ${e.message}`))
