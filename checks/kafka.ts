@@ -12,11 +12,11 @@
 // topic's partitions and replicas, so no second request is needed. The round trip's producer and
 // consumer only run after the topic was seen to exist, with `allowAutoTopicCreation: false` too.
 import { readFile } from 'node:fs/promises';
-import { connect as tcpConnect, type Socket } from 'node:net';
+import { connect as tcpConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import type { Admin, Consumer, Kafka, KafkaConfig, LogEntry, Producer, SASLOptions } from 'kafkajs';
+import type { Admin, Consumer, ISocketFactory, Kafka, KafkaConfig, LogEntry, Producer, SASLOptions } from 'kafkajs';
 import { defineCheck, type CheckContext, type CheckOutcome } from '../src/check.js';
 import { maskCredentials } from '../src/redact.js';
 import { abortable, CheckAborted } from '../src/abortable.js';
@@ -399,7 +399,8 @@ async function inspect(o: Options, ctx: CheckContext, seeds: BrokerAddress[]): P
     ...(tlsOptions ? { ssl: tlsOptions } : {}),
     ...(o.sasl ? { sasl: toKafkajsSasl(o.sasl) } : {}),
   };
-  const kafka: Kafka = new Kafka(config);
+  const sockets = new KafkaSockets();
+  const kafka: Kafka = new Kafka({ ...config, socketFactory: sockets.factory });
   const clients: Array<Admin | Producer | Consumer> = [];
   const admin = kafka.admin();
   clients.push(admin);
@@ -482,12 +483,46 @@ async function inspect(o: Options, ctx: CheckContext, seeds: BrokerAddress[]): P
       message: await explainFailure(err, { phase, seeds, tlsOptions, errorLogs, budget, deadline, ctx, sasl: o.sasl }),
     };
   } finally {
-    // Disconnect everything, bounded: a half-open connection must not hold the process.
-    await Promise.race([
-      Promise.allSettled(clients.map((c) => c.disconnect())),
-      new Promise((resolve) => setTimeout(resolve, 1000).unref()),
-    ]);
+    // Leave politely (LeaveGroup, close the connections), but within a second, and not at all
+    // once the check was cut: then destroy whatever kafkajs still holds (a JoinGroup the broker
+    // keeps waiting for the rebalance delay, a half-open connection), so nothing outlives the check.
+    const disconnected = Promise.allSettled(clients.map((c) => c.disconnect()));
+    await settledWithin(disconnected, ctx.signal.aborted ? 0 : 1000);
+    sockets.destroyAll();
   }
+}
+
+/**
+ * The sockets kafkajs opens (its default factory, minus keep-alive, which a check does not need),
+ * so that the check can close every one of them when it ends: kafkajs has no way to abort.
+ */
+class KafkaSockets {
+  private readonly open = new Set<Socket>();
+  private ended = false;
+
+  readonly factory: ISocketFactory = ({ host, port, ssl, onConnect }) => {
+    const socket = ssl
+      ? tlsConnect({ host, port, ...(isIP(host) ? {} : { servername: host }), ...ssl }, onConnect)
+      : tcpConnect({ host, port }, onConnect);
+    // kafkajs reacts to 'error' (not to a bare 'close'): a late reconnect fails at once.
+    if (this.ended) socket.destroy(new Error('the check has ended'));
+    this.open.add(socket);
+    socket.once('close', () => this.open.delete(socket));
+    return socket;
+  };
+
+  destroyAll(): void {
+    this.ended = true;
+    for (const socket of this.open) socket.destroy(new Error('the check has ended'));
+  }
+}
+
+/** Wait for `work`, at most `ms` (0: not at all), leaving no timer behind. */
+async function settledWithin(work: Promise<unknown>, ms: number): Promise<void> {
+  if (ms <= 0) return;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([work, new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
 }
 
 async function listGroupIds(

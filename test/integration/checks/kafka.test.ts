@@ -107,6 +107,18 @@ describe('kafka check against a Kafka-protocol cluster', () => {
     expect(result.message).toMatch(/round trip \d+(\.\d)? ms/);
   });
 
+  it('a round trip cut by its timeout while the new consumer group waits for its rebalance delay ends the check and the process', async () => {
+    // runCheck fails if the child process does not exit by itself: no socket may outlive the check.
+    const result = await runCheck(
+      'kafka',
+      { brokers: peer.brokers, roundTrip: { topic: 'soma-verify.smoke' } },
+      { timeoutMs: 1000 },
+    );
+    expect(result.status).toBe('fail');
+    expect(result.message).toMatch(/^timed out after 1000 ms while consuming the round-trip message from soma-verify\.smoke/);
+    expect(result.durationMs).toBeLessThan(1000 + MARGIN_MS);
+  });
+
   it('ListGroups unsupported by the broker: groups cannot be verified, and the message says why (Kafka protocol double: the kcat mock has no ListGroups)', async () => {
     const double = await startKafkaProtocolDouble({ topics: [] });
     try {
