@@ -74,13 +74,18 @@ export class Redactor {
 
 const SECRET_KEY = /(token|password|passwd|secret|api[-_]?key|authorization|credential|cookie|session)/i;
 
+/** Whether a field or variable name says its value is a secret (SFM_TOKEN, password, apiKey...). */
+export function isSecretName(name: string): boolean {
+  return SECRET_KEY.test(name);
+}
+
 /**
  * Teach a redactor every secret inside a configuration value: the values of secret-named fields
  * (token, password, apiKey, an Authorization header...) and the credentials of URLs and DSNs.
  */
 export function learnSecrets(redactor: Redactor, value: unknown, key = ''): void {
   if (typeof value === 'string') {
-    if (SECRET_KEY.test(key)) redactor.add(value);
+    if (isSecretName(key)) redactor.add(value);
     if (value.includes('://') || value.includes('@')) redactor.addFromUrl(value);
     return;
   }

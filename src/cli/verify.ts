@@ -53,6 +53,7 @@ async function verifyOrThrow(
 ): Promise<number> {
   const configPath = findConfigFile(cwd, args.config);
   const loaded = configPath ? await loadConfig(configPath, env) : undefined;
+  for (const secret of loaded?.secrets ?? []) redactor.add(secret);
   const timeoutMs = durationArg('--timeout', args.timeout) ?? loaded?.config.defaults.timeout ?? DEFAULTS.timeoutMs;
   const deadlineMs = durationArg('--deadline', args.deadline) ?? loaded?.config.defaults.deadline ?? DEFAULTS.deadlineMs;
   const concurrency = args.concurrency ?? loaded?.config.defaults.concurrency ?? DEFAULTS.concurrency;

@@ -17,8 +17,10 @@ export const CONFIG_NAMES = [
 export interface LoadedConfig {
   path: string;
   config: ConfigFile;
-  /** Values substituted from variables: the redactor learns them. */
+  /** Values substituted from variables. */
   substituted: string[];
+  /** The substituted values that are secrets: the redactor learns them. */
+  secrets: string[];
 }
 
 /** The file named by --config, else the first conventional name in the working directory. */
@@ -38,11 +40,11 @@ export async function loadConfig(path: string, env: Env): Promise<LoadedConfig> 
     ]);
   }
   const parsed = await parse(path, text);
-  const { value, errors, substituted } = interpolate(parsed, env);
+  const { value, errors, substituted, secrets } = interpolate(parsed, env);
   if (errors.length) throw new ConfigError(errors);
   const { configFile } = await import('./schema.js');
   const config = await validate(configFile, value, '');
-  return { path, config, substituted };
+  return { path, config, substituted, secrets };
 }
 
 async function parse(path: string, text: string): Promise<unknown> {

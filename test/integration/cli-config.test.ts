@@ -241,6 +241,23 @@ describe('interpolation and secrets', () => {
     expect(printed).not.toContain(Buffer.from(SFM_TOKEN).toString('base64'));
   });
 
+  it('a secret variable interpolated into a field of any name (here a URL path) is never printed', async () => {
+    const HOOK_TOKEN = 'hook-path-token-5c2e81';
+    const dir = await folder({
+      'soma-verify.config.yaml':
+        'environments:\n  staging:\n    checks:\n      - id: hook\n        kind: http\n        url: http://127.0.0.1:${DEAD_PORT}/hooks/${HOOK_TOKEN}/health\n',
+    });
+    const env = { DEAD_PORT: String(deadPort), HOOK_TOKEN };
+    const list = await cli(dir, ['staging', '--list', '--format', 'json'], env);
+    expect(list.code, list.stderr).toBe(0);
+    const run = await cli(dir, ['staging', '--format', 'json', '--verbose'], env);
+    expect(checkOf(reportOf(run), 'hook')).toMatchObject({ status: 'fail', message: `connection refused on 127.0.0.1:${deadPort}` });
+    for (const printed of [list.stdout + list.stderr, run.stdout + run.stderr]) {
+      expect(printed).toContain('/hooks/***/health');
+      expect(printed).not.toContain(HOOK_TOKEN);
+    }
+  });
+
   it('DSN credentials are masked in the target and messages; the check really connects', async () => {
     const dsn = `postgresql://postgres:${PG_PASSWORD}@127.0.0.1:5432/postgres`;
     const dir = await folder({
