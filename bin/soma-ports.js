@@ -1,2 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --
+// `--` ends Node's own options: Node 20 reads `--env-file` anywhere on its command line, even
+// after the script, and would take soma-ports' `--env-file PATH` for its own.
 import '../dist/bundle/cli/soma-ports.js';

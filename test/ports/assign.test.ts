@@ -32,8 +32,8 @@ afterEach(async () => {
 });
 
 beforeAll(() => {
-  if (!existsSync(join(BIN, '..', '..', 'dist', 'src', 'cli', 'soma-ports.js'))) {
-    throw new Error('dist/ is missing: run npx tsc -p tsconfig.build.json first');
+  if (!existsSync(join(BIN, '..', '..', 'dist', 'bundle', 'cli', 'soma-ports.js'))) {
+    throw new Error('dist/ is missing: run npm run build first');
   }
 });
 
@@ -175,6 +175,15 @@ describe('soma-ports assign', () => {
     const result = parseAssign(await runCli(['assign', '--project', 'somaagent01', '--json'], ws, { env: { PORT_POOL_START: String(start) } }));
     expect(result.ports.KAFKA_PORT).toBe(start);
     expect(result.ports.GATEWAY_PORT).toBe(start + 16);
+  });
+
+  it('--env-file names a .env elsewhere, and creates it when missing (Node must not take the flag for its own)', async () => {
+    const ws = await workspace();
+    const target = join(ws.cwd, 'deploy', 'brain.env');
+    await mkdir(join(ws.cwd, 'deploy'));
+    const first = parseAssign(await runCli(['assign', '--project', 'somabrain', '--env-file', target, '--json'], ws));
+    expect(first.envFile).toBe(target);
+    expect(await readFile(target, 'utf8')).toContain(`SOMABRAIN_HOST_PORT=${first.ports.SOMABRAIN_HOST_PORT}`);
   });
 
   it('--dry-run prints the diff of .env and writes nothing', async () => {

@@ -51,11 +51,14 @@ export interface CliResult {
   ms: number;
 }
 
-/** Run `node bin/soma-ports.js ...args`; a child that does not exit by itself fails the test. */
+/**
+ * Run `bin/soma-ports.js ...args` as a user's shell does, through its shebang; a child that does
+ * not exit by itself fails the test.
+ */
 export function runCli(args: string[], ws: Pick<Workspace, 'cwd' | 'stateDir'>, { env = {}, timeoutMs = 20_000 }: { env?: Record<string, string>; timeoutMs?: number } = {}): Promise<CliResult> {
   const started = Date.now();
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
+    const child = spawn(BIN, args, {
       cwd: ws.cwd,
       env: { ...process.env, NO_COLOR: '1', SOMA_PORTS_STATE_DIR: ws.stateDir, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
