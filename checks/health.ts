@@ -83,7 +83,7 @@ export default defineCheck<Options>({
   kind: 'health',
   prepare: loadHttpClient,
   options,
-  target: (o) => maskCredentials(o.variants ? o.url : o.url),
+  target: (o) => maskCredentials(o.url),
   async run(o, ctx) {
     // One fetch per distinct request: detection and judging often ask the same route.
     const fetched = new Map<string, Promise<HttpResponse>>();

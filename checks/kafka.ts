@@ -207,8 +207,6 @@ export function budgetFor(timeoutMs: number): Budget {
   };
 }
 
-
-
 type ProbeVerdict =
   | { kind: 'kafka' }
   | { kind: 'refused' }
@@ -219,7 +217,6 @@ type ProbeVerdict =
   | { kind: 'other-protocol'; preview: string }
   | { kind: 'tls-listener' }
   | { kind: 'error'; reason: string };
-
 
 const PROBE_CORRELATION_ID = 0x534f4d41; // "SOMA"
 
@@ -550,9 +547,9 @@ type RoundTripResult =
       produceAckMs: number;
       partition: number;
       offset: string;
-      throwawayGroupDeleted: boolean;
+      throwawayGroup: ThrowawayGroup;
     }
-  | { ok: false; error: string; throwawayGroupDeleted?: boolean };
+  | { ok: false; error: string; throwawayGroup?: ThrowawayGroup };
 
 /**
  * Produce one marked message and read it back with a throwaway consumer group, then delete the
@@ -637,7 +634,7 @@ async function roundTrip(
       produceAckMs,
       partition: written.partition,
       offset: written.baseOffset,
-      throwawayGroupDeleted: await deleteThrowawayGroup(consumer, admin, groupId, groupJoined),
+      throwawayGroup: await deleteThrowawayGroup(consumer, admin, groupId, groupJoined),
     };
   } catch (err) {
     if (err instanceof CheckAborted) throw err;
@@ -645,17 +642,21 @@ async function roundTrip(
   }
 }
 
-async function deleteThrowawayGroup(consumer: Consumer, admin: Admin, groupId: string, joined: boolean): Promise<boolean> {
-  if (!joined) return true;
+/** What became of the round trip's consumer group: deleted, never created, or left to expire. */
+type ThrowawayGroup = 'deleted' | 'not created' | 'left to expire';
+
+async function deleteThrowawayGroup(consumer: Consumer, admin: Admin, groupId: string, joined: boolean): Promise<ThrowawayGroup> {
+  if (!joined) return 'not created';
   const bounded = <T>(work: Promise<T>) =>
     Promise.race([work, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timeout')), 1500).unref())]);
   try {
     // The group must be empty before it can be deleted.
     await bounded(consumer.disconnect());
     await bounded(admin.deleteGroups([groupId]));
-    return true;
+    return 'deleted';
   } catch {
-    return false;
+    // It has no committed offsets: the broker expires it.
+    return 'left to expire';
   }
 }
 
@@ -726,6 +727,8 @@ async function explainFailure(err: unknown, f: FailureContext): Promise<string> 
     }
     const refused = pick('refused');
     if (refused) return `connection refused on ${formatBroker(refused.seed)}`;
+    const broken = pick('error');
+    if (broken && broken.verdict.kind === 'error') return `cannot talk to ${formatBroker(broken.seed)}: ${broken.verdict.reason}`;
     // The probe got a Kafka answer: the failure was kafkajs' own, report it as it is.
   }
   if (name === 'KafkaJSRequestTimeoutError' || /timed out/i.test(message)) {

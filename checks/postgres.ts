@@ -194,8 +194,6 @@ function isIp(host: string): boolean {
   return /^[\d.]+$/.test(host) || host.includes(':');
 }
 
-
-
 /** A one-line cause for a failed connection attempt. */
 function connectFailureMessage(f: AttemptFailure, ep: PgEndpoint, ctx: CheckContext): string {
   const at = where(ep);

@@ -105,8 +105,6 @@ function preview(bytes: Buffer): string {
   return text.replace(/[^\x20-\x7e]/g, '.').trim();
 }
 
-
-
 /** What the connection saw, to tell a dead peer from a silent one or a stranger. */
 interface Observed {
   tcpConnected: boolean;

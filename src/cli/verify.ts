@@ -28,6 +28,11 @@ const DEFAULTS = { timeoutMs: 5000, deadlineMs: 60_000, concurrency: 16 };
 export async function verify(args: VerifyArgs, cwd = process.cwd(), env = process.env): Promise<number> {
   const redactor = new Redactor();
   const say = (line: string) => process.stderr.write(`${redactor.text(line)}\n`);
+  // A plugin or driver that throws outside its check's promise would have Node print the stack
+  // unredacted and stop the run: report it through the redactor and let the run finish.
+  const onStray = (err: unknown) => say(`soma-verify: error outside a check: ${(err as Error)?.stack ?? String(err)}`);
+  process.on('uncaughtException', onStray);
+  process.on('unhandledRejection', onStray);
   try {
     return await verifyOrThrow(args, cwd, env, redactor, say);
   } catch (err) {
@@ -41,6 +46,9 @@ export async function verify(args: VerifyArgs, cwd = process.cwd(), env = proces
     }
     say(`soma-verify: internal error: ${(err as Error)?.stack ?? String(err)}`);
     return EXIT.usage;
+  } finally {
+    process.off('uncaughtException', onStray);
+    process.off('unhandledRejection', onStray);
   }
 }
 

@@ -343,6 +343,34 @@ export default {
     expect(sfm1.count('/ping')).toBe(2);
   });
 
+  it('a plugin that throws outside its promise is reported redacted, and the run still finishes', async () => {
+    const dir = await folder({
+      'stray.mjs': [
+        "export default {",
+        "  kind: 'stray',",
+        "  options: { '~standard': { version: 1, vendor: 'test', validate: (value) => ({ value }) } },",
+        "  target: () => 'nowhere',",
+        "  async run(o) {",
+        "    setTimeout(() => { throw new Error(`lost connection to postgresql://app:${o.password}@db/x`); }, 0);",
+        "    Promise.reject(new Error(`rejected with ${o.password}`));",
+        "    await new Promise((r) => setTimeout(r, 50));",
+        "    return { status: 'pass', message: 'done' };",
+        "  },",
+        "};",
+      ].join('\n'),
+      'soma-verify.config.yaml': yamlOf({
+        plugins: ['./stray.mjs'],
+        environments: { staging: { checks: [{ id: 'stray', kind: 'stray', password: 'Sup3r-Secret-Pw' }] } },
+      }),
+    });
+    const r = await cli(dir, ['staging', '--format', 'json']);
+    expect(r.code).toBe(0);
+    expect(checkOf(reportOf(r), 'stray')).toMatchObject({ status: 'pass', message: 'done' });
+    expect(r.stderr).toContain('soma-verify: error outside a check: Error: lost connection to postgresql://app:***@db/x');
+    expect(r.stderr).toContain('rejected with ***');
+    expect(r.stdout + r.stderr).not.toContain('Sup3r-Secret-Pw');
+  });
+
   it("a plugin's own schema errors carry the config path", async () => {
     const dir = await folder({
       'my-check.mjs': PLUGIN,
