@@ -1,6 +1,7 @@
 // Runs a compiled check kind (dist/checks/<kind>.js) in a child process, so a test proves both
 // the outcome and that nothing is left open: the child must exit by itself.
 import { spawn } from 'node:child_process';
+import { expect } from 'vitest';
 import { fileURLToPath } from 'node:url';
 import { resolve } from 'node:path';
 
@@ -18,6 +19,8 @@ export interface ChildOutcome {
   wallMs: number;
   /** stdout + stderr of the child, to assert that no secret was printed. */
   output: string;
+  /** What the child printed on stderr: driver warnings, unhandled errors. */
+  stderr: string;
   invalid?: string[];
   threw?: boolean;
 }
@@ -53,5 +56,16 @@ export async function runCheck(
     );
   }
   if (!stdout) throw new Error(`check ${kind} printed nothing; stderr: ${stderr}`);
-  return { ...JSON.parse(stdout), wallMs, output: stdout + stderr };
+  return { ...JSON.parse(stdout), wallMs, output: stdout + stderr, stderr };
+}
+
+/** Slack for a child process's start-up and a busy machine, on top of a check's own timeout. */
+export const MARGIN_MS = 4000;
+
+/** A failure (not a crash) whose message names the cause, within the timeout plus the margin. */
+export function expectFailure(result: ChildOutcome, cause: RegExp, timeoutMs: number): void {
+  expect(result.threw).toBeUndefined();
+  expect(result.status, result.message).toBe('fail');
+  expect(result.message).toMatch(cause);
+  expect(result.wallMs).toBeLessThan(timeoutMs + MARGIN_MS);
 }

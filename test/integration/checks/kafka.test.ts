@@ -6,10 +6,9 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { refusedPort, silentServer, type TcpPeer } from '../../support/faults.js';
-import { runCheck } from '../../support/run-check.js';
+import { runCheck, MARGIN_MS } from '../../support/run-check.js';
 import { startKafkaPeer, startKafkaProtocolDouble, type KafkaPeer } from '../../support/peers/kafka.js';
 
-const MARGIN_MS = 4000;
 const TIMEOUT_MS = 5000;
 
 let peer: KafkaPeer;

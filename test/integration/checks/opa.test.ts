@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dockerAvailable } from '../../support/docker.js';
 import { refusedPort, rawServer, silentServer } from '../../support/faults.js';
-import { runCheck } from '../../support/run-check.js';
+import { runCheck, MARGIN_MS } from '../../support/run-check.js';
 import { opaPeer, type OpaPeer } from '../../support/peers/opa.js';
 
 // Budgets: a peer that answers gets a long one (the machine may be loaded, and these tests are
@@ -14,7 +14,6 @@ import { opaPeer, type OpaPeer } from '../../support/peers/opa.js';
 const ANSWERING_PEER_MS = 10_000;
 const DEAD_PEER_MS = 1500;
 // Child start-up on top of the check's own budget: generous, this is not a speed test.
-const MARGIN_MS = 4000;
 const TOKEN = 'opa-test-token-4b81e2';
 
 // SomaStack's default decision, as the stack model supplies it: anonymous input, deny.

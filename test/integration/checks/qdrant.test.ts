@@ -5,7 +5,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { refusedPort, rawServer, silentServer } from '../../support/faults.js';
-import { runCheck } from '../../support/run-check.js';
+import { runCheck, MARGIN_MS } from '../../support/run-check.js';
 import { dockerAvailable } from '../../support/docker.js';
 import { qdrantHttpDouble, qdrantPeer, type QdrantPeer } from '../../support/peers/qdrant.js';
 
@@ -14,7 +14,6 @@ import { qdrantHttpDouble, qdrantPeer, type QdrantPeer } from '../../support/pee
 const ANSWERING_PEER_MS = 10_000;
 const DEAD_PEER_MS = 1500;
 // Child start-up on top of the check's own budget: generous, this is not a speed test.
-const MARGIN_MS = 4000;
 const API_KEY = 'qdrant-test-key-7f3a91';
 
 const check = (options: Record<string, unknown>, timeoutMs = ANSWERING_PEER_MS) =>
