@@ -9,12 +9,21 @@ export interface TcpPeer {
   close(): Promise<void>;
 }
 
-async function listen(server: Server): Promise<number> {
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return (server.address() as AddressInfo).port;
-}
-
-function tcpPeer(server: Server, port: number, sockets: Set<Socket>): TcpPeer {
+/**
+ * Listen on a free loopback port; `close()` also destroys open connections, so a test never waits
+ * on a client that keeps one alive. Works for net, http and https servers.
+ */
+export async function serveOnLoopback(server: Server): Promise<TcpPeer> {
+  const sockets = new Set<Socket>();
+  server.on('connection', (s: Socket) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
   return {
     port,
     url: (scheme = 'http') => `${scheme}://127.0.0.1:${port}`,
@@ -28,34 +37,25 @@ function tcpPeer(server: Server, port: number, sockets: Set<Socket>): TcpPeer {
 
 /** A loopback port with no listener: connecting is refused at once. */
 export async function refusedPort(): Promise<number> {
-  const server = createServer();
-  const port = await listen(server);
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
+  const peer = await serveOnLoopback(createServer());
+  await peer.close();
+  return peer.port;
 }
 
 /** Accepts connections and never sends a byte. */
-export async function silentServer(): Promise<TcpPeer> {
-  const sockets = new Set<Socket>();
-  const server = createServer((s) => {
-    sockets.add(s);
-    s.on('error', () => {});
-    s.on('close', () => sockets.delete(s));
-  });
-  return tcpPeer(server, await listen(server), sockets);
+export function silentServer(): Promise<TcpPeer> {
+  return serveOnLoopback(createServer((s) => s.on('error', () => {})));
 }
 
 /** Answers each connection's first bytes with `reply` (e.g. non-HTTP garbage), then closes. */
-export async function rawServer(reply: string | Buffer, { close = true } = {}): Promise<TcpPeer> {
-  const sockets = new Set<Socket>();
-  const server = createServer((s) => {
-    sockets.add(s);
-    s.on('error', () => {});
-    s.on('close', () => sockets.delete(s));
-    s.once('data', () => {
-      s.write(reply);
-      if (close) s.end();
-    });
-  });
-  return tcpPeer(server, await listen(server), sockets);
+export function rawServer(reply: string | Buffer, { close = true } = {}): Promise<TcpPeer> {
+  return serveOnLoopback(
+    createServer((s) => {
+      s.on('error', () => {});
+      s.once('data', () => {
+        s.write(reply);
+        if (close) s.end();
+      });
+    }),
+  );
 }

@@ -9,8 +9,7 @@
 // soma-verify's health and metrics checks never call those, and a request to them is recorded,
 // so a test can still prove that no write was sent.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
-import { rawServer, type TcpPeer } from './faults.js';
+import { rawServer, serveOnLoopback, type TcpPeer } from './faults.js';
 
 export type Generation = 'gen1' | 'gen2';
 
@@ -63,7 +62,6 @@ const NOT_FOUND = json(404, { detail: 'Not Found' });
 async function serve<State extends CommonState>(initial: State, route: Router<State>): Promise<Double<State>> {
   let state: State = structuredClone(initial);
   const requests: RecordedRequest[] = [];
-  const sockets = new Set<Socket>();
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const path = (req.url ?? '/').split('?')[0]!;
     const recorded: RecordedRequest = { method: req.method ?? 'GET', path, headers: req.headers };
@@ -79,12 +77,7 @@ async function serve<State extends CommonState>(initial: State, route: Router<St
     }
     answer();
   });
-  server.on('connection', (socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as AddressInfo).port;
+  const { port, close } = await serveOnLoopback(server);
   return {
     url: `http://127.0.0.1:${port}`,
     port,
@@ -103,11 +96,7 @@ async function serve<State extends CommonState>(initial: State, route: Router<St
     writes: () => requests.filter((r) => r.method !== 'GET' && r.method !== 'HEAD'),
     bearerTokens: () =>
       requests.map((r) => /^Bearer (.+)$/.exec(String(r.headers.authorization ?? ''))?.[1]),
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
+    close,
   };
 }
 

@@ -1,10 +1,9 @@
 // The `metrics` kind against real HTTP servers on loopback serving SomaStack's /metrics bodies
 // (contracts sections 1 and 2), and against peers that refuse, hang, reset or are not HTTP.
 // Needs the compiled kind: `npx tsc -p tsconfig.build.json` first.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { rawServer, refusedPort, silentServer, type TcpPeer } from '../../support/faults.js';
+import { rawServer, refusedPort, serveOnLoopback, silentServer, type TcpPeer } from '../../support/faults.js';
 import { runCheck } from '../../support/run-check.js';
 
 // SomaBrain gen1, as prometheus_client writes it: counters with _total and _created, histograms.
@@ -122,29 +121,22 @@ const routes: Record<string, Handler> = {
   '/reset': (req) => req.socket.destroy(),
 };
 
-let server: Server;
-const sockets = new Set<Socket>();
+let server: TcpPeer;
 let base = '';
 const url = (path: string) => `${base}${path}`;
 
 beforeAll(async () => {
-  server = createServer((req, res) => {
-    const handler = routes[req.url?.split('?')[0] ?? ''];
-    if (handler) handler(req, res);
-    else text('not found', 'text/plain', 404)(req, res);
-  });
-  server.on('connection', (s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  server = await serveOnLoopback(
+    createServer((req, res) => {
+      const handler = routes[req.url?.split('?')[0] ?? ''];
+      if (handler) handler(req, res);
+      else text('not found', 'text/plain', 404)(req, res);
+    }),
+  );
+  base = server.url();
 });
 
-afterAll(async () => {
-  for (const s of sockets) s.destroy();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-});
+afterAll(() => server.close());
 
 describe('metrics: SomaStack bodies', () => {
   it('passes on SomaBrain gen1 with its request counter, reporting series count and sum', async () => {

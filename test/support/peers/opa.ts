@@ -4,9 +4,9 @@
 // Policies come from one small catalogue, written twice: as Rego for the real server and as
 // functions of the input for the double, so a test reads the same whichever provider runs it.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
 import { announcePeer, dockerAvailable } from '../docker.js';
 import { fetchHttp } from '../../../src/http.js';
+import { serveOnLoopback } from '../faults.js';
 
 type Decide = (input: unknown) => unknown;
 
@@ -122,31 +122,19 @@ export async function opaHttpDouble(options: OpaPeerOptions = {}): Promise<OpaPe
     {},
     ...(options.policies ?? []).map((name) => POLICIES[name].rules),
   );
-  const sockets = new Set<Socket>();
   const server = createServer((req, res) => {
     readBody(req)
       .then((body) => answer(req, body, res, options, rules))
       .catch((err: unknown) => sendJson(res, 500, { code: 'internal_error', message: String(err) }));
   });
-  server.on('connection', (s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const served = await serveOnLoopback(server);
+  const url = served.url();
   announcePeer('opa', 'http-double', url);
   return {
     provider: 'http-double',
     url,
     token: options.token,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
+    close: served.close,
   };
 }
 

@@ -2,9 +2,9 @@
 // else a small node:http double that follows Qdrant's public HTTP API for the routes the check
 // uses (status codes, content types and body shapes of Qdrant 1.x).
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
 import { announcePeer, dockerAvailable } from '../docker.js';
 import { fetchHttp } from '../../../src/http.js';
+import { serveOnLoopback } from '../faults.js';
 
 export type Distance = 'Cosine' | 'Euclid' | 'Dot' | 'Manhattan';
 export type CollectionStatus = 'green' | 'yellow' | 'grey' | 'red';
@@ -81,7 +81,6 @@ async function qdrantContainer(options: QdrantPeerOptions): Promise<QdrantPeer> 
 /** The HTTP double, always: for states a real server cannot be put in on demand. */
 export async function qdrantHttpDouble(options: QdrantDoubleOptions = {}): Promise<QdrantPeer> {
   const collections = new Map((options.collections ?? []).map((c) => [c.name, c]));
-  const sockets = new Set<Socket>();
   const server = createServer((req, res) => {
     try {
       answer(req, res, options, collections);
@@ -89,25 +88,14 @@ export async function qdrantHttpDouble(options: QdrantDoubleOptions = {}): Promi
       sendJson(res, 500, { status: { error: `Service internal error: ${String(err)}` }, time: 0 });
     }
   });
-  server.on('connection', (s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const served = await serveOnLoopback(server);
+  const url = served.url();
   announcePeer('qdrant', 'http-double', url);
   return {
     provider: 'http-double',
     url,
     apiKey: options.apiKey,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
+    close: served.close,
   };
 }
 
