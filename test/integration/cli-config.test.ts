@@ -1,6 +1,6 @@
 // The soma-verify CLI as a user meets it: exit codes, configuration errors, plan selection,
 // report formats, output files, colour, interpolation and secrets, plugins and dependencies.
-// Runs the compiled CLI (npx tsc -p tsconfig.build.json first) against SomaStack doubles and the
+// Runs the compiled CLI (npm run build first) against SomaStack doubles and the
 // real local Postgres.
 import { spawn } from 'node:child_process';
 import { readdir, readFile, writeFile } from 'node:fs/promises';

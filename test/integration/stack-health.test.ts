@@ -1,7 +1,7 @@
 // soma-verify end to end against doubles of the three SomaStack services (test/support/
 // somastack.ts, which follow the contracts of both generations): the compiled CLI runs as a
 // process with a config file in a temp folder, and each test reads its exit code and report.
-// Build first: npx tsc -p tsconfig.build.json.
+// Build first: npm run build.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   gatewayDouble,

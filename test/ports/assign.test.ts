@@ -1,5 +1,5 @@
 // `soma-ports assign / check / show / release` end to end: the compiled CLI against real sockets,
-// real files and a private state dir. Compile first: npx tsc -p tsconfig.build.json
+// real files and a private state dir. Build first: npm run build
 import { createServer, type Server } from 'node:net';
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
