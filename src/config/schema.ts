@@ -2,6 +2,7 @@
 // options of their check kind, which that kind's own schema validates at plan time.
 import { z } from 'zod';
 import { parseDuration } from './duration.js';
+import { PROJECTS_WITH_REQUIREMENTS } from '../stack/requirements.js';
 
 /** 500, "500ms", "5s", "1.5m": milliseconds. */
 export const duration = z.union([z.number().positive(), z.string()]).transform((value, ctx) => {
@@ -31,8 +32,14 @@ export const httpService = z
   })
   .strict();
 
-/** Postgres, Redis, Kafka, Qdrant, OPA: the options of their check kind, plus a timeout. */
-export const storeService = z.looseObject({ timeout: duration.optional() });
+/**
+ * Postgres, Redis, Kafka, Qdrant, OPA: the options of their check kind, plus a timeout, and the
+ * projects whose needs (topics, groups, tables) the store must meet.
+ */
+export const storeService = z.looseObject({
+  timeout: duration.optional(),
+  requiredBy: z.array(z.enum(PROJECTS_WITH_REQUIREMENTS)).optional(),
+});
 
 export const customCheck = z.looseObject({
   id: z.string().regex(/^[A-Za-z0-9_.:/-]+$/, 'ids use letters, digits and . _ : / -'),

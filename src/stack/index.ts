@@ -5,6 +5,7 @@ import type { CheckSpec, HttpServiceModel } from './spec.js';
 import { somabrain } from './somabrain.js';
 import { sfm } from './sfm.js';
 import { gateway } from './gateway.js';
+import { withRequirements } from './requirements.js';
 
 export type { CheckSpec } from './spec.js';
 
@@ -35,7 +36,8 @@ export function specsForEnvironment(env: EnvironmentConfig, envName: string): Ch
 }
 
 function storeSpec(store: (typeof STORES)[number], config: StoreServiceConfig, source: string): CheckSpec {
-  const { timeout, ...options } = config;
+  const { timeout, requiredBy = [], ...given } = config;
+  const options = withRequirements(store, given, requiredBy);
   if (store === 'opa' && options.decisions === undefined) options.decisions = OPA_DEFAULT_DECISIONS;
   return { id: store, kind: store, service: store, options, timeoutMs: timeout, source };
 }

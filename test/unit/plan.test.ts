@@ -71,6 +71,30 @@ describe('plan', () => {
     );
     expect(await problemsOf(buildPlan(specs, kinds, 5000))).toEqual(['dependsOn forms a cycle: a -> b -> a']);
   });
+  it("adds what the named projects' code needs to a store's own list, once each", async () => {
+    const specs = specsForEnvironment(
+      env({
+        services: {
+          kafka: { brokers: 'k:9092', topics: [{ name: 'conversation.inbound', partitions: 6 }, 'extra'], requiredBy: ['somaagent01', 'somabrain'] },
+          postgres: { dsn: 'postgresql://u@db/x', requiredBy: ['somaagent01'] },
+          redis: { url: 'redis://r:6379', requiredBy: ['somabrain'] },
+        },
+      }),
+      's',
+    );
+    const plan = await buildPlan(specs, kinds, 5000);
+    const kafka = plan.find((c) => c.id === 'kafka')!.options as { topics: unknown[]; groups: string[] };
+    expect(kafka.topics).toEqual(
+      expect.arrayContaining([{ name: 'conversation.inbound', partitions: 6 }, 'extra', 'tool.results', 'cog.segments']),
+    );
+    expect(kafka.topics).toHaveLength(2 + 5 + 8);
+    expect(kafka.groups).toEqual(['conversation-worker', 'tool-executor']);
+    expect(plan.find((c) => c.id === 'postgres')!.options).toMatchObject({ tables: ['sessions.events'] });
+    expect(plan.find((c) => c.id === 'redis')!.options).not.toHaveProperty('requiredBy');
+  });
+  it('rejects a project it knows no needs of', async () => {
+    expect(() => env({ services: { kafka: { brokers: 'k', requiredBy: ['somafractalmemory'] } } })).toThrow(/requiredBy/);
+  });
   it('selects by id glob and drops dependencies left out', async () => {
     const specs = specsForEnvironment(env({ services: { somabrain: { url: 'http://b:1' }, sfm: { url: 'http://s:1' } } }), 's');
     const plan = await buildPlan(specs, kinds, 5000);
