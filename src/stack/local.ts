@@ -150,6 +150,13 @@ export async function localTopology(cwd: string, processEnv: Env): Promise<Local
   services.opa = {
     url: fromVariable('opa', ['SOMABRAIN_OPA_URL', 'OPA_URL'], 'http') ?? `http://127.0.0.1:${opa.port}`,
   };
+  // The project's own stores must hold what its code needs (SomaAgent01's old stack check did
+  // exactly this: its topics, group conversation-worker, table sessions.events).
+  if (project === 'somaagent01' || project === 'somabrain') {
+    const requiredBy = [project];
+    Object.assign(services.kafka as object, { requiredBy });
+    if (project === 'somaagent01') Object.assign(services.postgres as object, { requiredBy });
+  }
   return { services: dropUndefined(services), project, sources, secrets };
 }
 

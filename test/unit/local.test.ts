@@ -68,6 +68,13 @@ describe('localTopology', () => {
     });
     expect(t.sources.postgres).toBe('SOMABRAIN_POSTGRES_DSN (container host somabrain_postgres reached at 127.0.0.1:30116)');
   });
+  it("asks the project's own stores for what its code needs; with no project, for nothing", async () => {
+    const agent = await localTopology(dirWith('GATEWAY_PORT=20016\nKAFKA_PORT=20000\nPOSTGRES_PORT=20002\n'), {});
+    expect(agent.project).toBe('somaagent01');
+    expect(agent.services).toMatchObject({ kafka: { requiredBy: ['somaagent01'] }, postgres: { requiredBy: ['somaagent01'] } });
+    const none = await localTopology(dirWith(), {});
+    expect(none.services.kafka).not.toHaveProperty('requiredBy');
+  });
   it('refuses a port that is not a number, naming the key', async () => {
     await expect(localTopology(dirWith('GATEWAY_PORT=abc\n'), {})).rejects.toThrow(ConfigError);
     await expect(localTopology(dirWith('GATEWAY_PORT=abc\n'), {})).rejects.toThrow(/GATEWAY_PORT=abc: not a port/);
