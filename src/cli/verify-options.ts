@@ -7,7 +7,8 @@ import type { Argv } from 'yargs';
 import type { VerifyArgs } from './verify.js';
 
 interface OptionSpec {
-  type: 'string' | 'boolean';
+  /** parseArgs reads strings and booleans; `number` is a string to it and a number to the help. */
+  type: 'string' | 'boolean' | 'number';
   short?: string;
   multiple?: boolean;
   choices?: readonly string[];
@@ -23,12 +24,16 @@ export const OPTIONS = {
   only: { type: 'string', multiple: true, describe: 'run only checks whose id matches (glob, repeatable or comma-separated)' },
   skip: { type: 'string', multiple: true, describe: 'leave out checks whose id matches (glob)' },
   list: { type: 'boolean', describe: 'print the plan without running it' },
-  concurrency: { type: 'string', describe: 'checks running at once (default 16)' },
+  concurrency: { type: 'number', describe: 'checks running at once (default 16)' },
   timeout: { type: 'string', describe: 'default timeout of a check (default 5s)' },
   deadline: { type: 'string', describe: 'global deadline of the whole run (default 60s)' },
   strict: { type: 'boolean', describe: 'warnings fail the run' },
   verbose: { type: 'boolean', short: 'v', describe: 'progress and address sources on stderr' },
 } as const satisfies Record<string, OptionSpec>;
+
+const PARSE_ARGS_OPTIONS = Object.fromEntries(
+  Object.entries(OPTIONS).map(([name, spec]) => [name, { ...spec, type: spec.type === 'number' ? 'string' : spec.type }]),
+) as { [K in keyof typeof OPTIONS]: Omit<(typeof OPTIONS)[K], 'type'> & { type: (typeof OPTIONS)[K]['type'] extends 'boolean' ? 'boolean' : 'string' } };
 
 export const USAGE = '$0 [env]\n\nVerify that a SomaStack deployment really works. `local` needs no config.';
 export const EPILOG =
@@ -42,15 +47,15 @@ export const VERSION_FLAGS = new Set(['--version', '-V']);
 export function parseFast(argv: string[]): VerifyArgs | undefined {
   let parsed;
   try {
-    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
+    parsed = parseArgs({ args: argv, options: PARSE_ARGS_OPTIONS, allowPositionals: true, strict: true });
   } catch {
     return undefined;
   }
   const { values, positionals } = parsed;
   if (positionals.length > 1) return undefined;
   if (values.format !== undefined && !FORMATS.includes(values.format as (typeof FORMATS)[number])) return undefined;
+  // A bad number is verify's to explain (--concurrency: expected a whole number of at least 1).
   const concurrency = values.concurrency === undefined ? undefined : Number(values.concurrency);
-  if (concurrency !== undefined && !Number.isInteger(concurrency)) return undefined;
   return {
     env: positionals[0] ?? 'local',
     config: values.config,
