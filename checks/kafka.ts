@@ -21,6 +21,7 @@ import { defineCheck, type CheckContext, type CheckOutcome } from '../src/check.
 import { maskCredentials } from '../src/redact.js';
 import { abortable, CheckAborted } from '../src/abortable.js';
 import { loadKafkajs } from '../src/lazy-modules.js';
+import { previewForeignBytes } from '../src/foreign-bytes.js';
 
 // ---------------------------------------------------------------------------------------------
 // Options
@@ -300,20 +301,10 @@ async function probePeer(
     if (size >= 6 && size < 1_000_000 && b.readInt32BE(4) === PROBE_CORRELATION_ID) return { kind: 'kafka' };
     // A TLS record header (alert 0x15 or handshake 0x16, version 3.x): a TLS listener.
     if (!tls && (b[0] === 0x15 || b[0] === 0x16) && b[1] === 0x03) return { kind: 'tls-listener' };
-    return { kind: 'other-protocol', preview: printablePreview(b) };
+    return { kind: 'other-protocol', preview: previewForeignBytes(b) };
   }
-  if (lineAnswer.kind === 'bytes') return { kind: 'other-protocol', preview: printablePreview(lineAnswer.bytes) };
+  if (lineAnswer.kind === 'bytes') return { kind: 'other-protocol', preview: previewForeignBytes(lineAnswer.bytes) };
   return kafkaAnswer;
-}
-
-/** The readable runs of a foreign answer ("-ERR unknown command", "HTTP/1.1 400 Bad Request"). */
-function printablePreview(bytes: Buffer): string {
-  const text = bytes
-    .subarray(0, 120)
-    .toString('latin1')
-    .replace(/[^\x20-\x7e]+/g, ' ')
-    .trim();
-  return text.length > 60 ? `${text.slice(0, 60)}...` : text;
 }
 
 interface KafkaFailure {

@@ -19,6 +19,7 @@ import { defineCheck, type CheckContext, type CheckOutcome } from '../src/check.
 import { abortable, CheckAborted } from '../src/abortable.js';
 import { maskCredentials } from '../src/redact.js';
 import { loadPg } from '../src/lazy-modules.js';
+import { previewForeignBytes } from '../src/foreign-bytes.js';
 
 const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const;
 type SslMode = (typeof SSL_MODES)[number];
@@ -143,11 +144,6 @@ type Connected = { client: Client; socket: Socket; ssl: boolean };
 // authentication request ('R'), an error ('E') or NegotiateProtocolVersion ('v').
 const PG_FIRST_BYTES = new Set(['S', 'N', 'R', 'E', 'v'].map((c) => c.charCodeAt(0)));
 
-function preview(bytes: Buffer): string {
-  const text = bytes.subarray(0, 40).toString('latin1').split(/\r?\n/)[0] ?? '';
-  return text.replace(/[^\x20-\x7e]/g, '.').trim();
-}
-
 async function connectOnce(
   pg: typeof import('pg'),
   ep: PgEndpoint,
@@ -204,7 +200,7 @@ function connectFailureMessage(f: AttemptFailure, ep: PgEndpoint, ctx: CheckCont
   if (code === 'EHOSTUNREACH' || code === 'ENETUNREACH') return `${at} is unreachable (${code})`;
   if (code === 'ENOENT' && ep.host.startsWith('/')) return `no PostgreSQL socket at ${at}`;
   if (firstBytes && firstBytes.length > 0 && !PG_FIRST_BYTES.has(firstBytes[0]!)) {
-    return `not a PostgreSQL server on ${at} (it answered "${preview(firstBytes)}")`;
+    return `not a PostgreSQL server on ${at} (it answered "${previewForeignBytes(firstBytes)}")`;
   }
   const timedOut =
     error instanceof CheckAborted || /timeout/i.test(error.message) || ctx.signal.aborted;

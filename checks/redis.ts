@@ -20,6 +20,7 @@ import { defineCheck, type CheckContext, type CheckOutcome } from '../src/check.
 import { abortable, CheckAborted } from '../src/abortable.js';
 import { maskCredentials } from '../src/redact.js';
 import { loadIoredis } from '../src/lazy-modules.js';
+import { previewForeignBytes } from '../src/foreign-bytes.js';
 
 const options = z
   .object({
@@ -100,11 +101,6 @@ function parseInfo(text: string): Map<string, string> {
   return fields;
 }
 
-function preview(bytes: Buffer): string {
-  const text = bytes.subarray(0, 40).toString('latin1').split(/\r?\n/)[0] ?? '';
-  return text.replace(/[^\x20-\x7e]/g, '.').trim();
-}
-
 /** What the connection saw, to tell a dead peer from a silent one or a stranger. */
 interface Observed {
   tcpConnected: boolean;
@@ -136,7 +132,7 @@ function failureMessage(
   const tlsRecord = seen.firstBytes && [0x15, 0x16].includes(seen.firstBytes[0]!) && seen.firstBytes[1] === 0x03;
   if (!ep.tls && tlsRecord) return `TLS mismatch: ${at} speaks TLS (use rediss://)`;
   if (/Protocol error|ParserError|reply type byte/i.test(text) || error.name === 'ParserError') {
-    const answer = seen.firstBytes ? ` (it answered "${preview(seen.firstBytes)}")` : '';
+    const answer = seen.firstBytes ? ` (it answered "${previewForeignBytes(seen.firstBytes)}")` : '';
     return `not a Redis server on ${at}${answer}`;
   }
   if (ep.tls && (/wrong version number|packet length too long|unknown protocol|record layer/i.test(text) || code === 'ERR_SSL_WRONG_VERSION_NUMBER')) {
