@@ -82,9 +82,12 @@ async function verifyOrThrow(
   if (plan.length === 0) throw new ConfigError([`environment "${args.env}" has no checks to run${args.only.length || args.skip.length ? ' after --only/--skip' : ''}`]);
 
   if (args.list) {
-    const rows = plan.map((c) => ({ id: c.id, kind: c.kind.kind, service: c.service, target: c.target, timeoutMs: c.timeoutMs, dependsOn: c.dependsOn }));
+    // Redact values before rendering: a table may wrap a secret, JSON may escape it.
+    const rows = redactor.value(
+      plan.map((c) => ({ id: c.id, kind: c.kind.kind, service: c.service, target: c.target, timeoutMs: c.timeoutMs, dependsOn: c.dependsOn })),
+    );
     const text = args.format === 'json' ? `${JSON.stringify({ env: args.env, checks: rows }, null, 2)}\n` : await listTable(rows);
-    await emit(redactor.text(text), args.output);
+    await emit(text, args.output);
     return EXIT.ok;
   }
 
@@ -114,7 +117,7 @@ async function verifyOrThrow(
   const report = redactor.value(buildReport(args.env, startedAt, performance.now() - started, results, args.strict));
   const color = args.format === 'table' && !args.output && !!process.stdout.isTTY && !process.env.NO_COLOR;
   const render = await rendererFor(args.format);
-  await emit(redactor.text(render(report, { color, strict: args.strict })), args.output);
+  await emit(render(report, { color, strict: args.strict }), args.output);
   if (interrupt.signal.aborted) return EXIT.interrupted;
   return report.status === 'fail' ? EXIT.failed : EXIT.ok;
 }
