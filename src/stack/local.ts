@@ -100,8 +100,9 @@ export async function localTopology(cwd: string, processEnv: Env): Promise<Local
     [...(project ? (choices[project] ?? []) : []), ...fallback].filter((v, i, all) => all.indexOf(v) === i);
 
   const api = (service: string, key: string, fallbackPort: number) => {
-    const port = portIn(key) ?? fallbackPort;
-    sources[service] = portIn(key) ? `${key} (${port})` : `default (${port})`;
+    const given = portIn(key);
+    const port = given ?? fallbackPort;
+    sources[service] = given ? `${key} (${port})` : `default (${port})`;
     return `http://127.0.0.1:${port}`;
   };
   const services: Record<string, unknown> = {};
