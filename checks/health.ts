@@ -7,7 +7,7 @@
 // generation whose answer matches, then reports which one it found.
 import { z } from 'zod';
 import { defineCheck, type CheckOutcome, type Status } from '../src/check.js';
-import { fetchHttp, HttpError, type HttpResponse, loadHttpClient } from '../src/http.js';
+import { fetchHttp, HttpError, type HttpResponse, loadHttpClient } from '../src/clients/http.js';
 import { maskCredentials } from '../src/redact.js';
 
 const WORDS: Record<string, Exclude<Status, 'skip'>> = {

@@ -1,7 +1,7 @@
 // `http`: one request, judged by its status code, body conditions and latency.
 import { z } from 'zod';
 import { defineCheck } from '../src/check.js';
-import { fetchHttp, HttpError, DEFAULT_MAX_BODY_BYTES, loadHttpClient } from '../src/http.js';
+import { fetchHttp, HttpError, DEFAULT_MAX_BODY_BYTES, loadHttpClient } from '../src/clients/http.js';
 import { condition, evaluateCondition } from '../src/conditions.js';
 import { maskCredentials } from '../src/redact.js';
 

@@ -21,7 +21,7 @@ import { defineCheck, type CheckContext, type CheckOutcome } from '../src/check.
 import { maskCredentials } from '../src/redact.js';
 import { abortable, CheckAborted } from '../src/abortable.js';
 import { loadKafkajs } from '../src/lazy-modules.js';
-import { previewForeignBytes } from '../src/foreign-bytes.js';
+import { previewForeignBytes } from '../src/clients/network.js';
 
 // ---------------------------------------------------------------------------------------------
 // Options

@@ -17,7 +17,7 @@
 // `minSeries` (default 1): an endpoint exposing no series at all is not a working /metrics.
 import { z } from 'zod';
 import { defineCheck, type CheckContext, type CheckOutcome } from '../src/check.js';
-import { fetchHttp, HttpError, type HttpResponse, loadHttpClient } from '../src/http.js';
+import { fetchHttp, HttpError, type HttpResponse, loadHttpClient } from '../src/clients/http.js';
 import { parsePrometheusText, PrometheusParseError, type PrometheusText, type Sample } from '../src/prometheus.js';
 import { maskCredentials } from '../src/redact.js';
 

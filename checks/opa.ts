@@ -7,7 +7,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import { z } from 'zod';
 import { defineCheck, type CheckContext, type CheckOutcome } from '../src/check.js';
-import { fetchHttp, type HttpResponse, loadHttpClient } from '../src/http.js';
+import { fetchHttp, type HttpResponse, loadHttpClient } from '../src/clients/http.js';
 import { maskCredentials } from '../src/redact.js';
 
 const decision = z.object({

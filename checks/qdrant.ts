@@ -5,7 +5,7 @@
 // All requests are independent, so they run at once; the whole check shares ctx's deadline.
 import { z } from 'zod';
 import { defineCheck, type CheckOutcome, type CheckContext } from '../src/check.js';
-import { fetchHttp, type HttpResponse, loadHttpClient } from '../src/http.js';
+import { fetchHttp, type HttpResponse, loadHttpClient } from '../src/clients/http.js';
 import { maskCredentials } from '../src/redact.js';
 
 const distance = z.enum(['Cosine', 'Euclid', 'Dot', 'Manhattan']);

@@ -20,7 +20,7 @@ import { defineCheck, type CheckContext, type CheckOutcome } from '../src/check.
 import { abortable, CheckAborted } from '../src/abortable.js';
 import { maskCredentials } from '../src/redact.js';
 import { loadIoredis } from '../src/lazy-modules.js';
-import { previewForeignBytes } from '../src/foreign-bytes.js';
+import { previewForeignBytes } from '../src/clients/network.js';
 
 const options = z
   .object({

@@ -1,6 +1,6 @@
-// src/http.ts itself, in process: what the check kinds' child-process tests cannot isolate.
+// src/clients/http.ts itself, in process: what the check kinds' child-process tests cannot isolate.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fetchHttp, HttpError } from '../../src/http.js';
+import { fetchHttp, HttpError } from '../../src/clients/http.js';
 import { silentServer, type TcpPeer } from '../support/faults.js';
 
 describe('fetchHttp against a peer that accepts and never starts the TLS handshake', () => {

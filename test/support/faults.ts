@@ -59,3 +59,29 @@ export function rawServer(reply: string | Buffer, { close = true } = {}): Promis
     }),
   );
 }
+
+export interface FloodPeer extends TcpPeer {
+  /** Bytes handed to the kernel for all connections so far: what a client could have read. */
+  sentBytes(): number;
+}
+
+/**
+ * Floods every connection with `chunk`, over and over, as fast as the client reads, from the
+ * moment it connects, until the client closes: a peer of the wrong protocol that never stops.
+ */
+export async function floodServer(chunk: Buffer): Promise<FloodPeer> {
+  let sent = 0;
+  const peer = await serveOnLoopback(
+    createServer((s) => {
+      s.on('error', () => {});
+      const pump = () => {
+        while (!s.destroyed && s.writable) {
+          sent += chunk.length;
+          if (!s.write(chunk)) return void s.once('drain', pump);
+        }
+      };
+      pump();
+    }),
+  );
+  return { ...peer, sentBytes: () => sent };
+}

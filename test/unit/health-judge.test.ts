@@ -3,7 +3,7 @@
 // change to either the judge or a preset shows here.
 import { describe, expect, it } from 'vitest';
 import { judge, probe } from '../../checks/health.js';
-import type { HttpResponse } from '../../src/http.js';
+import type { HttpResponse } from '../../src/clients/http.js';
 import { sfm } from '../../src/stack/sfm.js';
 import { somabrain } from '../../src/stack/somabrain.js';
 import { gateway } from '../../src/stack/gateway.js';

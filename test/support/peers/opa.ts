@@ -5,7 +5,7 @@
 // functions of the input for the double, so a test reads the same whichever provider runs it.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { announcePeer, dockerAvailable } from '../docker.js';
-import { fetchHttp } from '../../../src/http.js';
+import { fetchHttp } from '../../../src/clients/http.js';
 import { serveOnLoopback } from '../faults.js';
 
 type Decide = (input: unknown) => unknown;

@@ -3,7 +3,7 @@
 // uses (status codes, content types and body shapes of Qdrant 1.x).
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { announcePeer, dockerAvailable } from '../docker.js';
-import { fetchHttp } from '../../../src/http.js';
+import { fetchHttp } from '../../../src/clients/http.js';
 import { serveOnLoopback } from '../faults.js';
 
 export type Distance = 'Cosine' | 'Euclid' | 'Dot' | 'Manhattan';

@@ -3,8 +3,9 @@
 // bounded: connect (TLS included), first byte, idle body, body size, and the caller's signal.
 import { readFile } from 'node:fs/promises';
 import type { Dispatcher } from 'undici';
-import { abortable } from './abortable.js';
-import { loadUndici } from './lazy-modules.js';
+import { abortable } from '../abortable.js';
+import { loadUndici } from '../lazy-modules.js';
+import { networkFailure } from './network.js';
 
 export interface HttpRequest {
   url: string;
@@ -173,15 +174,9 @@ function describeFailure(
     if (code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' || code === 'HTTPParserError' || code === 'ECONNRESET' || code === 'UND_ERR_SOCKET')
       return say(`connection closed by ${where} before the whole body arrived`, 'RESET');
   }
+  const network = networkFailure(code, where, url.hostname);
+  if (network) return say(network.message);
   switch (code) {
-    case 'ECONNREFUSED':
-      return say(`connection refused on ${where}`);
-    case 'ENOTFOUND':
-    case 'EAI_AGAIN':
-      return say(`host not found: ${url.hostname}`);
-    case 'EHOSTUNREACH':
-    case 'ENETUNREACH':
-      return say(`no route to ${where}`);
     case 'UND_ERR_CONNECT_TIMEOUT':
       return say(`connect to ${where} timed out after ${timeoutMs} ms`);
     case 'UND_ERR_HEADERS_TIMEOUT':

@@ -1,0 +1,121 @@
+// What every protocol client shares about the network: one wording for the failures a socket
+// reports (refused, unresolved, unreachable), address parsing, the TLS sniff, the preview of a
+// wrong-protocol peer's answer, and the guard that stops a driver from buffering what such a peer
+// sends (a flooding peer would otherwise grow a driver's parse buffer to gigabytes).
+import { isIP, type Socket } from 'node:net';
+
+/** A failure to reach or understand a peer, sorted so that callers can word and count it. */
+export type FailureKind = 'refused' | 'unresolved' | 'unreachable' | 'timeout' | 'tls' | 'foreign-protocol' | 'auth';
+
+/** True for an IPv4 or IPv6 literal (brackets allowed): TLS then sends no server name. */
+export function isIpAddress(host: string): boolean {
+  return isIP(host.replace(/^\[|\]$/g, '')) !== 0;
+}
+
+/** `servername` for a TLS connection: a host name, never an IP literal (RFC 6066). */
+export function tlsServerName(host: string): { servername?: string } {
+  return isIpAddress(host) ? {} : { servername: host };
+}
+
+/**
+ * The one wording of a socket-level failure, by the Node error code: `where` is `host:port` (or
+ * a socket path), `host` the name that was resolved. Undefined for codes it does not cover.
+ */
+export function describeNetworkError(code: string | undefined, where: string, host: string): string | undefined {
+  return networkFailure(code, where, host)?.message;
+}
+
+export function networkFailure(
+  code: string | undefined,
+  where: string,
+  host: string,
+): { kind: FailureKind; message: string } | undefined {
+  switch (code) {
+    case 'ECONNREFUSED':
+      return { kind: 'refused', message: `connection refused on ${where}` };
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return { kind: 'unresolved', message: `cannot resolve host ${host}` };
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+      return { kind: 'unreachable', message: `no route to ${where} (${code})` };
+  }
+  return undefined;
+}
+
+/** A TLS record (alert 0x15 or handshake 0x16, version 3.x): the peer speaks TLS. */
+export function isTlsRecord(bytes: Buffer | undefined): boolean {
+  return !!bytes && bytes.length >= 2 && (bytes[0] === 0x15 || bytes[0] === 0x16) && bytes[1] === 0x03;
+}
+
+/**
+ * The readable start of what a peer of the wrong protocol answered, for a message such as
+ * `not a Redis server on h:p (it answered "HTTP/1.1 400 Bad Request")`: its first line, with
+ * unprintable runs as spaces, at most 60 characters.
+ */
+export function previewForeignBytes(bytes: Buffer): string {
+  const line = bytes.subarray(0, 120).toString('latin1').split(/\r?\n/)[0] ?? '';
+  const text = line.replace(/[^\x20-\x7e]+/g, ' ').trim();
+  return text.length > 60 ? `${text.slice(0, 60)}...` : text;
+}
+
+/** The socket was cut because the peer does not speak the protocol, or sent more than allowed. */
+export class ForeignProtocolError extends Error {
+  override name = 'ForeignProtocolError';
+  readonly code = 'FOREIGN_PROTOCOL';
+  constructor(
+    readonly protocol: string,
+    readonly firstBytes: Buffer,
+    readonly reason: 'first answer' | 'too many bytes',
+    readonly limit?: number,
+  ) {
+    super(
+      reason === 'first answer'
+        ? `the peer does not speak ${protocol} (it answered "${previewForeignBytes(firstBytes)}")`
+        : `the peer sent more than ${limit} bytes, more than any ${protocol} answer this check asks for`,
+    );
+  }
+}
+
+export interface ByteGuard {
+  /** The first bytes the peer sent, once it sent any. */
+  readonly firstBytes: Buffer | undefined;
+  /** Set when the guard cut the connection. */
+  readonly tripped: ForeignProtocolError | undefined;
+}
+
+/**
+ * Watch what a peer sends on `socket` before the driver buffers it: the first chunk must look
+ * like `protocol` (`accepts`), and the connection may carry at most `maxBytes`. Otherwise the
+ * socket is destroyed with a ForeignProtocolError, which the driver reports as a socket error, so
+ * the check fails at once instead of the driver buffering a flood until memory or the timeout
+ * runs out. Attach it before the driver's own 'data' listener (listeners run in order). The
+ * drivers (pg, ioredis, kafkajs) have no such limit of their own.
+ */
+export function guardForeignBytes(
+  socket: Socket,
+  { protocol, accepts, maxBytes }: { protocol: string; accepts: (first: Buffer) => boolean; maxBytes: number },
+): ByteGuard {
+  const state: { firstBytes: Buffer | undefined; tripped: ForeignProtocolError | undefined } = {
+    firstBytes: undefined,
+    tripped: undefined,
+  };
+  let seen = 0;
+  const onData = (chunk: Buffer) => {
+    if (state.tripped) return;
+    if (!state.firstBytes) {
+      state.firstBytes = Buffer.from(chunk.subarray(0, 256));
+      if (!accepts(chunk)) state.tripped = new ForeignProtocolError(protocol, state.firstBytes, 'first answer');
+    }
+    seen += chunk.length;
+    if (!state.tripped && seen > maxBytes) {
+      state.tripped = new ForeignProtocolError(protocol, state.firstBytes, 'too many bytes', maxBytes);
+    }
+    if (state.tripped) {
+      socket.off('data', onData);
+      socket.destroy(state.tripped);
+    }
+  };
+  socket.on('data', onData);
+  return state;
+}

@@ -1,0 +1,361 @@
+// The PostgreSQL client: reads a DSN with libpq's rules, connects through `pg` with libpq's
+// sslmode ladder, runs the read-only queries a check asks for, and returns what it found, or a
+// one-line cause: "connection refused on h:p", "authentication failed for user u", "database d
+// does not exist", "not a PostgreSQL server on h:p", "no answer from h:p within N ms", "TLS
+// mismatch: ...". Every step is bounded by ctx.timeoutMs and stopped by ctx.signal; the bytes a
+// peer may send are bounded too (a wrong-protocol peer is cut at its first answer).
+// The password never enters a message: messages are built from host, port, user and database;
+// text quoted from the driver or the server is masked by the engine's redactor, which knows the DSN.
+import { Socket } from 'node:net';
+import { readFileSync } from 'node:fs';
+import type { ConnectionOptions } from 'node:tls';
+import type { Client, ClientConfig } from 'pg';
+import type { CheckContext } from '../check.js';
+import { abortable, CheckAborted } from '../abortable.js';
+import { loadPg } from '../lazy-modules.js';
+import { describeNetworkError, ForeignProtocolError, guardForeignBytes, previewForeignBytes, tlsServerName } from './network.js';
+
+export const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const;
+export type SslMode = (typeof SSL_MODES)[number];
+
+/** What the check needs from a DSN, read with libpq's rules for the parts it supports. */
+export interface PgEndpoint {
+  host: string;
+  port: number;
+  user: string;
+  password: string | undefined;
+  database: string;
+  sslMode: SslMode;
+  sslRootCert: string | undefined;
+  sslCert: string | undefined;
+  sslKey: string | undefined;
+}
+
+/** Why a DSN cannot be used, without echoing it (it may hold a password); undefined when fine. */
+export function dsnProblem(dsn: string): string | undefined {
+  try {
+    parseDsn(dsn);
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
+// Parsed here rather than handed to pg as `connectionString`: pg's parser lets the string override
+// any `ssl` we pass and maps sslmode differently from libpq (no `prefer` fallback), and the
+// services' own clients (psycopg, libpq) follow libpq.
+export function parseDsn(dsn: string): PgEndpoint {
+  if (!/^postgres(ql)?:\/\//i.test(dsn)) throw new Error('dsn must start with postgres:// or postgresql://');
+  let url: URL;
+  try {
+    url = new URL(dsn);
+  } catch {
+    throw new Error('dsn is not a valid URL (percent-encode special characters in the password)');
+  }
+  const q = url.searchParams;
+  const sslMode = (q.get('sslmode') ?? 'prefer') as SslMode;
+  if (!SSL_MODES.includes(sslMode)) {
+    throw new Error(`dsn sslmode must be one of ${SSL_MODES.join(', ')}`);
+  }
+  const user = q.get('user') ?? decodeURIComponent(url.username) ?? '';
+  const portText = q.get('port') ?? url.port;
+  const port = portText ? Number(portText) : 5432;
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error('dsn port is not a valid port');
+  const password = q.get('password') ?? (url.password ? decodeURIComponent(url.password) : undefined);
+  const resolvedUser = user || process.env.PGUSER || process.env.USER || 'postgres';
+  return {
+    // `host` in the query names a unix socket directory (libpq), e.g. ?host=/var/run/postgresql
+    host: q.get('host') ?? (url.hostname.replace(/^\[|\]$/g, '') || 'localhost'),
+    port,
+    user: resolvedUser,
+    password,
+    database: q.get('dbname') ?? (decodeURIComponent(url.pathname.slice(1)) || resolvedUser),
+    sslMode,
+    sslRootCert: q.get('sslrootcert') ?? undefined,
+    sslCert: q.get('sslcert') ?? undefined,
+    sslKey: q.get('sslkey') ?? undefined,
+  };
+}
+
+/** `host:port`, or the socket file of a unix socket directory. */
+export const pgWhere = (ep: Pick<PgEndpoint, 'host' | 'port'>): string =>
+  ep.host.startsWith('/') ? `${ep.host}/.s.PGSQL.${ep.port}` : `${ep.host}:${ep.port}`;
+
+/** What to look up beyond the server's identity. */
+export interface PostgresQueries {
+  tables?: string[];
+  migrations?: boolean | 'alembic' | 'django';
+}
+
+/** What the server said. A fact is missing when the client did not get that far. */
+export interface PostgresFacts {
+  host: string;
+  port: number;
+  user: string;
+  database: string;
+  sslMode: SslMode;
+  /** Whether the connection is encrypted (set once connected). */
+  tls?: boolean;
+  latencyMs?: number;
+  serverVersion?: string;
+  serverVersionNum?: number;
+  inRecovery?: boolean;
+  /** Each asked table with its pg_class relkind, null when it does not exist. */
+  tables?: Array<{ name: string; relkind: string | null }>;
+  migrationTables?: { alembic: boolean; django: boolean };
+  alembicHeads?: string[];
+  django?: { count: number; lastApplied: string | undefined };
+  /** The cause when a step failed; `stage` says which part of the exchange it was. */
+  failure?: { stage: 'setup' | 'connect' | 'query'; message: string };
+}
+
+/** Connect, run `SELECT 1` (latency), the identity query, then what `queries` asks for. */
+export async function queryPostgres(ep: PgEndpoint, queries: PostgresQueries, ctx: CheckContext): Promise<PostgresFacts> {
+  const facts: PostgresFacts = { host: ep.host, port: ep.port, user: ep.user, database: ep.database, sslMode: ep.sslMode };
+  let attempts: Array<false | ConnectionOptions>;
+  try {
+    attempts = sslAttempts(ep);
+  } catch (err) {
+    return { ...facts, failure: { stage: 'setup', message: `cannot read TLS file: ${(err as Error).message}` } };
+  }
+  const pg = await loadPg();
+  let connected: Connected | undefined;
+  for (const [i, ssl] of attempts.entries()) {
+    const result = await connectOnce(pg, ep, ssl, ctx);
+    if ('client' in result) {
+      connected = result;
+      break;
+    }
+    const isLast = i === attempts.length - 1;
+    // prefer: the server said it has no SSL; allow: pg_hba wants SSL. Both retry the other way.
+    const retryOtherWay = !isLast && !ctx.signal.aborted && (isNoSsl(result.error) || isSslRequired(result.error));
+    if (!retryOtherWay) return { ...facts, failure: { stage: 'connect', message: connectFailureMessage(result, ep, ctx) } };
+  }
+  if (!connected) return { ...facts, failure: { stage: 'connect', message: `cannot connect to ${pgWhere(ep)}` } };
+
+  const { client, socket } = connected;
+  facts.tls = connected.ssl;
+  const query = async <Row extends Record<string, unknown>>(sql: string, params: unknown[] = []) =>
+    (await abortable(client.query<Row>(sql, params), ctx.signal, { onAbort: () => socket.destroy() })).rows;
+  let step = 'SELECT 1';
+  try {
+    const started = performance.now();
+    await query('SELECT 1');
+    facts.latencyMs = performance.now() - started;
+
+    // current_setting('server_version') is what SHOW server_version prints; one round trip.
+    step = 'the server version query';
+    const [info] = await query<{ version: string; version_num: string; in_recovery: boolean }>(
+      `SELECT current_setting('server_version') AS version,
+              current_setting('server_version_num') AS version_num,
+              pg_is_in_recovery() AS in_recovery`,
+    );
+    facts.serverVersion = info!.version;
+    facts.serverVersionNum = Number(info!.version_num);
+    facts.inRecovery = info!.in_recovery;
+
+    if (queries.tables?.length) {
+      step = 'the table lookup';
+      // to_regclass reads the catalog only and follows SQL's rules for quoting and search_path.
+      facts.tables = await query<{ name: string; relkind: string | null }>(
+        `SELECT t.name, c.relkind::text AS relkind
+           FROM unnest($1::text[]) WITH ORDINALITY AS t(name, n)
+           LEFT JOIN pg_class c ON c.oid = to_regclass(t.name)
+          ORDER BY t.n`,
+        [queries.tables],
+      );
+    }
+    if (queries.migrations) {
+      step = 'the migrations lookup';
+      const [present] = await query<{ alembic: boolean; django: boolean }>(
+        `SELECT to_regclass('alembic_version') IS NOT NULL AS alembic,
+                to_regclass('django_migrations') IS NOT NULL AS django`,
+      );
+      facts.migrationTables = present!;
+      if (queries.migrations !== 'django' && present!.alembic) {
+        step = 'SELECT version_num FROM alembic_version';
+        const heads = await query<{ version_num: string }>('SELECT version_num FROM alembic_version');
+        facts.alembicHeads = heads.map((h) => h.version_num);
+      }
+      if (queries.migrations !== 'alembic' && present!.django) {
+        step = 'SELECT count(*) FROM django_migrations';
+        const [row] = await query<{ count: string; last_applied: Date | null }>(
+          'SELECT count(*) AS count, max(applied) AS last_applied FROM django_migrations',
+        );
+        facts.django = {
+          count: Number(row!.count),
+          lastApplied: row!.last_applied ? new Date(row!.last_applied).toISOString() : undefined,
+        };
+      }
+    }
+    return facts;
+  } catch (error) {
+    return { ...facts, failure: { stage: 'query', message: queryFailureMessage(error as PgError, step, ep, ctx) } };
+  } finally {
+    await closeClient(client, socket);
+  }
+}
+
+type PgError = Error & { code?: string };
+
+const isNoSsl = (error: PgError) => error.message === 'The server does not support SSL connections';
+const isSslRequired = (error: PgError) => error.code === '28000' && /no encryption|SSL off/i.test(error.message);
+
+/** One TLS setting per connection attempt, in libpq's order for the mode (false = plain). */
+function sslAttempts(ep: PgEndpoint): Array<false | ConnectionOptions> {
+  const files: ConnectionOptions = {
+    ...(ep.sslRootCert ? { ca: readFileSync(ep.sslRootCert) } : {}),
+    ...(ep.sslCert ? { cert: readFileSync(ep.sslCert) } : {}),
+    ...(ep.sslKey ? { key: readFileSync(ep.sslKey) } : {}),
+  };
+  const encryptOnly: ConnectionOptions = { ...files, rejectUnauthorized: false };
+  switch (ep.sslMode) {
+    case 'disable':
+      return [false];
+    case 'allow':
+      return [false, encryptOnly];
+    case 'prefer':
+      return [encryptOnly, false];
+    case 'require':
+      // libpq: with a root certificate, require verifies the chain like verify-ca.
+      return [ep.sslRootCert ? { ...files, rejectUnauthorized: true, checkServerIdentity: () => undefined } : encryptOnly];
+    case 'verify-ca':
+      return [{ ...files, rejectUnauthorized: true, checkServerIdentity: () => undefined }];
+    case 'verify-full':
+      return [{ ...files, rejectUnauthorized: true }];
+  }
+}
+
+/** Why a connection attempt failed, with what the socket saw, to tell the causes apart. */
+interface AttemptFailure {
+  error: PgError;
+  /** First bytes the peer sent, if any. */
+  firstBytes: Buffer | undefined;
+  /** The TCP connection was still being established. */
+  tcpPending: boolean;
+  ssl: boolean;
+}
+
+type Connected = { client: Client; socket: Socket; ssl: boolean };
+
+// Bytes a PostgreSQL server may send first: the answer to SSLRequest ('S'/'N'), an
+// authentication request ('R'), an error ('E') or NegotiateProtocolVersion ('v').
+const PG_FIRST_BYTES = new Set(['S', 'N', 'R', 'E', 'v'].map((c) => c.charCodeAt(0)));
+// The most a connection may carry: the answers to this client's queries are a few kilobytes.
+const PG_MAX_BYTES = 8 * 1024 * 1024;
+
+async function connectOnce(
+  pg: typeof import('pg'),
+  ep: PgEndpoint,
+  ssl: false | ConnectionOptions,
+  ctx: CheckContext,
+): Promise<Connected | AttemptFailure> {
+  const socket = new Socket();
+  // Before pg's own listener: a flooding or foreign peer is cut before pg buffers its bytes.
+  const seen = guardForeignBytes(socket, {
+    protocol: 'PostgreSQL',
+    accepts: (first) => PG_FIRST_BYTES.has(first[0]!),
+    maxBytes: PG_MAX_BYTES,
+  });
+  const budget = Math.max(1, Math.floor(ctx.timeoutMs));
+  const config: ClientConfig = {
+    host: ep.host,
+    port: ep.port,
+    user: ep.user,
+    password: ep.password,
+    database: ep.database,
+    ssl: ssl === false ? false : { ...ssl, ...tlsServerName(ep.host) },
+    // Our own socket, so we can see the peer's first bytes and destroy it on abort.
+    stream: () => socket,
+    connectionTimeoutMillis: budget,
+    statement_timeout: budget,
+    query_timeout: budget,
+    application_name: 'soma-verify',
+  };
+  const client = new pg.Client(config);
+  // After connect, a dying connection is reported as an 'error' event; the pending query
+  // rejects with it too, so the event itself carries nothing we would miss.
+  client.on('error', () => {});
+  try {
+    await abortable(client.connect(), ctx.signal, { onAbort: () => socket.destroy() });
+    return { client, socket, ssl: ssl !== false };
+  } catch (error) {
+    socket.destroy();
+    return {
+      error: (seen.tripped ?? error) as PgError,
+      firstBytes: seen.firstBytes,
+      tcpPending: socket.connecting,
+      ssl: ssl !== false,
+    };
+  }
+}
+
+/** A one-line cause for a failed connection attempt. */
+function connectFailureMessage(f: AttemptFailure, ep: PgEndpoint, ctx: CheckContext): string {
+  const at = pgWhere(ep);
+  const { error, firstBytes } = f;
+  const code = error.code;
+  const network = describeNetworkError(code, at, ep.host);
+  if (network) return network;
+  if (code === 'ENOENT' && ep.host.startsWith('/')) return `no PostgreSQL socket at ${at}`;
+  if (firstBytes && firstBytes.length > 0 && !PG_FIRST_BYTES.has(firstBytes[0]!)) {
+    return `not a PostgreSQL server on ${at} (it answered "${previewForeignBytes(firstBytes)}")`;
+  }
+  if (error instanceof ForeignProtocolError) return `not a PostgreSQL server on ${at}: ${error.message}`;
+  const timedOut =
+    error instanceof CheckAborted || /timeout/i.test(error.message) || ctx.signal.aborted;
+  if (timedOut) {
+    if (f.tcpPending) return `TCP connect to ${at} timed out after ${ctx.timeoutMs} ms`;
+    if (!firstBytes) return `no answer from ${at} within ${ctx.timeoutMs} ms`;
+    return `${at} did not complete the PostgreSQL handshake within ${ctx.timeoutMs} ms`;
+  }
+  if (isNoSsl(error)) {
+    return `TLS mismatch: sslmode=${ep.sslMode} requires TLS but ${at} does not support SSL`;
+  }
+  if (isSslRequired(error)) {
+    return `TLS mismatch: ${at} accepts user ${ep.user} only over SSL, but sslmode=${ep.sslMode} (use sslmode=require or stronger)`;
+  }
+  if (code === '28P01') return `authentication failed for user ${ep.user}`;
+  if (code === '28000') return `authentication failed for user ${ep.user}: ${error.message}`;
+  if (code === '3D000') return `database ${ep.database} does not exist on ${at}`;
+  if (code === '57P03') return `${at} is not accepting connections: ${error.message}`;
+  if (code === '53300') return `${at} has no free connection slots: ${error.message}`;
+  if (/password must be a string|SASL|SCRAM/i.test(error.message) && ep.password === undefined) {
+    return `authentication failed for user ${ep.user}: the server asks for a password and the dsn has none`;
+  }
+  if (code && /CERT|TLS|SSL|SELF_SIGNED|UNABLE_TO|VERIFY/i.test(code)) {
+    return `TLS handshake with ${at} failed (sslmode=${ep.sslMode}): ${error.message} (${code})`;
+  }
+  if (code === 'ECONNRESET' || /terminated unexpectedly/i.test(error.message)) {
+    return firstBytes
+      ? `${at} closed the connection during the PostgreSQL handshake`
+      : `${at} closed the connection without answering: not a PostgreSQL server?`;
+  }
+  const sqlstate = code && /^[0-9A-Z]{5}$/.test(code) ? ` (SQLSTATE ${code})` : code ? ` (${code})` : '';
+  return `cannot connect to ${at}: ${error.message}${sqlstate}`;
+}
+
+function queryFailureMessage(error: PgError, what: string, ep: PgEndpoint, ctx: CheckContext): string {
+  const at = pgWhere(ep);
+  if (error instanceof ForeignProtocolError) return `not a PostgreSQL server on ${at}: ${error.message}`;
+  if (error instanceof CheckAborted || ctx.signal.aborted || /Query read timeout/i.test(error.message)) {
+    return `no answer from ${at} to ${what} within ${ctx.timeoutMs} ms`;
+  }
+  if (error.code === '57014') return `${what} on ${at} cancelled by statement_timeout (${ctx.timeoutMs} ms)`;
+  if (error.code === '42501') return `permission denied for user ${ep.user} (${what}): ${error.message}`;
+  if (/terminated/i.test(error.message)) return `connection to ${at} lost during ${what}`;
+  const sqlstate = error.code ? ` (SQLSTATE ${error.code})` : '';
+  return `${what} failed on ${at}: ${error.message}${sqlstate}`;
+}
+
+/** End politely, but never wait on a peer that stopped answering: destroy after a short grace. */
+async function closeClient(client: Client, socket: Socket): Promise<void> {
+  if (socket.destroyed) return;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    client.end().catch(() => {}),
+    new Promise<void>((resolve) => (timer = setTimeout(resolve, 250))),
+  ]);
+  clearTimeout(timer);
+  socket.destroy();
+}
