@@ -70,3 +70,22 @@ describe('postgres against a flooding peer', async () => {
     expectCut(m, /^not a PostgreSQL server on 127\.0\.0\.1:\d+: the peer sent more than \d+ bytes/);
   });
 });
+
+describe('redis against a flooding peer', async () => {
+  const redis = (await import('../../../checks/redis.js')).default;
+
+  it('fails at its first answer, naming the foreign protocol', async () => {
+    peer = await floodServer(garbage);
+    const m = await runFlooded(redis, { url: `redis://127.0.0.1:${peer.port}/0` });
+    expectCut(m, new RegExp(`^not a Redis server on 127\\.0\\.0\\.1:${peer.port} \\(it answered "AAAA`));
+  });
+
+  it('fails past its byte cap when the flood starts like a RESP reply', async () => {
+    // A simple string that never ends: the RESP parser would buffer it all, waiting for CRLF.
+    const head = Buffer.alloc(64 * 1024, 'x');
+    head.write('+', 0);
+    peer = await floodServer(head);
+    const m = await runFlooded(redis, { url: `redis://127.0.0.1:${peer.port}/0` });
+    expectCut(m, /^not a Redis server on 127\.0\.0\.1:\d+: the peer sent more than \d+ bytes/);
+  });
+});
