@@ -66,13 +66,15 @@ export class ForeignProtocolError extends Error {
   constructor(
     readonly protocol: string,
     readonly firstBytes: Buffer,
-    readonly reason: 'first answer' | 'too many bytes',
+    readonly reason: 'first answer' | 'later answer' | 'too many bytes',
     readonly limit?: number,
   ) {
     super(
       reason === 'first answer'
         ? `the peer does not speak ${protocol} (it answered "${previewForeignBytes(firstBytes)}")`
-        : `the peer sent more than ${limit} bytes, more than any ${protocol} answer this check asks for`,
+        : reason === 'later answer'
+          ? `the peer sent bytes that are not ${protocol}`
+          : `the peer sent more than ${limit} bytes, more than any ${protocol} answer this check asks for`,
     );
   }
 }
@@ -85,37 +87,42 @@ export interface ByteGuard {
 }
 
 /**
- * Watch what a peer sends on `socket` before the driver buffers it: the first chunk must look
- * like `protocol` (`accepts`), and the connection may carry at most `maxBytes`. Otherwise the
- * socket is destroyed with a ForeignProtocolError, which the driver reports as a socket error, so
- * the check fails at once instead of the driver buffering a flood until memory or the timeout
- * runs out. Attach it before the driver's own 'data' listener (listeners run in order). The
- * drivers (pg, ioredis, kafkajs) have no such limit of their own.
+ * Watch what a peer sends on `socket` before the driver buffers it: every chunk must look like
+ * `protocol` (`accepts`, told whether it is the first), and the connection may carry at most
+ * `maxBytes`. Otherwise the socket is destroyed with a ForeignProtocolError, which the driver
+ * reports as a socket error, so the check fails at once instead of the driver buffering a flood
+ * until memory or the timeout runs out. Hand-written: pg, ioredis and kafkajs have no such limit of their own.
  */
 export function guardForeignBytes(
   socket: Socket,
-  { protocol, accepts, maxBytes }: { protocol: string; accepts: (first: Buffer) => boolean; maxBytes: number },
+  { protocol, accepts, maxBytes }: { protocol: string; accepts: (chunk: Buffer, first: boolean) => boolean; maxBytes: number },
 ): ByteGuard {
   const state: { firstBytes: Buffer | undefined; tripped: ForeignProtocolError | undefined } = {
     firstBytes: undefined,
     tripped: undefined,
   };
   let seen = 0;
-  const onData = (chunk: Buffer) => {
-    if (state.tripped) return;
-    if (!state.firstBytes) {
-      state.firstBytes = Buffer.from(chunk.subarray(0, 256));
-      if (!accepts(chunk)) state.tripped = new ForeignProtocolError(protocol, state.firstBytes, 'first answer');
+  // The check runs in front of every 'data' listener, and a chunk it refuses reaches none: a
+  // driver handed a broken frame may throw outside any promise (kafkajs does, on a size under 4).
+  const emit = socket.emit;
+  socket.emit = function (this: Socket, event: string | symbol, ...args: unknown[]): boolean {
+    if (event === 'data' && !state.tripped) {
+      const chunk = args[0] as Buffer;
+      const first = !state.firstBytes;
+      state.firstBytes ??= Buffer.from(chunk.subarray(0, 256));
+      seen += chunk.length;
+      if (!accepts(chunk, first)) {
+        state.tripped = new ForeignProtocolError(protocol, state.firstBytes, first ? 'first answer' : 'later answer');
+      } else if (seen > maxBytes) {
+        state.tripped = new ForeignProtocolError(protocol, state.firstBytes, 'too many bytes', maxBytes);
+      }
+      if (state.tripped) {
+        socket.destroy(state.tripped);
+        return false;
+      }
     }
-    seen += chunk.length;
-    if (!state.tripped && seen > maxBytes) {
-      state.tripped = new ForeignProtocolError(protocol, state.firstBytes, 'too many bytes', maxBytes);
-    }
-    if (state.tripped) {
-      socket.off('data', onData);
-      socket.destroy(state.tripped);
-    }
-  };
-  socket.on('data', onData);
+    if (event === 'data' && state.tripped) return false;
+    return Reflect.apply(emit, this, [event, ...args]) as boolean;
+  } as Socket['emit'];
   return state;
 }

@@ -251,10 +251,10 @@ async function connectOnce(
   ctx: CheckContext,
 ): Promise<Connected | AttemptFailure> {
   const socket = new Socket();
-  // Before pg's own listener: a flooding or foreign peer is cut before pg buffers its bytes.
+  // A flooding or foreign peer is cut before pg buffers its bytes.
   const seen = guardForeignBytes(socket, {
     protocol: 'PostgreSQL',
-    accepts: (first) => PG_FIRST_BYTES.has(first[0]!),
+    accepts: (chunk, first) => !first || PG_FIRST_BYTES.has(chunk[0]!),
     maxBytes: PG_MAX_BYTES,
   });
   const budget = Math.max(1, Math.floor(ctx.timeoutMs));

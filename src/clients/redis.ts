@@ -143,10 +143,10 @@ export async function queryRedis(ep: RedisEndpoint, tlsOption: TlsOption | undef
   client.on('error', (err: Error) => (seen.socketError ??= err));
   client.on('connect', () => {
     seen.tcpConnected = true;
-    // Emitted before ioredis attaches its parser: the guard sees every byte first.
+    // Emitted before the peer can answer anything: the guard sees every byte ioredis would.
     seen.guard = guardForeignBytes(client.stream, {
       protocol: 'RESP',
-      accepts: (first) => RESP_FIRST_BYTES.has(first[0]!),
+      accepts: (chunk, first) => !first || RESP_FIRST_BYTES.has(chunk[0]!),
       maxBytes: REDIS_MAX_BYTES,
     });
   });
@@ -217,7 +217,7 @@ function failureMessage(error: RedisError, step: string, ep: RedisEndpoint, seen
   }
   // A TLS record in answer to a plain-text command.
   if (!ep.tls && isTlsRecord(firstBytes)) return `TLS mismatch: ${at} speaks TLS (use rediss://)`;
-  if (error instanceof ForeignProtocolError && error.reason === 'too many bytes') return `not a Redis server on ${at}: ${text}`;
+  if (error instanceof ForeignProtocolError && error.reason !== 'first answer') return `not a Redis server on ${at}: ${text}`;
   if (error instanceof ForeignProtocolError || /Protocol error|ParserError|reply type byte/i.test(text) || error.name === 'ParserError') {
     const answer = firstBytes ? ` (it answered "${previewForeignBytes(firstBytes)}")` : '';
     return `not a Redis server on ${at}${answer}`;

@@ -1,7 +1,8 @@
 // Pure helpers of the kafka check: reading broker lists as users and SomaBrain write them, and
 // comparing the cluster's topics with the requirements.
 import { describe, expect, it } from 'vitest';
-import { budgetFor, compareTopics, formatBroker, parseBrokers, type ObservedTopic } from '../../checks/kafka.js';
+import { compareTopics } from '../../checks/kafka.js';
+import { budgetFor, formatBroker, parseBrokers, type ObservedTopic } from '../../src/clients/kafka.js';
 
 describe('parseBrokers', () => {
   it('reads host:port, comma and space separated lists, and arrays', () => {

@@ -89,3 +89,33 @@ describe('redis against a flooding peer', async () => {
     expectCut(m, /^not a Redis server on 127\.0\.0\.1:\d+: the peer sent more than \d+ bytes/);
   });
 });
+
+describe('kafka against a flooding peer', async () => {
+  const kafka = (await import('../../../checks/kafka.js')).default;
+
+  it('fails at its first answer, naming the foreign protocol', async () => {
+    peer = await floodServer(garbage);
+    const m = await runFlooded(kafka, { brokers: `127.0.0.1:${peer.port}` });
+    expectCut(m, new RegExp(`^not a Kafka broker on 127\\.0\\.0\\.1:${peer.port}: it speaks another protocol \\(answered "AAAA`));
+  });
+
+  it('fails when the flood breaks Kafka framing after a plausible first response', async () => {
+    // A response announcing 16 MiB, then a size of 0, which kafkajs cannot decode (it throws
+    // outside any promise: without the guard, the process crashes).
+    const head = Buffer.alloc(64 * 1024, 0);
+    head.writeInt32BE(16 * 1024 * 1024, 0);
+    peer = await floodServer(head);
+    const m = await runFlooded(kafka, { brokers: `127.0.0.1:${peer.port}` });
+    expectCut(m, /^not a Kafka broker on 127\.0\.0\.1:\d+: the peer sent bytes that are not Kafka/);
+  });
+
+  it('fails past its byte cap when the flood is well-framed', async () => {
+    // Responses of 64 KiB each, for no request (correlation id -1), never ending.
+    const frame = Buffer.alloc(64 * 1024, 0);
+    frame.writeInt32BE(frame.length - 4, 0);
+    frame.writeInt32BE(-1, 4);
+    peer = await floodServer(frame);
+    const m = await runFlooded(kafka, { brokers: `127.0.0.1:${peer.port}` });
+    expectCut(m, /^not a Kafka broker on 127\.0\.0\.1:\d+: the peer sent more than \d+ bytes/);
+  });
+});

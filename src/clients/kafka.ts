@@ -1,0 +1,455 @@
+// The Kafka client: speaks the Kafka protocol through kafkajs and returns what the cluster says
+// (brokers, controller, every topic's partitions and replicas, consumer groups), and, only when
+// asked, the result of a produce/consume round trip. kafkajs takes no AbortSignal: every socket
+// it opens goes through our factory, so the check can close them all when it ends, and a peer
+// that floods or speaks another protocol is cut before kafkajs buffers its bytes.
+//
+// A check must never create a topic by looking. kafkajs (2.2.4) names topics in Metadata
+// requests when asked about them; `kafka.admin()` sets `allowAutoTopicCreation: false`, but that
+// flag exists only from Metadata v4 on, and a broker that negotiates an older version (librdkafka's
+// mock cluster answers v2) creates every topic it is asked about. So this client never names a topic
+// in a Metadata request: it sends ONE request for all topics (a null topic array, which creates
+// nothing whatever the version), and the check compares names locally. That same answer carries every
+// topic's partitions and replicas, so no second request is needed. The round trip's producer and
+// consumer only run after the topic was seen to exist, with `allowAutoTopicCreation: false` too.
+import { readFile } from 'node:fs/promises';
+import { connect as tcpConnect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import { randomBytes } from 'node:crypto';
+import type { Admin, Consumer, ISocketFactory, Kafka, KafkaConfig, LogEntry, Producer, SASLOptions } from 'kafkajs';
+import type { CheckContext } from '../check.js';
+import type { TlsOption } from '../check-options.js';
+import { abortable, CheckAborted } from '../abortable.js';
+import { loadKafkajs } from '../lazy-modules.js';
+import { maskCredentials } from '../redact.js';
+import { guardForeignBytes, tlsServerName, type ByteGuard } from './network.js';
+import { describeError, explainFailure, type CutConnection } from './kafka-failure.js';
+
+export interface BrokerAddress {
+  host: string;
+  port: number;
+}
+
+const DEFAULT_KAFKA_PORT = 9092;
+
+/**
+ * Parse broker addresses as users write them: `host:port`, comma- or space-separated lists,
+ * arrays of those, and URLs such as SomaBrain's `kafka://host:port` (any scheme and any userinfo
+ * are dropped: credentials belong in `sasl`). IPv6 literals go in brackets: `[::1]:9092`.
+ * A missing port means 9092. Throws on an entry it cannot read.
+ */
+export function parseBrokers(input: string | readonly string[]): BrokerAddress[] {
+  const entries = (typeof input === 'string' ? [input] : input)
+    .flatMap((item) => item.split(/[\s,]+/))
+    .filter((item) => item.length > 0);
+  if (entries.length === 0) throw new Error('no broker address given');
+  return entries.map((entry) => {
+    // Listener names such as SASL_SSL:// carry an underscore, which URL schemes do not allow.
+    const withoutScheme = entry.replace(/^[a-z][a-z0-9+._-]*:\/\//i, '');
+    const authority = withoutScheme.replace(/^[^@/]*@/, '').replace(/\/.*$/, '');
+    // Never echo userinfo: maskCredentials does not know listener-style schemes.
+    const shown = withoutScheme.replace(/^[^@/]*@/, '***@');
+    const bracketed = /^\[([0-9a-f:.]+)\](?::(\d+))?$/i.exec(authority);
+    const plain = /^([^:[\]]+)(?::(\d+))?$/.exec(authority);
+    const match = bracketed ?? plain;
+    if (!match || !match[1]) throw new Error(`cannot read broker address "${shown}"`);
+    const port = match[2] === undefined ? DEFAULT_KAFKA_PORT : Number(match[2]);
+    if (!Number.isInteger(port) || port < 1 || port > 65535) {
+      throw new Error(`broker address "${shown}" has an invalid port`);
+    }
+    return { host: match[1], port };
+  });
+}
+
+/** `host:port` as kafkajs and people write it (IPv6 in brackets). */
+export function formatBroker({ host, port }: BrokerAddress): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+export interface KafkaBudget {
+  connectionTimeoutMs: number;
+  requestTimeoutMs: number;
+}
+
+/**
+ * kafkajs timeouts from the check's budget. The request timeout stays well inside the budget so
+ * that a silent peer fails with kafkajs' own error, leaving time for the protocol probe below.
+ */
+export function budgetFor(timeoutMs: number): KafkaBudget {
+  return {
+    connectionTimeoutMs: Math.max(100, Math.min(10_000, Math.round(timeoutMs * 0.5))),
+    requestTimeoutMs: Math.max(100, Math.min(30_000, Math.round(timeoutMs * 0.6))),
+  };
+}
+
+/** How to reach the cluster. */
+export interface KafkaTarget {
+  seeds: BrokerAddress[];
+  clientId: string;
+  ssl?: boolean | TlsOption;
+  sasl?: { mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512'; username: string; password: string };
+}
+
+/** What the all-topics Metadata answer says about one topic. */
+export interface ObservedTopic {
+  name: string;
+  partitions: ReadonlyArray<{ partitionId: number; leader: number; replicas: number[]; isr: number[] }>;
+}
+
+/** What the cluster said. */
+export interface ClusterFacts {
+  clusterId: string;
+  brokers: Array<{ id: number; host: string; port: number }>;
+  controller: number | null;
+  /** Every topic, internal ones included. */
+  topics: ObservedTopic[];
+  metadataMs: number;
+  /** Consumer group ids, when asked for, or why the broker cannot list them. */
+  groups?: { ids: Set<string> } | { unsupported: string };
+}
+
+/**
+ * One connection to a cluster for one check: `describe`, then maybe `roundTrip`, then `close`.
+ * Every method settles with facts or throws a KafkaClientError whose message names the cause.
+ */
+export interface KafkaSession {
+  describe(withGroups: boolean): Promise<ClusterFacts>;
+  roundTrip(topic: string): Promise<RoundTripResult>;
+  close(): Promise<void>;
+}
+
+/** A failure of the exchange with the cluster, worded for a person (secrets masked). */
+export class KafkaClientError extends Error {
+  override name = 'KafkaClientError';
+}
+
+/** Whatever a broker or kafkajs says goes through here before it reaches the report. */
+export function maskKafkaSecrets(text: string, sasl: KafkaTarget['sasl']): string {
+  const masked = maskCredentials(text);
+  return sasl?.password ? masked.split(sasl.password).join('***') : masked;
+}
+
+export async function openKafka(target: KafkaTarget, ctx: CheckContext): Promise<KafkaSession> {
+  const { Kafka, logLevel } = await loadKafkajs();
+  const { seeds } = target;
+  const deadline = performance.now() + ctx.timeoutMs;
+  const budget = budgetFor(ctx.timeoutMs);
+  let tlsOptions: KafkaTls | undefined;
+  try {
+    tlsOptions = await resolveTls(target.ssl);
+  } catch (err) {
+    throw new KafkaClientError(`cannot read ssl.caFile: ${describeError(err).message}`);
+  }
+  let phase = 'connecting';
+
+  // kafkajs logs to the console by default; keep its words for the message instead.
+  const errorLogs: Array<{ message: string; broker?: string }> = [];
+  const logCreator = () => (entry: LogEntry) => {
+    if (entry.level <= logLevel.ERROR) {
+      const broker = (entry.log as { broker?: unknown }).broker;
+      errorLogs.push({ message: entry.log.message, ...(typeof broker === 'string' ? { broker } : {}) });
+      if (errorLogs.length > 20) errorLogs.shift();
+    }
+  };
+  const config: KafkaConfig = {
+    clientId: target.clientId,
+    brokers: seeds.map(formatBroker),
+    connectionTimeout: budget.connectionTimeoutMs,
+    authenticationTimeout: budget.connectionTimeoutMs,
+    requestTimeout: budget.requestTimeoutMs,
+    // One attempt per seed broker (kafkajs moves to the next seed on each retry), quickly.
+    retry: { retries: Math.min(seeds.length - 1, 2), initialRetryTime: 50, maxRetryTime: 200 },
+    logLevel: logLevel.ERROR,
+    logCreator,
+    ...(tlsOptions ? { ssl: tlsOptions } : {}),
+    ...(target.sasl ? { sasl: target.sasl as SASLOptions } : {}),
+  };
+  const sockets = new KafkaSockets();
+  const kafka: Kafka = new Kafka({ ...config, socketFactory: sockets.factory });
+  const clients: Array<Admin | Producer | Consumer> = [];
+  const admin = kafka.admin();
+  clients.push(admin);
+  let connected = false;
+
+  const explained = async <T>(work: () => Promise<T>): Promise<T> => {
+    try {
+      return await work();
+    } catch (err) {
+      const message = await explainFailure(err, { cut: sockets.tripped(), phase, seeds, tlsOptions, errorLogs, budget, deadline, ctx, sasl: target.sasl });
+      throw new KafkaClientError(maskKafkaSecrets(message, target.sasl));
+    }
+  };
+
+  return {
+    describe: (withGroups) =>
+      explained(async () => {
+        if (!connected) await abortable(admin.connect(), ctx.signal, { phase });
+        connected = true;
+        phase = 'reading cluster metadata';
+        const metadataStarted = performance.now();
+        const cluster = await abortable(admin.describeCluster(), ctx.signal, { phase });
+        // The all-topics request: `topics: []` is sent as a null array, which creates nothing.
+        const { topics } = await abortable(admin.fetchTopicMetadata({ topics: [] }), ctx.signal, { phase });
+        const facts: ClusterFacts = {
+          clusterId: cluster.clusterId,
+          brokers: cluster.brokers.map((b) => ({ id: b.nodeId, host: b.host, port: b.port })).sort((a, b) => a.id - b.id),
+          controller: cluster.controller,
+          topics,
+          metadataMs: round(performance.now() - metadataStarted),
+        };
+        if (withGroups) {
+          phase = 'listing consumer groups';
+          facts.groups = await listGroupIds(admin, ctx.signal, phase);
+        }
+        return facts;
+      }),
+    roundTrip: (topic) =>
+      explained(() => {
+        phase = `the round trip on topic ${topic}`;
+        return roundTrip(kafka, admin, topic, clients, ctx.signal, () => phase, (p) => (phase = p));
+      }),
+    async close() {
+      // Leave politely (LeaveGroup, close the connections), but within a second, and not at all
+      // once the check was cut: then destroy whatever kafkajs still holds (a JoinGroup the broker
+      // keeps waiting for the rebalance delay, a half-open connection), so nothing outlives the check.
+      const disconnected = Promise.allSettled(clients.map((c) => c.disconnect()));
+      await settledWithin(disconnected, ctx.signal.aborted ? 0 : 1000);
+      sockets.destroyAll();
+    },
+  };
+}
+
+// Every Kafka response starts with its size: 32 MiB is more than any answer this client asks for
+// (the metadata of a cluster with a hundred thousand partitions), and far less than what a
+// wrong-protocol peer's bytes read as a size ("HTTP" is 1.2 GB). A size under 4 (no room for the
+// correlation id) would make kafkajs throw outside any promise, crashing the process.
+const KAFKA_MAX_FRAME = 32 * 1024 * 1024;
+const KAFKA_MAX_BYTES = 64 * 1024 * 1024;
+
+/** A checker of Kafka's framing, chunk by chunk: each response's size must be plausible. */
+function kafkaFraming(): (chunk: Buffer) => boolean {
+  let header = Buffer.alloc(0);
+  let remaining = 0;
+  return (chunk) => {
+    let i = 0;
+    while (i < chunk.length) {
+      if (remaining > 0) {
+        const n = Math.min(remaining, chunk.length - i);
+        remaining -= n;
+        i += n;
+        continue;
+      }
+      const take = chunk.subarray(i, i + 4 - header.length);
+      header = Buffer.concat([header, take]);
+      i += take.length;
+      if (header.length < 4) break;
+      const size = header.readInt32BE(0);
+      header = Buffer.alloc(0);
+      if (size < 4 || size > KAFKA_MAX_FRAME) return false;
+      remaining = size;
+    }
+    return true;
+  };
+}
+
+/**
+ * The sockets kafkajs opens (its default factory, minus keep-alive, which a check does not need),
+ * so that the check can close every one of them when it ends: kafkajs has no way to abort.
+ */
+class KafkaSockets {
+  private readonly open = new Set<Socket>();
+  private readonly guards: Array<{ guard: ByteGuard; where: string }> = [];
+  private ended = false;
+
+  readonly factory: ISocketFactory = ({ host, port, ssl, onConnect }) => {
+    const socket = ssl
+      ? tlsConnect({ host, port, ...tlsServerName(host), ...ssl }, onConnect)
+      : tcpConnect({ host, port }, onConnect);
+    // A flooding or foreign peer is cut before kafkajs buffers its bytes.
+    this.guards.push({
+      guard: guardForeignBytes(socket, { protocol: 'Kafka', accepts: kafkaFraming(), maxBytes: KAFKA_MAX_BYTES }),
+      where: formatBroker({ host, port }),
+    });
+    // kafkajs reacts to 'error' (not to a bare 'close'): a late reconnect fails at once.
+    if (this.ended) socket.destroy(new Error('the check has ended'));
+    this.open.add(socket);
+    socket.once('close', () => this.open.delete(socket));
+    return socket;
+  };
+
+  /** The first connection the guard cut, if any: the real cause of what kafkajs reports. */
+  tripped(): CutConnection | undefined {
+    const cut = this.guards.find((g) => g.guard.tripped);
+    return cut && { error: cut.guard.tripped!, where: cut.where };
+  }
+
+  destroyAll(): void {
+    this.ended = true;
+    for (const socket of this.open) socket.destroy(new Error('the check has ended'));
+  }
+}
+
+/** Wait for `work`, at most `ms` (0: not at all), leaving no timer behind. */
+async function settledWithin(work: Promise<unknown>, ms: number): Promise<void> {
+  if (ms <= 0) return;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([work, new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
+}
+
+async function listGroupIds(
+  admin: Admin,
+  signal: AbortSignal,
+  phase: string,
+): Promise<{ ids: Set<string> } | { unsupported: string }> {
+  try {
+    const { groups } = await abortable(admin.listGroups(), signal, { phase });
+    return { ids: new Set(groups.map((g) => g.groupId)) };
+  } catch (err) {
+    const { name } = describeError(err);
+    if (name === 'KafkaJSServerDoesNotSupportApiKey') {
+      return { unsupported: 'the broker does not support ListGroups' };
+    }
+    throw err;
+  }
+}
+
+export type RoundTripResult =
+  | {
+      ok: true;
+      /** From send to the message read back, the new group's join (rebalance delay) included. */
+      latencyMs: number;
+      produceAckMs: number;
+      partition: number;
+      offset: string;
+      throwawayGroup: ThrowawayGroup;
+    }
+  | { ok: false; error: string; throwawayGroup?: ThrowawayGroup };
+
+/**
+ * Produce one marked message and read it back with a throwaway consumer group, then delete the
+ * group (best effort: not every broker supports DeleteGroups). The topic was seen to exist before
+ * this runs; producer and consumer are still told not to create topics.
+ */
+async function roundTrip(
+  kafka: Kafka,
+  admin: Admin,
+  topic: string,
+  clients: Array<Admin | Producer | Consumer>,
+  signal: AbortSignal,
+  getPhase: () => string,
+  setPhase: (phase: string) => void,
+): Promise<RoundTripResult> {
+  const { Partitioners } = await loadKafkajs();
+  const marker = `soma-verify-${randomBytes(6).toString('hex')}`;
+  const groupId = `${marker}-probe`;
+  const producer = kafka.producer({
+    allowAutoTopicCreation: false,
+    createPartitioner: Partitioners.DefaultPartitioner,
+    retry: { retries: 0 },
+  });
+  clients.push(producer);
+  const started = performance.now();
+  setPhase(`producing the round-trip message to ${topic}`);
+  await abortable(producer.connect(), signal, { phase: getPhase() });
+  const [written] = await abortable(
+    producer.send({
+      topic,
+      acks: -1,
+      messages: [{ key: marker, value: JSON.stringify({ somaVerify: 'round-trip', at: new Date().toISOString() }) }],
+    }),
+    signal,
+    { phase: getPhase() },
+  );
+  if (!written || written.errorCode !== 0 || written.baseOffset === undefined) {
+    return { ok: false, error: `produce answered error code ${written?.errorCode ?? 'none'}` };
+  }
+  const produceAckMs = round(performance.now() - started);
+
+  setPhase(
+    `consuming the round-trip message from ${topic} (a new consumer group can wait ` +
+      'group.initial.rebalance.delay.ms, 3 s by default: give this check a longer timeout)',
+  );
+  const consumer = kafka.consumer({
+    groupId,
+    allowAutoTopicCreation: false,
+    // One message is read back: small fetches keep a busy topic within the connection's byte cap.
+    maxBytes: 1024 * 1024,
+    maxBytesPerPartition: 1024 * 1024,
+    // Brokers refuse a session timeout under group.min.session.timeout.ms (6 s by default); the
+    // consumer leaves explicitly, so this only matters if the process dies.
+    sessionTimeout: 10_000,
+    rebalanceTimeout: 10_000,
+    heartbeatInterval: 1000,
+    maxWaitTimeInMs: 100,
+    retry: { retries: 0, restartOnFailure: async () => false },
+  });
+  clients.push(consumer);
+  let groupJoined = false;
+  try {
+    const received = new Promise<number>((resolve, reject) => {
+      consumer.on(consumer.events.CRASH, (event) => reject(event.payload.error));
+      consumer.on(consumer.events.GROUP_JOIN, () => (groupJoined = true));
+      consumer
+        .connect()
+        .then(() => consumer.subscribe({ topics: [topic], fromBeginning: false }))
+        .then(() =>
+          consumer.run({
+            autoCommit: false,
+            eachMessage: async ({ message }) => {
+              if (message.key?.toString() === marker) resolve(performance.now());
+            },
+          }),
+        )
+        // Start reading where the marked message was written, whatever the group's reset policy.
+        .then(() => consumer.seek({ topic, partition: written.partition, offset: written.baseOffset! }))
+        .catch(reject);
+    });
+    const receivedAt = await abortable(received, signal, { phase: getPhase() });
+    return {
+      ok: true,
+      latencyMs: round(receivedAt - started),
+      produceAckMs,
+      partition: written.partition,
+      offset: written.baseOffset,
+      throwawayGroup: await deleteThrowawayGroup(consumer, admin, groupId, groupJoined),
+    };
+  } catch (err) {
+    if (err instanceof CheckAborted) throw err;
+    return { ok: false, error: describeError(err).message };
+  }
+}
+
+/** What became of the round trip's consumer group: deleted, never created, or left to expire. */
+type ThrowawayGroup = 'deleted' | 'not created' | 'left to expire';
+
+async function deleteThrowawayGroup(consumer: Consumer, admin: Admin, groupId: string, joined: boolean): Promise<ThrowawayGroup> {
+  if (!joined) return 'not created';
+  const bounded = <T>(work: Promise<T>) =>
+    Promise.race([work, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timeout')), 1500).unref())]);
+  try {
+    // The group must be empty before it can be deleted.
+    await bounded(consumer.disconnect());
+    await bounded(admin.deleteGroups([groupId]));
+    return 'deleted';
+  } catch {
+    // It has no committed offsets: the broker expires it.
+    return 'left to expire';
+  }
+}
+
+/** A TLS setting for kafkajs. */
+export type KafkaTls = { ca?: Buffer; rejectUnauthorized: boolean };
+
+async function resolveTls(ssl: KafkaTarget['ssl']): Promise<KafkaTls | undefined> {
+  if (!ssl) return undefined;
+  if (ssl === true) return { rejectUnauthorized: true };
+  return {
+    rejectUnauthorized: !ssl.insecure,
+    ...(ssl.caFile ? { ca: await readFile(ssl.caFile) } : {}),
+  };
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 10) / 10;
+}
