@@ -1,8 +1,8 @@
 // `tcp`: connect, and nothing more. It proves a listener exists, not that it is the right one:
 // prefer a protocol check where one exists.
-import { connect } from 'node:net';
 import { z } from 'zod';
-import { defineCheck } from '../src/check.js';
+import { defineCheck, type CheckOutcome } from '../src/check.js';
+import { connectTcp, type TcpFacts } from '../src/clients/tcp.js';
 
 const options = z
   .object({
@@ -12,38 +12,21 @@ const options = z
   .strict();
 type Options = z.infer<typeof options>;
 
+/** The verdict on the connection attempt; pure, so it is tested without a peer. */
+export function judge(f: TcpFacts, o: Options): CheckOutcome {
+  if (f.failure !== undefined || f.connectMs === undefined) return { status: 'fail', message: f.failure ?? 'no connection', details: {} };
+  return {
+    status: 'pass',
+    message: `connected to ${o.host}:${o.port} in ${Math.round(f.connectMs)} ms`,
+    details: { connectMs: Math.round(f.connectMs * 10) / 10 },
+  };
+}
+
 export default defineCheck<Options>({
   kind: 'tcp',
   options,
   target: (o) => `${o.host}:${o.port}`,
-  run(o, ctx) {
-    const where = `${o.host}:${o.port}`;
-    const started = performance.now();
-    return new Promise((resolve) => {
-      const socket = connect({ host: o.host, port: o.port });
-      const finish = (status: 'pass' | 'fail', message: string) => {
-        clearTimeout(timer);
-        ctx.signal.removeEventListener('abort', onAbort);
-        socket.destroy();
-        const connectMs = Math.round((performance.now() - started) * 10) / 10;
-        resolve({ status, message, details: status === 'pass' ? { connectMs } : {} });
-      };
-      const onAbort = () => finish('fail', `connect to ${where} timed out after ${ctx.timeoutMs} ms`);
-      const timer = setTimeout(onAbort, ctx.timeoutMs);
-      ctx.signal.addEventListener('abort', onAbort, { once: true });
-      socket.once('connect', () =>
-        finish('pass', `connected to ${where} in ${Math.round(performance.now() - started)} ms`),
-      );
-      socket.once('error', (err: NodeJS.ErrnoException) =>
-        finish(
-          'fail',
-          err.code === 'ECONNREFUSED'
-            ? `connection refused on ${where}`
-            : err.code === 'ENOTFOUND' || err.code === 'EAI_AGAIN'
-              ? `host not found: ${o.host}`
-              : `connect to ${where} failed: ${err.code ?? err.message}`,
-        ),
-      );
-    });
+  async run(o, ctx) {
+    return judge(await connectTcp(o.host, o.port, ctx.timeoutMs, ctx.signal), o);
   },
 });

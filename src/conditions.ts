@@ -91,3 +91,19 @@ function isRegex(text: string): boolean {
     return false;
   }
 }
+
+/** The value at a JSON path (as getJsonPath reads it), or undefined when there is none. */
+export function jsonPathValue(value: unknown, path: string): unknown {
+  const found = getJsonPath(value, path);
+  return found === MISSING ? undefined : found;
+}
+
+/** A JSON object (not null, not an array). */
+export function isJsonObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** One key of a value that may not be an object. */
+export function jsonField(value: unknown, key: string): unknown {
+  return value !== null && typeof value === 'object' ? (value as Record<string, unknown>)[key] : undefined;
+}

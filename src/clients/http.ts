@@ -5,6 +5,7 @@ import { readFile } from 'node:fs/promises';
 import type { Dispatcher } from 'undici';
 import { abortable } from '../abortable.js';
 import { loadUndici } from '../lazy-modules.js';
+import { maskCredentials } from '../redact.js';
 import { networkFailure } from './network.js';
 
 export interface HttpRequest {
@@ -46,6 +47,11 @@ export class HttpError extends Error {
 }
 
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
+
+/** One line for a failed request: an HttpError already names the cause. */
+export function describeHttpFailure(err: unknown): string {
+  return maskCredentials(err instanceof HttpError ? err.message : `request failed: ${(err as Error)?.message ?? err}`);
+}
 
 /** Load undici ahead of the first request: a kind's `prepare` for HTTP checks. */
 export function loadHttpClient(): Promise<unknown> {

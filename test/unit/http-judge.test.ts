@@ -1,0 +1,46 @@
+// judge() of checks/http.ts on answers built by hand: no server.
+import { describe, expect, it } from 'vitest';
+import { judge } from '../../checks/http.js';
+import { condition } from '../../src/conditions.js';
+import type { HttpResponse } from '../../src/clients/http.js';
+
+function answer(status: number, body: unknown, totalMs = 12.34): HttpResponse {
+  const text = typeof body === 'string' ? body : JSON.stringify(body);
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return { status, headers: {}, body: Buffer.from(text), text, json, timings: { firstByteMs: 5.55, totalMs } };
+}
+const rules = (over: Partial<Parameters<typeof judge>[1]> = {}) => ({ expectStatus: [200], conditions: [], ...over });
+
+describe('http judge', () => {
+  it('passes an expected status, reporting latency, first byte and size', () => {
+    const v = judge(answer(200, { status: 'ok' }), rules());
+    expect(v).toEqual({
+      status: 'pass',
+      message: 'HTTP 200 in 12.3 ms',
+      details: { httpStatus: 200, latencyMs: 12.3, firstByteMs: 5.6, bytes: 15 },
+    });
+  });
+
+  it('fails another status, quoting the start of the body', () => {
+    const v = judge(answer(503, 'x'.repeat(400)), rules({ expectStatus: [200, 204] }));
+    expect(v.message).toBe('HTTP 503, expected 200 or 204');
+    expect((v.details?.body as string).length).toBe(300);
+  });
+
+  it('judges body conditions and says which fail', () => {
+    const conditions = [condition.parse({ path: 'status', equals: 'ok' }), condition.parse({ path: 'n', gt: 5 })];
+    const v = judge(answer(200, { status: 'ok', n: 3 }), rules({ conditions }));
+    expect(v.status).toBe('fail');
+    expect(v.message).toMatch(/^n /);
+    expect(judge(answer(200, { status: 'ok', n: 9 }), rules({ conditions })).message).toBe('HTTP 200 in 12.3 ms, 2 conditions hold');
+  });
+
+  it('fails an answer slower than maxLatencyMs', () => {
+    expect(judge(answer(200, {}, 900), rules({ maxLatencyMs: 800 })).message).toBe('answered in 900 ms, over 800 ms');
+  });
+});
