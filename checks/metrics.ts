@@ -16,7 +16,8 @@
 // of a service when the generation is unknown). Both may be given; both must then hold.
 // `minSeries` (default 1): an endpoint exposing no series at all is not a working /metrics.
 import { z } from 'zod';
-import { defineCheck, type CheckContext, type CheckOutcome } from '../src/check.js';
+import { defineCheck, type CheckOutcome } from '../src/check.js';
+import { headersOption, httpUrlOption, tlsOption, tokenOption } from '../src/check-options.js';
 import { fetchHttp, HttpError, type HttpResponse, loadHttpClient } from '../src/clients/http.js';
 import { parsePrometheusText, PrometheusParseError, type PrometheusText, type Sample } from '../src/prometheus.js';
 import { maskCredentials } from '../src/redact.js';
@@ -45,13 +46,10 @@ export type SeriesAssertion = z.infer<typeof seriesAssertion>;
 
 const options = z
   .object({
-    url: z.url({ protocol: /^https?$/ }),
-    token: z.string().min(1).optional(),
-    headers: z.record(z.string(), z.string()).optional(),
-    tls: z
-      .object({ caFile: z.string().min(1).optional(), insecure: z.boolean().optional() })
-      .strict()
-      .optional(),
+    url: httpUrlOption,
+    token: tokenOption,
+    headers: headersOption.optional(),
+    tls: tlsOption.optional(),
     series: z.array(seriesAssertion).default([]),
     anyOf: z
       .array(z.object({ name: z.string().min(1), series: z.array(seriesAssertion).min(1) }).strict())
@@ -68,37 +66,38 @@ export default defineCheck({
   prepare: loadHttpClient,
   options,
   target: (o) => maskCredentials(o.url),
-  run: (o, ctx) => inspect(o, ctx),
+  async run(o, ctx) {
+    const where = maskCredentials(o.url);
+    const headers: Record<string, string> = {
+      // Ask for the classic text format: some clients would otherwise choose OpenMetrics or protobuf.
+      accept: 'text/plain;version=0.0.4;q=1,*/*;q=0.1',
+    };
+    // Lower-cased so a user's "Accept" replaces ours instead of being sent beside it.
+    for (const [name, value] of Object.entries(o.headers ?? {})) headers[name.toLowerCase()] = value;
+    if (o.token) headers.authorization = `Bearer ${o.token}`;
+    try {
+      const res = await fetchHttp({
+        url: o.url,
+        headers,
+        timeoutMs: ctx.timeoutMs,
+        signal: ctx.signal,
+        tls: o.tls,
+        maxBodyBytes: o.maxBodyBytes,
+      });
+      return judge(res, o);
+    } catch (err) {
+      if (err instanceof HttpError && err.code === 'BODY_TOO_LARGE')
+        return fail(`${where}: ${err.message}; raise maxBodyBytes if that is expected`);
+      if (err instanceof HttpError) return fail(err.message);
+      // Anything else happened before the request, e.g. an unreadable tls.caFile.
+      return fail(`cannot fetch ${where}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  },
 });
 
-async function inspect(o: MetricsOptions, ctx: CheckContext): Promise<CheckOutcome> {
+/** The verdict on one /metrics answer; pure, so it is tested without a server. */
+export function judge(res: HttpResponse, o: Pick<MetricsOptions, 'url' | 'token' | 'series' | 'anyOf' | 'minSeries'>): CheckOutcome {
   const where = maskCredentials(o.url);
-  const headers: Record<string, string> = {
-    // Ask for the classic text format: some clients would otherwise choose OpenMetrics or protobuf.
-    accept: 'text/plain;version=0.0.4;q=1,*/*;q=0.1',
-  };
-  // Lower-cased so a user's "Accept" replaces ours instead of being sent beside it.
-  for (const [name, value] of Object.entries(o.headers ?? {})) headers[name.toLowerCase()] = value;
-  if (o.token) headers.authorization = `Bearer ${o.token}`;
-
-  let res: HttpResponse;
-  try {
-    res = await fetchHttp({
-      url: o.url,
-      headers,
-      timeoutMs: ctx.timeoutMs,
-      signal: ctx.signal,
-      tls: o.tls,
-      maxBodyBytes: o.maxBodyBytes,
-    });
-  } catch (err) {
-    if (err instanceof HttpError && err.code === 'BODY_TOO_LARGE')
-      return fail(`${where}: ${err.message}; raise maxBodyBytes if that is expected`);
-    if (err instanceof HttpError) return fail(err.message);
-    // Anything else happened before the request, e.g. an unreadable tls.caFile.
-    return fail(`cannot fetch ${where}: ${err instanceof Error ? err.message : String(err)}`);
-  }
-
   const http = { status: res.status, bytes: res.body.length, contentType: res.headers['content-type'] };
   if (res.status !== 200) {
     const hint =
