@@ -1,22 +1,18 @@
 // `health`: the body-aware verdict for /health, /healthz, /readyz and friends. A 200 is never
 // enough: SomaStack's health routes answer 200 with bodies that say degraded or down.
 //
-// Without `variants` the check fetches `url` and judges the body by the generic rules below.
+// Without `variants` the check fetches `url` and judges the body by the generic rules below
+// (the status words and component shapes live in src/health-body.ts).
 // With `variants` (one probe per generation of a service, supplied by the stack model) it either
 // uses the named `generation`, or, for `auto`, sends the `detect` probes and takes the first
 // generation whose answer matches, then reports which one it found.
 import { z } from 'zod';
-import { defineCheck, type CheckOutcome, type Status } from '../src/check.js';
-import { fetchHttp, HttpError, type HttpResponse, loadHttpClient } from '../src/clients/http.js';
+import { defineCheck, type CheckOutcome } from '../src/check.js';
+import { headersOption, httpUrlOption, tlsOption, tokenOption } from '../src/check-options.js';
+import { describeHttpFailure, fetchHttp, type HttpResponse, loadHttpClient } from '../src/clients/http.js';
+import { isJsonObject, jsonPathValue } from '../src/conditions.js';
+import { componentsAt, judgeText, summarize, WORDS, worse, type Verdict } from '../src/health-body.js';
 import { maskCredentials } from '../src/redact.js';
-
-const WORDS: Record<string, Exclude<Status, 'skip'>> = {
-  ok: 'pass', healthy: 'pass', ready: 'pass', up: 'pass', pass: 'pass', passed: 'pass',
-  green: 'pass', alive: 'pass', live: 'pass', serving: 'pass',
-  degraded: 'warn', warn: 'warn', warning: 'warn', yellow: 'warn', partial: 'warn',
-  down: 'fail', critical: 'fail', unhealthy: 'fail', not_ready: 'fail', fail: 'fail',
-  failed: 'fail', error: 'fail', red: 'fail', unavailable: 'fail', dead: 'fail',
-};
 
 export const probe = z
   .object({
@@ -58,10 +54,10 @@ const detectRule = z
 
 const options = z
   .object({
-    url: z.url({ protocol: /^https?$/ }),
-    token: z.string().optional(),
-    headers: z.record(z.string(), z.string()).default({}),
-    tls: z.object({ caFile: z.string().optional(), insecure: z.boolean().default(false) }).optional(),
+    url: httpUrlOption,
+    token: tokenOption,
+    headers: headersOption.default({}),
+    tls: tlsOption.optional(),
     maxLatencyMs: z.number().positive().optional(),
     generation: z.string().optional(),
     variants: z.record(z.string(), probe).optional(),
@@ -116,7 +112,7 @@ export default defineCheck<Options>({
     try {
       res = await get(path, chosen.auth);
     } catch (err) {
-      return { status: 'fail', message: failureMessage(err), details: generation ? { generation } : {} };
+      return { status: 'fail', message: describeHttpFailure(err), details: generation ? { generation } : {} };
     }
     const outcome = judge(res, chosen, path || new URL(o.url).pathname);
     const details: Record<string, unknown> = { httpStatus: res.status, latencyMs: round(res.timings.totalMs), ...outcome.details };
@@ -143,12 +139,12 @@ async function detect(o: Options, get: Get): Promise<{ generation: string } | { 
     const body = res.json;
     const keysOk =
       !rule.anyKey ||
-      (isObject(body) && rule.anyKey.some((k) => Object.prototype.hasOwnProperty.call(body, k)));
+      (isJsonObject(body) && rule.anyKey.some((k) => Object.prototype.hasOwnProperty.call(body, k)));
     if (rule.status.includes(res.status) && keysOk) return { generation: rule.generation };
   }
   const failure = answers.find((a) => a.status === 'rejected');
   if (failure && answers.every((a) => a.status === 'rejected')) {
-    return { outcome: { status: 'fail', message: failureMessage((failure as PromiseRejectedResult).reason) } };
+    return { outcome: { status: 'fail', message: describeHttpFailure((failure as PromiseRejectedResult).reason) } };
   }
   const seen = o.detect
     .map((rule, i) => {
@@ -165,32 +161,19 @@ async function detect(o: Options, get: Get): Promise<{ generation: string } | { 
   };
 }
 
-function failureMessage(err: unknown): string {
-  return err instanceof HttpError ? err.message : `request failed: ${(err as Error)?.message ?? err}`;
-}
-
-interface Verdict {
-  status: Exclude<Status, 'skip'>;
-  message: string;
-  details: Record<string, unknown>;
-}
-
-const RANK = { pass: 0, warn: 1, fail: 2 } as const;
-const worse = (a: Verdict['status'], b: Verdict['status']) => (RANK[a] >= RANK[b] ? a : b);
-
 /** Judge one answer: status code, then the body's own words, booleans and components. */
 export function judge(res: HttpResponse, p: Probe, path: string): Verdict {
   const body = res.json;
   if (!p.expectStatus.includes(res.status)) {
     const meaning = p.statusMeaning[String(res.status)];
-    const said = isObject(body) && typeof body.detail === 'string' ? `: ${body.detail}` : '';
+    const said = isJsonObject(body) && typeof body.detail === 'string' ? `: ${body.detail}` : '';
     return {
       status: 'fail',
       message: `HTTP ${res.status} from ${path}${meaning ? ` (${meaning})` : said}`,
-      details: isObject(body) ? { body: summarize(body) } : {},
+      details: isJsonObject(body) ? { body: summarize(body) } : {},
     };
   }
-  if (!isObject(body)) return judgeText(res.text, path);
+  if (!isJsonObject(body)) return judgeText(res.text, path);
 
   let status: Verdict['status'] = 'pass';
   const problems: string[] = [];
@@ -203,7 +186,7 @@ export function judge(res: HttpResponse, p: Probe, path: string): Verdict {
     if (s !== 'pass') problems.push(text);
   };
 
-  const word = getPath(body, p.statusField);
+  const word = jsonPathValue(body, p.statusField);
   if (typeof word === 'string' && !ignored.has(p.statusField)) {
     judged = true;
     details.status = word;
@@ -219,7 +202,7 @@ export function judge(res: HttpResponse, p: Probe, path: string): Verdict {
   }
   let requiredFailed = false;
   for (const [key, meaning] of Object.entries(p.require)) {
-    const v = getPath(body, key);
+    const v = jsonPathValue(body, key);
     if (typeof v === 'boolean') {
       judged = true;
       if (!v) {
@@ -229,7 +212,7 @@ export function judge(res: HttpResponse, p: Probe, path: string): Verdict {
     }
   }
   for (const [key, meaning] of Object.entries(p.warnIfFalse)) {
-    const v = getPath(body, key);
+    const v = jsonPathValue(body, key);
     if (v === false) flag('warn', `${key} is false: ${meaning}`);
   }
 
@@ -246,7 +229,7 @@ export function judge(res: HttpResponse, p: Probe, path: string): Verdict {
   const components: Record<string, Record<string, unknown>> = {};
   for (const path of p.componentPaths) {
     if (ignored.has(path)) continue;
-    for (const c of componentsAt(getPath(body, path))) {
+    for (const c of componentsAt(jsonPathValue(body, path))) {
       judged = true;
       components[c.name] = c.summary;
       if (c.verdict !== 'pass') flag(c.verdict, `${c.name} ${c.word}`);
@@ -275,81 +258,6 @@ export function judge(res: HttpResponse, p: Probe, path: string): Verdict {
       ? `${typeof word === 'string' ? word : 'healthy'}${count ? `: ${count} components ok` : ''}`
       : problems.join('; ');
   return { status, message: summary, details };
-}
-
-function judgeText(text: string, path: string): Verdict {
-  const words = text.toLowerCase().match(/[a-z_]+/g) ?? [];
-  const verdicts = words.map((w) => WORDS[w]).filter((v): v is Verdict['status'] => !!v);
-  const snippet = text.trim().slice(0, 80);
-  if (verdicts.length === 0)
-    return { status: 'warn', message: `body of ${path} is not JSON and says nothing about health`, details: { body: snippet } };
-  const status = verdicts.reduce(worse, 'pass');
-  return { status, message: `"${snippet}"`, details: { body: snippet } };
-}
-
-interface Component {
-  name: string;
-  word: string;
-  verdict: Verdict['status'];
-  summary: Record<string, unknown>;
-}
-
-/** Components as a map { name: {status...} } or a list [{ name, status... }]. */
-function componentsAt(value: unknown): Component[] {
-  const list: Array<[string, unknown]> = Array.isArray(value)
-    ? value.map((v, i) => [isObject(v) && typeof v.name === 'string' ? v.name : `#${i}`, v])
-    : isObject(value)
-      ? Object.entries(value)
-      : [];
-  const out: Component[] = [];
-  for (const [name, raw] of list) {
-    if (typeof raw === 'boolean') {
-      out.push({ name, word: raw ? 'ok' : 'false', verdict: raw ? 'pass' : 'fail', summary: { ok: raw } });
-      continue;
-    }
-    if (!isObject(raw)) continue;
-    let verdict: Verdict['status'] = 'pass';
-    let word = '';
-    if (typeof raw.status === 'string') {
-      word = raw.status;
-      verdict = WORDS[raw.status.toLowerCase()] ?? 'warn';
-    }
-    for (const key of ['healthy', 'ok', 'http', 'ready']) {
-      if (raw[key] === false) {
-        verdict = 'fail';
-        word ||= `${key}=false`;
-      }
-    }
-    if (!word && !['healthy', 'ok', 'http', 'ready'].some((k) => typeof raw[k] === 'boolean')) continue;
-    const latency = raw.latency_ms ?? raw.response_time_ms ?? raw.latencyMs;
-    const summary: Record<string, unknown> = { status: word || 'ok' };
-    if (typeof latency === 'number') summary.latencyMs = latency;
-    const said = raw.detail ?? raw.message ?? raw.error;
-    if (typeof said === 'string' && said) {
-      summary.detail = said.slice(0, 200);
-      if (verdict !== 'pass') word = `${word || 'failing'} (${said.slice(0, 120)})`;
-    }
-    out.push({ name, word: word || 'ok', verdict, summary });
-  }
-  return out;
-}
-
-function getPath(body: Record<string, unknown>, path: string): unknown {
-  let cur: unknown = body;
-  for (const part of path.split('.')) {
-    if (!isObject(cur)) return undefined;
-    cur = cur[part];
-  }
-  return cur;
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function summarize(body: Record<string, unknown>): string {
-  const text = JSON.stringify(body);
-  return text.length > 300 ? `${text.slice(0, 300)}…` : text;
 }
 
 const round = (ms: number) => Math.round(ms * 10) / 10;
