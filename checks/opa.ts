@@ -1,13 +1,16 @@
 // opa: does the policy engine answer, are its bundles and plugins up, and do the decisions
 // SomaStack relies on come back defined and as expected? Speaks OPA's public HTTP API only:
 //   GET /health, GET /health?bundles, GET /health?plugins, POST /v1/data/<path> {"input": ...}.
-// All requests are independent, so they run at once; the whole check shares ctx's deadline.
+// All requests are independent, so `run` sends them at once (the whole check shares ctx's
+// deadline) and `judge` reads the answers.
 // The check has no default decisions: the stack model supplies SomaStack's own
 // (soma/policy/allow with an anonymous input, expected false).
 import { isDeepStrictEqual } from 'node:util';
 import { z } from 'zod';
-import { defineCheck, type CheckContext, type CheckOutcome } from '../src/check.js';
-import { fetchHttp, type HttpResponse, loadHttpClient } from '../src/clients/http.js';
+import { defineCheck, type CheckOutcome } from '../src/check.js';
+import { httpUrlOption, tlsOption, tokenOption } from '../src/check-options.js';
+import { bodyReason, fetchHttp, firstRequestFailure, type HttpResponse, loadHttpClient } from '../src/clients/http.js';
+import { isJsonObject } from '../src/conditions.js';
 import { maskCredentials } from '../src/redact.js';
 
 const decision = z.object({
@@ -18,14 +21,12 @@ const decision = z.object({
 });
 
 const options = z.object({
-  url: z.url({ protocol: /^https?$/ }),
-  token: z.string().min(1).optional(),
+  url: httpUrlOption,
+  token: tokenOption,
   bundles: z.boolean().default(false),
   plugins: z.boolean().default(false),
   decisions: z.array(decision).default([]),
-  tls: z
-    .object({ caFile: z.string().min(1).optional(), insecure: z.boolean().optional() })
-    .optional(),
+  tls: tlsOption.optional(),
 }).strict();
 export type OpaOptions = z.infer<typeof options>;
 type Decision = z.infer<typeof decision>;
@@ -40,53 +41,59 @@ export default defineCheck({
   prepare: loadHttpClient,
   options,
   target: (o) => maskCredentials(o.url),
-  run: (o, ctx) => inspect(o, ctx),
+  async run(o, ctx) {
+    const where = baseOf(o.url);
+    const deadline = performance.now() + ctx.timeoutMs;
+    const request = (method: 'GET' | 'POST', path: string, json?: unknown, maxBodyBytes?: number) =>
+      fetchHttp({
+        url: `${where}${path}`,
+        method,
+        json,
+        headers: o.token ? { authorization: `Bearer ${o.token}` } : {},
+        timeoutMs: Math.max(1, Math.round(deadline - performance.now())),
+        signal: ctx.signal,
+        tls: o.tls,
+        maxBodyBytes,
+      });
+    const queries = healthQueries(o);
+    const decisions = o.decisions.map((d) => normalizePolicyPath(d.path));
+    const settled = await Promise.allSettled([
+      ...queries.map((q) => request('GET', `/health${q}`, undefined, HEALTH_BODY_CAP)),
+      ...o.decisions.map((d, i) => request('POST', `/v1/data/${encodePath(decisions[i]!)}`, { input: d.input ?? {} })),
+    ]);
+    return judge({ health: settled.slice(0, queries.length), decisions: settled.slice(queries.length) }, o);
+  },
 });
+
+/** OPA's answers: one per health query (plain, then ?bundles, ?plugins as asked), one per decision. */
+export interface OpaFacts {
+  health: Array<PromiseSettledResult<HttpResponse>>;
+  decisions: Array<PromiseSettledResult<HttpResponse>>;
+}
 
 interface Step {
   name: string;
   settled: PromiseSettledResult<HttpResponse>;
 }
 
-async function inspect(o: OpaOptions, ctx: CheckContext): Promise<CheckOutcome> {
-  const base = new URL(o.url);
-  const where = base.origin + base.pathname.replace(/\/$/, '');
-  const deadline = performance.now() + ctx.timeoutMs;
-  const request = (method: 'GET' | 'POST', path: string, json?: unknown, maxBodyBytes?: number) =>
-    fetchHttp({
-      url: `${where}${path}`,
-      method,
-      json,
-      headers: o.token ? { authorization: `Bearer ${o.token}` } : {},
-      timeoutMs: Math.max(1, Math.round(deadline - performance.now())),
-      signal: ctx.signal,
-      tls: o.tls,
-      maxBodyBytes,
-    });
+const baseOf = (url: string) => {
+  const base = new URL(url);
+  return base.origin + base.pathname.replace(/\/$/, '');
+};
 
+// Asked one by one (not `?bundles&plugins` together) so a 500 says which of the two failed.
+const healthQueries = (o: Pick<OpaOptions, 'bundles' | 'plugins'>) => ['', ...(o.bundles ? ['?bundles'] : []), ...(o.plugins ? ['?plugins'] : [])];
+
+/** The verdict on OPA's answers; pure, so it is tested without a server. */
+export function judge(f: OpaFacts, o: Pick<OpaOptions, 'url' | 'token' | 'bundles' | 'plugins' | 'decisions'>): CheckOutcome {
+  const where = baseOf(o.url);
   const decisions = o.decisions.map((d) => ({ ...d, path: normalizePolicyPath(d.path) }));
-  // Asked one by one (not `?bundles&plugins` together) so a 500 says which of the two failed.
-  const healthQueries = ['', ...(o.bundles ? ['?bundles'] : []), ...(o.plugins ? ['?plugins'] : [])];
-  const settled = await Promise.allSettled([
-    ...healthQueries.map((q) => request('GET', `/health${q}`, undefined, HEALTH_BODY_CAP)),
-    ...decisions.map((d) => request('POST', `/v1/data/${encodePath(d.path)}`, { input: d.input ?? {} })),
-  ]);
-  const health: Step[] = healthQueries.map((q, i) => ({ name: `GET /health${q}`, settled: settled[i]! }));
-  const answers: Step[] = decisions.map((d, i) => ({
-    name: `POST /v1/data/${d.path}`,
-    settled: settled[healthQueries.length + i]!,
-  }));
+  const queries = healthQueries(o);
+  const health: Step[] = queries.map((q, i) => ({ name: `GET /health${q}`, settled: f.health[i]! }));
+  const answers: Step[] = decisions.map((d, i) => ({ name: `POST /v1/data/${d.path}`, settled: f.decisions[i]! }));
 
-  // A peer that cannot be reached, hangs or speaks something else fails every request the same
-  // way: report the first failure, in the order a person would check them.
-  for (const step of [...health, ...answers]) {
-    if (step.settled.status === 'rejected') {
-      return {
-        status: 'fail',
-        message: `${step.name}: ${describeError(step.settled.reason)}`,
-      };
-    }
-  }
+  const unanswered = firstRequestFailure([...health, ...answers].map((step) => [step.name, step.settled] as const));
+  if (unanswered) return { status: 'fail', message: unanswered };
   const [plain, ...healthDetail] = health.map((s) => (s.settled as PromiseFulfilledResult<HttpResponse>).value);
   const responses = answers.map((s) => (s.settled as PromiseFulfilledResult<HttpResponse>).value);
 
@@ -114,7 +121,7 @@ async function inspect(o: OpaOptions, ctx: CheckContext): Promise<CheckOutcome> 
       details,
     };
   }
-  const healthQueriesAsked = healthQueries.slice(1);
+  const healthQueriesAsked = queries.slice(1);
   for (const [i, query] of healthQueriesAsked.entries()) {
     const res = healthDetail[i]!;
     const ok = res.status === 200;
@@ -215,10 +222,6 @@ function isOpaHealth(res: HttpResponse): boolean {
   return res.status === 500 && typeof body.error === 'string';
 }
 
-function isJsonObject(value: unknown): value is Record<string, unknown> {
-  return value !== null && typeof value === 'object' && !Array.isArray(value);
-}
-
 function excerpt(value: unknown): unknown {
   const text = JSON.stringify(value) ?? 'undefined';
   return text.length <= RESULT_EXCERPT_CHARS ? value : `${text.slice(0, RESULT_EXCERPT_CHARS - 3)}...`;
@@ -232,14 +235,5 @@ function oneLine(value: unknown): string {
 /** A short, single-line excerpt of a body; OPA puts its reason in `error` or `message`. */
 function describeBody(res: HttpResponse): string {
   const body = res.json as { error?: unknown; message?: unknown } | undefined;
-  const reason =
-    typeof body?.error === 'string' ? body.error : typeof body?.message === 'string' ? body.message : res.text;
-  const line = reason.replace(/\s+/g, ' ').trim();
-  if (!line || line === '{}') return '';
-  return `: ${line.length > 120 ? `${line.slice(0, 117)}...` : line}`;
-}
-
-/** One line for a failed request (src/http.ts already names the cause). */
-function describeError(err: unknown): string {
-  return maskCredentials(err instanceof Error ? err.message : String(err));
+  return bodyReason(res, typeof body?.error === 'string' ? body.error : body?.message);
 }

@@ -1,11 +1,14 @@
 // qdrant: is the vector store ready, and are the collections SomaStack needs there, shaped as
 // expected (vector size, distance) and healthy (green)? Speaks Qdrant's public HTTP API only:
-//   GET /readyz (GET /healthz on servers older than /readyz), GET / (version),
-//   GET /collections, GET /collections/{name} for each required collection.
-// All requests are independent, so they run at once; the whole check shares ctx's deadline.
+//   GET /readyz, GET / (version), GET /collections, GET /collections/{name} for each required
+//   collection. All requests are independent, so `run` sends them at once (the whole check
+//   shares ctx's deadline) and `judge` reads the answers.
 import { z } from 'zod';
-import { defineCheck, type CheckOutcome, type CheckContext } from '../src/check.js';
-import { fetchHttp, type HttpResponse, loadHttpClient } from '../src/clients/http.js';
+import { defineCheck, type CheckOutcome } from '../src/check.js';
+import { httpUrlOption, tlsOption } from '../src/check-options.js';
+import { bodyReason, fetchHttp, firstRequestFailure, type HttpResponse, loadHttpClient } from '../src/clients/http.js';
+import { jsonField as field } from '../src/conditions.js';
+import { worse } from '../src/health-body.js';
 import { maskCredentials } from '../src/redact.js';
 
 const distance = z.enum(['Cosine', 'Euclid', 'Dot', 'Manhattan']);
@@ -21,12 +24,10 @@ const requiredCollection = z.union([
 ]);
 
 const options = z.object({
-  url: z.url({ protocol: /^https?$/ }),
+  url: httpUrlOption,
   apiKey: z.string().min(1).optional(),
   collections: z.array(requiredCollection).default([]),
-  tls: z
-    .object({ caFile: z.string().min(1).optional(), insecure: z.boolean().optional() })
-    .optional(),
+  tls: tlsOption.optional(),
 }).strict();
 export type QdrantOptions = z.infer<typeof options>;
 
@@ -51,62 +52,64 @@ interface CollectionFinding {
 
 // Health endpoints answer short text; collection listings can be long, hence the larger cap.
 const HEALTH_BODY_CAP = 64 * 1024;
-const STATUS_RANK = { pass: 0, warn: 1, fail: 2 } as const;
+
+/** Qdrant's answers to the check's requests, each an answer or the failure to get one. */
+export interface QdrantFacts {
+  readyz: PromiseSettledResult<HttpResponse>;
+  root: PromiseSettledResult<HttpResponse>;
+  listing: PromiseSettledResult<HttpResponse>;
+  /** One per required collection, in the order of the options. */
+  collections: Array<PromiseSettledResult<HttpResponse>>;
+}
 
 export default defineCheck({
   kind: 'qdrant',
   prepare: loadHttpClient,
   options,
   target: (o) => maskCredentials(o.url),
-  run: (o, ctx) => inspect(o, ctx),
+  async run(o, ctx) {
+    const base = new URL(o.url);
+    const deadline = performance.now() + ctx.timeoutMs;
+    const get = (path: string, maxBodyBytes?: number) =>
+      fetchHttp({
+        url: joinUrl(base, path),
+        headers: o.apiKey ? { 'api-key': o.apiKey } : {},
+        timeoutMs: Math.max(1, Math.round(deadline - performance.now())),
+        signal: ctx.signal,
+        tls: o.tls,
+        maxBodyBytes,
+      });
+    const [readyz, root, listing, ...collections] = await Promise.allSettled([
+      get('/readyz', HEALTH_BODY_CAP),
+      get('/', HEALTH_BODY_CAP),
+      get('/collections'),
+      ...o.collections.map(toExpectation).map((e) => get(`/collections/${encodeURIComponent(e.name)}`)),
+    ]);
+    return judge({ readyz: readyz!, root: root!, listing: listing!, collections }, o);
+  },
 });
 
-async function inspect(o: QdrantOptions, ctx: CheckContext): Promise<CheckOutcome> {
+/** The verdict on Qdrant's answers; pure, so it is tested without a server. */
+export function judge(f: QdrantFacts, o: Pick<QdrantOptions, 'url' | 'apiKey' | 'collections'>): CheckOutcome {
   const base = new URL(o.url);
   const where = maskCredentials(base.origin + base.pathname.replace(/\/$/, ''));
-  const deadline = performance.now() + ctx.timeoutMs;
-  const get = (path: string, maxBodyBytes?: number) =>
-    fetchHttp({
-      url: joinUrl(base, path),
-      headers: o.apiKey ? { 'api-key': o.apiKey } : {},
-      timeoutMs: Math.max(1, Math.round(deadline - performance.now())),
-      signal: ctx.signal,
-      tls: o.tls,
-      maxBodyBytes,
-    });
   const expectations = o.collections.map(toExpectation);
+  const { readyz: ready, listing, collections: infos } = f;
 
-  const [ready, root, listing, ...infos] = await Promise.allSettled([
-    readiness(get),
-    get('/', HEALTH_BODY_CAP),
-    get('/collections'),
-    ...expectations.map((e) => get(`/collections/${encodeURIComponent(e.name)}`)),
-  ]);
-
-  // A peer that cannot be reached, hangs or speaks something else fails every request the
-  // same way: report the first one, in the order a person would check them.
-  for (const [step, settled] of [
+  const unanswered = firstRequestFailure([
     ['GET /readyz', ready],
     ['GET /collections', listing],
     ...infos.map((s, i) => [`GET /collections/${expectations[i]!.name}`, s] as const),
-  ] as const) {
-    if (settled.status === 'rejected') {
-      return {
-        status: 'fail',
-        message: `${step}: ${describeError(settled.reason)}`,
-      };
-    }
-  }
-  const readyAnswer = (ready as PromiseFulfilledResult<Readiness>).value;
+  ]);
+  if (unanswered) return { status: 'fail', message: unanswered };
+  const readyAnswer = readiness((ready as PromiseFulfilledResult<HttpResponse>).value);
   const list = (listing as PromiseFulfilledResult<HttpResponse>).value;
 
   if (list.status === 401 || list.status === 403) {
-    return {
-      status: 'fail',
-      message: o.apiKey
-        ? `Qdrant rejected the API key (HTTP ${list.status})`
-        : `Qdrant requires an API key (HTTP ${list.status}) and none is configured`,
-    };
+    const message = o.apiKey
+      ? `Qdrant rejected the API key (HTTP ${list.status})`
+      : `Qdrant requires an API key (HTTP ${list.status}) and none is configured`;
+    return { status: 'fail', message };
   }
   const names = collectionNames(list);
   if (names === undefined && (list.status < 500 || readyAnswer.kind === 'absent')) {
@@ -121,7 +124,7 @@ async function inspect(o: QdrantOptions, ctx: CheckContext): Promise<CheckOutcom
     readinessEndpoint: readyAnswer.endpoint,
     latencyMs: Math.round(readyAnswer.response?.timings.totalMs ?? list.timings.totalMs),
   };
-  const version = serverVersion(root);
+  const version = serverVersion(f.root);
   if (version) details.version = version;
   if (names) {
     details.collections = names;
@@ -150,22 +153,15 @@ async function inspect(o: QdrantOptions, ctx: CheckContext): Promise<CheckOutcom
     };
   }
 
-  const findings = expectations.map((e, i) =>
-    judgeCollection(e, (infos[i] as PromiseFulfilledResult<HttpResponse>).value),
-  );
+  const findings = expectations.map((e, i) => judgeCollection(e, (infos[i] as PromiseFulfilledResult<HttpResponse>).value));
   details.required = Object.fromEntries(expectations.map((e, i) => [e.name, findings[i]!.facts]));
-  const status = findings.reduce<'pass' | 'warn' | 'fail'>(
-    (worst, f) => (STATUS_RANK[f.status] > STATUS_RANK[worst] ? f.status : worst),
-    'pass',
-  );
+  const status = findings.reduce<'pass' | 'warn' | 'fail'>((worst, f) => worse(worst, f.status), 'pass');
   const problems = findings.flatMap((f) => (f.problem ? [f.problem] : []));
   if (problems.length > 0) return { status, message: problems.join('; '), details };
-  const required = expectations.length
-    ? `, required ${expectations.map((e) => e.name).join(', ')} green`
-    : '';
+  const required = expectations.length ? `, required ${expectations.map((e) => e.name).join(', ')} green` : '';
   return {
     status: 'pass',
-    message: `${readyAnswer.kind === 'absent' ? 'Qdrant answers (no /readyz or /healthz)' : 'Qdrant ready'}, ${names.length} collection${names.length === 1 ? '' : 's'}${required}`,
+    message: `${readyAnswer.kind === 'absent' ? 'Qdrant answers (no /readyz)' : 'Qdrant ready'}, ${names.length} collection${names.length === 1 ? '' : 's'}${required}`,
     details,
   };
 }
@@ -180,25 +176,18 @@ function joinUrl(base: URL, path: string): string {
 }
 
 interface Readiness {
-  /** ready; not-ready (503); unhealthy (another error status); absent (no health endpoint). */
+  /** ready; not-ready (503); unhealthy (another error status); absent (no /readyz: 404). */
   kind: 'ready' | 'not-ready' | 'unhealthy' | 'absent';
-  endpoint: '/readyz' | '/healthz' | 'none';
+  endpoint: '/readyz' | 'none';
   response?: HttpResponse;
 }
 
-/** /readyz says whether all shards are ready; servers before it only have /healthz. */
-async function readiness(get: (path: string, cap?: number) => Promise<HttpResponse>) {
-  const readyz = await get('/readyz', HEALTH_BODY_CAP);
-  if (readyz.status !== 404) return judgeHealth('/readyz', readyz);
-  const healthz = await get('/healthz', HEALTH_BODY_CAP);
-  if (healthz.status !== 404) return judgeHealth('/healthz', healthz);
-  return { kind: 'absent', endpoint: 'none' } satisfies Readiness;
-}
-
-function judgeHealth(endpoint: '/readyz' | '/healthz', response: HttpResponse): Readiness {
-  if (response.status >= 200 && response.status < 300) return { kind: 'ready', endpoint, response };
-  if (response.status === 503) return { kind: 'not-ready', endpoint, response };
-  return { kind: 'unhealthy', endpoint, response };
+/** /readyz says whether all shards are ready; every released Qdrant with /healthz has it too. */
+function readiness(response: HttpResponse): Readiness {
+  if (response.status === 404) return { kind: 'absent', endpoint: 'none' };
+  if (response.status >= 200 && response.status < 300) return { kind: 'ready', endpoint: '/readyz', response };
+  if (response.status === 503) return { kind: 'not-ready', endpoint: '/readyz', response };
+  return { kind: 'unhealthy', endpoint: '/readyz', response };
 }
 
 /** Names from `{"result":{"collections":[{"name"}]}}`, or undefined when that is not the shape. */
@@ -299,21 +288,7 @@ function vectorMismatch(expected: Expectation, vectors: VectorParams[]): string 
   return `has no vector with ${want}: ${have}`;
 }
 
-function field(value: unknown, key: string): unknown {
-  return value !== null && typeof value === 'object' ? (value as Record<string, unknown>)[key] : undefined;
-}
-
 /** A short, single-line excerpt of a body for a message (Qdrant errors sit in status.error). */
 function describeBody(res: HttpResponse | undefined): string {
-  if (!res) return '';
-  const error = field(field(res.json, 'status'), 'error');
-  const text = typeof error === 'string' ? error : res.text;
-  const line = text.replace(/\s+/g, ' ').trim();
-  if (!line) return '';
-  return `: ${line.length > 120 ? `${line.slice(0, 117)}...` : line}`;
-}
-
-/** One line for a failed request (src/http.ts already names the cause). */
-function describeError(err: unknown): string {
-  return maskCredentials(err instanceof Error ? err.message : String(err));
+  return res ? bodyReason(res, field(field(res.json, 'status'), 'error')) : '';
 }

@@ -53,6 +53,29 @@ export function describeHttpFailure(err: unknown): string {
   return maskCredentials(err instanceof HttpError ? err.message : `request failed: ${(err as Error)?.message ?? err}`);
 }
 
+/**
+ * `: <reason>` for a message, from the field where a service puts its reason (or the whole
+ * body): one line of at most 120 characters; empty when there is nothing to say.
+ */
+export function bodyReason(res: HttpResponse, reason: unknown): string {
+  const text = typeof reason === 'string' ? reason : res.text;
+  const line = text.replace(/\s+/g, ' ').trim();
+  if (!line || line === '{}') return '';
+  return `: ${line.length > 120 ? `${line.slice(0, 117)}...` : line}`;
+}
+
+/**
+ * A peer that cannot be reached, hangs or speaks something else fails every request the same
+ * way: the first failure, in the order given (the order a person would check them), as
+ * `<request>: <cause>`; undefined when every request got an answer.
+ */
+export function firstRequestFailure(
+  requests: ReadonlyArray<readonly [string, PromiseSettledResult<HttpResponse>]>,
+): string | undefined {
+  const failed = requests.find(([, settled]) => settled.status === 'rejected');
+  return failed && `${failed[0]}: ${describeHttpFailure((failed[1] as PromiseRejectedResult).reason)}`;
+}
+
 /** Load undici ahead of the first request: a kind's `prepare` for HTTP checks. */
 export function loadHttpClient(): Promise<unknown> {
   return loadUndici();

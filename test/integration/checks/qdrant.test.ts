@@ -8,6 +8,7 @@ import { refusedPort, rawServer, silentServer } from '../../support/faults.js';
 import { runCheck, MARGIN_MS } from '../../support/run-check.js';
 import { dockerAvailable } from '../../support/docker.js';
 import { qdrantHttpDouble, qdrantPeer, type QdrantPeer } from '../../support/peers/qdrant.js';
+import { fetchHttp } from '../../../src/clients/http.js';
 
 // Budgets: a peer that answers gets a long one (the machine may be loaded, and these tests are
 // not about speed); a dead or hanging peer a short one, since failing within it is the point.
@@ -154,6 +155,20 @@ describe('qdrant check on states only the HTTP double of the public API can be p
     }
   });
 
+  it('the HTTP double, like Qdrant, takes the key as Authorization: Bearer and answers a wrong key with 401', async () => {
+    const peer = await qdrantHttpDouble({ apiKey: API_KEY, collections: seeds });
+    try {
+      const get = (headers: Record<string, string>) => fetchHttp({ url: `${peer.url}/collections`, headers, timeoutMs: 5000 });
+      expect((await get({ authorization: `Bearer ${API_KEY}` })).status).toBe(200);
+      expect((await get({ 'api-key': API_KEY })).status).toBe(200);
+      expect((await get({ authorization: 'Bearer wrong' })).status).toBe(401);
+      expect((await get({ 'api-key': 'wrong' })).status).toBe(401);
+      expect((await get({})).status).toBe(401);
+    } finally {
+      await peer.close();
+    }
+  });
+
   it('fails with "shards not ready" when /readyz answers 503 (HTTP double of the public API)', async () => {
     const peer = await qdrantHttpDouble({ collections: seeds, readiness: 'not-ready' });
     try {
@@ -161,17 +176,6 @@ describe('qdrant check on states only the HTTP double of the public API can be p
       expect(result.status).toBe('fail');
       expect(result.message).toMatch(/shards not ready \(\/readyz answered HTTP 503/);
       expect(result.details).toMatchObject({ readiness: 'not-ready', collectionCount: 1 });
-    } finally {
-      await peer.close();
-    }
-  });
-
-  it('falls back to /healthz on a server older than /readyz (HTTP double of the public API)', async () => {
-    const peer = await qdrantHttpDouble({ collections: seeds, readiness: 'no-readyz' });
-    try {
-      const result = await check({ url: peer.url, collections: ['memories'] });
-      expect(result.status, result.message).toBe('pass');
-      expect(result.details).toMatchObject({ readiness: 'ready', readinessEndpoint: '/healthz' });
     } finally {
       await peer.close();
     }

@@ -29,8 +29,8 @@ export interface QdrantPeerOptions {
 export interface QdrantDoubleOptions extends QdrantPeerOptions {
   /** Status per collection name (default green). */
   statuses?: Record<string, CollectionStatus>;
-  /** `not-ready`: /readyz answers 503; `no-readyz`: a server older than /readyz (404). */
-  readiness?: 'ready' | 'not-ready' | 'no-readyz';
+  /** `not-ready`: /readyz answers 503. */
+  readiness?: 'ready' | 'not-ready';
 }
 
 export interface QdrantPeer {
@@ -110,9 +110,12 @@ function answer(
 ): void {
   const path = new URL(req.url ?? '/', 'http://double').pathname;
   if (options.apiKey && !OPEN_PATHS.has(path)) {
-    const key = req.headers['api-key'];
+    // Qdrant reads the key from `api-key` or from `Authorization: Bearer`, and answers 401 to a
+    // missing key and to a wrong one alike.
+    const bearer = /^Bearer (.*)$/i.exec(req.headers.authorization ?? '')?.[1];
+    const key = req.headers['api-key'] ?? bearer;
     if (key === undefined) return sendText(res, 401, 'Must provide an API key or an Authorization bearer token');
-    if (key !== options.apiKey) return sendText(res, 403, 'Invalid API key or JWT');
+    if (key !== options.apiKey) return sendText(res, 401, 'Invalid API key or JWT');
   }
   if (req.method !== 'GET') return sendText(res, 405, '');
   const readiness = options.readiness ?? 'ready';
@@ -120,7 +123,7 @@ function answer(
     return sendJson(res, 200, { title: 'qdrant - vector search engine', version: DOUBLE_VERSION, commit: '0000000' });
   }
   if (path === '/healthz') return sendText(res, 200, 'healthz check passed');
-  if (path === '/livez' && readiness !== 'no-readyz') return sendText(res, 200, 'livez check passed');
+  if (path === '/livez') return sendText(res, 200, 'livez check passed');
   if (path === '/readyz' && readiness === 'ready') return sendText(res, 200, 'all shards are ready');
   if (path === '/readyz' && readiness === 'not-ready') return sendText(res, 503, 'some shards are not ready');
   if (path === '/collections') {

@@ -1,0 +1,49 @@
+// judge() of checks/opa.ts on answers shaped like OPA's public API: no server.
+import { describe, expect, it } from 'vitest';
+import { judge, type OpaFacts } from '../../checks/opa.js';
+import { HttpError, type HttpResponse } from '../../src/clients/http.js';
+
+function answer(status: number, body: unknown): PromiseSettledResult<HttpResponse> {
+  const text = typeof body === 'string' ? body : JSON.stringify(body);
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return { status: 'fulfilled', value: { status, headers: {}, body: Buffer.from(text), text, json, timings: { firstByteMs: 1, totalMs: 2.2 } } };
+}
+const rules = (over: Record<string, unknown> = {}) => ({ url: 'http://opa:8181', bundles: false, plugins: false, decisions: [], ...over }) as Parameters<typeof judge>[1];
+const healthy = (over: Partial<OpaFacts> = {}): OpaFacts => ({ health: [answer(200, {})], decisions: [], ...over });
+const deny = { path: 'soma/policy/allow', input: {}, expect: false };
+
+describe('opa judge', () => {
+  it('passes a healthy OPA whose decisions come back as expected', () => {
+    const v = judge(healthy({ decisions: [answer(200, { result: false })] }), rules({ decisions: [deny] }));
+    expect(v).toMatchObject({ status: 'pass', message: 'OPA healthy, 1 decision as expected' });
+    expect(v.details).toMatchObject({ latencyMs: 2, decisions: [{ path: 'soma/policy/allow', defined: true, result: false, matched: true }] });
+  });
+
+  it('fails a decision with another result, and one that is not loaded', () => {
+    expect(judge(healthy({ decisions: [answer(200, { result: true })] }), rules({ decisions: [deny] })).message).toBe(
+      'soma/policy/allow returned true, expected false',
+    );
+    expect(judge(healthy({ decisions: [answer(200, {})] }), rules({ decisions: [deny] })).message).toBe(
+      'policy path soma/policy/allow not loaded (no result)',
+    );
+  });
+
+  it('names the Rego reference and the API path of a decision alike', () => {
+    const v = judge(healthy({ decisions: [answer(200, { result: false })] }), rules({ decisions: [{ ...deny, path: 'data.soma.policy.allow' }] }));
+    expect(v.details?.decisions).toMatchObject([{ path: 'soma/policy/allow' }]);
+  });
+
+  it('fails bundles not activated, a token problem, and what is not OPA', () => {
+    const v = judge({ health: [answer(200, {}), answer(500, { error: 'not all bundles activated' })], decisions: [] }, rules({ bundles: true }));
+    expect(v.message).toBe('OPA at http://opa:8181: bundles not activated (HTTP 500: not all bundles activated)');
+    expect(judge(healthy({ health: [answer(401, { code: 'unauthorized' })] }), rules()).message).toBe('OPA requires a token (HTTP 401) and none is configured');
+    expect(judge(healthy({ health: [answer(200, '<html>')] }), rules()).message).toMatch(/^not an OPA API at http:\/\/opa:8181 \(GET \/health answered HTTP 200/);
+    const refused = { status: 'rejected', reason: new HttpError('connection refused on opa:8181', 'ECONNREFUSED') } as const;
+    expect(judge(healthy({ health: [refused] }), rules()).message).toBe('GET /health: connection refused on opa:8181');
+  });
+});
