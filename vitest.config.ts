@@ -3,6 +3,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // Builds dist/ first when a source is newer: tests of the CLI never run a stale build.
+    globalSetup: ['test/support/build.ts'],
     pool: 'forks',
     testTimeout: 30_000,
     hookTimeout: 60_000,
