@@ -67,7 +67,7 @@ beforeEach(() => {
 
 const verify = (...args: string[]) => runCli(args, { cwd: project.dir, timeoutMs: 30_000 });
 
-describe.each(['gen1', 'gen2'] as const)('a healthy %s stack', (gen) => {
+describe.each(['gen1', 'gen2'] as const)('a healthy %s stack (SomaStack service doubles)', (gen) => {
   it(`passes with generation: ${gen} set explicitly`, async () => {
     const result = await verify(gen, '--format', 'json');
     const report = reportOf(result);
@@ -111,7 +111,7 @@ describe.each(['gen1', 'gen2'] as const)('a healthy %s stack', (gen) => {
   });
 });
 
-describe('degraded and down', () => {
+describe('degraded and down (SomaStack service doubles)', () => {
   it('a degraded gateway (SomaBrain alone down) warns, exits 0, and exits 1 with --strict', async () => {
     gw1.set({ components: { somabrain_http: 'down' } });
     const result = await verify('gen1', '--only', 'gateway.*', '--format', 'json');
@@ -221,7 +221,7 @@ describe('degraded and down', () => {
   });
 });
 
-describe('metrics per generation', () => {
+describe('metrics per generation (SomaStack service doubles)', () => {
   it('gen1 SFM metrics assert api_requests_total; a gen2 SFM configured as gen1 fails on them', async () => {
     const ok = await verify('gen1', '--only', 'sfm.*', '--format', 'json');
     expect(checkOf(reportOf(ok), 'sfm.metrics')).toMatchObject({ status: 'pass' });
@@ -237,7 +237,7 @@ describe('metrics per generation', () => {
   });
 });
 
-describe('a rejected token', () => {
+describe('a rejected token (SomaStack service doubles)', () => {
   it.each(['json', 'junit', 'table'] as const)('SFM gen2 401 fails, and no token is printed (%s)', async (format) => {
     const result = await verify('wrong-token', '--format', format);
     expect(result.code).toBe(1);
