@@ -9,7 +9,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { z } from 'zod';
 import { defineCheck, type CheckOutcome } from '../src/check.js';
 import { httpUrlOption, tlsOption, tokenOption } from '../src/check-options.js';
-import { bodyReason, fetchHttp, firstRequestFailure, type HttpResponse, loadHttpClient } from '../src/clients/http.js';
+import { bodyReason, fetchHttp, firstRequestFailure, remainingBudget, type HttpResponse, loadHttpClient } from '../src/clients/http.js';
 import { isJsonObject } from '../src/conditions.js';
 import { maskCredentials } from '../src/redact.js';
 
@@ -43,14 +43,14 @@ export default defineCheck({
   target: (o) => maskCredentials(o.url),
   async run(o, ctx) {
     const where = baseOf(o.url);
-    const deadline = performance.now() + ctx.timeoutMs;
+    const left = remainingBudget(ctx.timeoutMs);
     const request = (method: 'GET' | 'POST', path: string, json?: unknown, maxBodyBytes?: number) =>
       fetchHttp({
         url: `${where}${path}`,
         method,
         json,
         headers: o.token ? { authorization: `Bearer ${o.token}` } : {},
-        timeoutMs: Math.max(1, Math.round(deadline - performance.now())),
+        timeoutMs: left(),
         signal: ctx.signal,
         tls: o.tls,
         maxBodyBytes,

@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { defineCheck, type CheckOutcome } from '../src/check.js';
 import { httpUrlOption, tlsOption } from '../src/check-options.js';
-import { bodyReason, fetchHttp, firstRequestFailure, type HttpResponse, loadHttpClient } from '../src/clients/http.js';
+import { bodyReason, fetchHttp, firstRequestFailure, remainingBudget, type HttpResponse, loadHttpClient } from '../src/clients/http.js';
 import { jsonField as field } from '../src/conditions.js';
 import { worse } from '../src/health-body.js';
 import { maskCredentials } from '../src/redact.js';
@@ -69,12 +69,12 @@ export default defineCheck({
   target: (o) => maskCredentials(o.url),
   async run(o, ctx) {
     const base = new URL(o.url);
-    const deadline = performance.now() + ctx.timeoutMs;
+    const left = remainingBudget(ctx.timeoutMs);
     const get = (path: string, maxBodyBytes?: number) =>
       fetchHttp({
         url: joinUrl(base, path),
         headers: o.apiKey ? { 'api-key': o.apiKey } : {},
-        timeoutMs: Math.max(1, Math.round(deadline - performance.now())),
+        timeoutMs: left(),
         signal: ctx.signal,
         tls: o.tls,
         maxBodyBytes,

@@ -76,6 +76,12 @@ export function firstRequestFailure(
   return failed && `${failed[0]}: ${describeHttpFailure((failed[1] as PromiseRejectedResult).reason)}`;
 }
 
+/** For requests that share one budget (a check's several requests): what is left of it, in ms. */
+export function remainingBudget(timeoutMs: number): () => number {
+  const deadline = performance.now() + timeoutMs;
+  return () => Math.max(1, Math.round(deadline - performance.now()));
+}
+
 /** Load undici ahead of the first request: a kind's `prepare` for HTTP checks. */
 export function loadHttpClient(): Promise<unknown> {
   return loadUndici();

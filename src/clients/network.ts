@@ -43,6 +43,16 @@ export function networkFailure(
   return undefined;
 }
 
+/** Why `parse` refuses `text` (its error message), or undefined when it reads it. */
+export function parseProblem(parse: (text: string) => unknown, text: string): string | undefined {
+  try {
+    parse(text);
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
 /** A TLS record (alert 0x15 or handshake 0x16, version 3.x): the peer speaks TLS. */
 export function isTlsRecord(bytes: Buffer | undefined): boolean {
   return !!bytes && bytes.length >= 2 && (bytes[0] === 0x15 || bytes[0] === 0x16) && bytes[1] === 0x03;

@@ -13,7 +13,14 @@ import type { Client, ClientConfig } from 'pg';
 import type { CheckContext } from '../check.js';
 import { abortable, CheckAborted } from '../abortable.js';
 import { loadPg } from '../lazy-modules.js';
-import { describeNetworkError, ForeignProtocolError, guardForeignBytes, previewForeignBytes, tlsServerName } from './network.js';
+import {
+  describeNetworkError,
+  ForeignProtocolError,
+  guardForeignBytes,
+  parseProblem,
+  previewForeignBytes,
+  tlsServerName,
+} from './network.js';
 
 export const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const;
 export type SslMode = (typeof SSL_MODES)[number];
@@ -32,14 +39,7 @@ export interface PgEndpoint {
 }
 
 /** Why a DSN cannot be used, without echoing it (it may hold a password); undefined when fine. */
-export function dsnProblem(dsn: string): string | undefined {
-  try {
-    parseDsn(dsn);
-    return undefined;
-  } catch (err) {
-    return (err as Error).message;
-  }
-}
+export const dsnProblem = (dsn: string): string | undefined => parseProblem(parseDsn, dsn);
 
 // Parsed here rather than handed to pg as `connectionString`: pg's parser lets the string override
 // any `ssl` we pass and maps sslmode differently from libpq (no `prefer` fallback), and the

@@ -24,6 +24,7 @@ import {
   ForeignProtocolError,
   guardForeignBytes,
   isTlsRecord,
+  parseProblem,
   previewForeignBytes,
   tlsServerName,
   type ByteGuard,
@@ -39,14 +40,7 @@ export interface RedisEndpoint {
 }
 
 /** Why a URL cannot be used, without echoing it (it may hold a password); undefined when fine. */
-export function redisUrlProblem(url: string): string | undefined {
-  try {
-    parseRedisUrl(url);
-    return undefined;
-  } catch (err) {
-    return (err as Error).message;
-  }
-}
+export const redisUrlProblem = (url: string): string | undefined => parseProblem(parseRedisUrl, url);
 
 export function parseRedisUrl(text: string): RedisEndpoint {
   if (!/^rediss?:\/\//i.test(text)) throw new Error('url must start with redis:// or rediss://');

@@ -3,7 +3,7 @@
 // change to either the judge or a preset shows here.
 import { describe, expect, it } from 'vitest';
 import { judge, probe } from '../../checks/health.js';
-import type { HttpResponse } from '../../src/clients/http.js';
+import { httpAnswer } from '../support/http-answer.js';
 import { sfm } from '../../src/stack/sfm.js';
 import { somabrain } from '../../src/stack/somabrain.js';
 import { gateway } from '../../src/stack/gateway.js';
@@ -11,16 +11,7 @@ import type { HttpServiceModel } from '../../src/stack/spec.js';
 
 type Probe = ReturnType<typeof probe.parse>;
 
-function answer(status: number, body: unknown): HttpResponse {
-  const text = typeof body === 'string' ? body : JSON.stringify(body);
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status, headers: {}, body: Buffer.from(text), text, json, timings: { firstByteMs: 1, totalMs: 2 } };
-}
+const answer = (status: number, body: unknown) => httpAnswer(status, body);
 
 /** The probe the stack model hands the health kind for one service and generation. */
 function presetOf(model: HttpServiceModel, generation: 'gen1' | 'gen2', token?: string): Probe {

@@ -2,18 +2,9 @@
 import { describe, expect, it } from 'vitest';
 import { judge } from '../../checks/http.js';
 import { condition } from '../../src/conditions.js';
-import type { HttpResponse } from '../../src/clients/http.js';
+import { httpAnswer } from '../support/http-answer.js';
 
-function answer(status: number, body: unknown, totalMs = 12.34): HttpResponse {
-  const text = typeof body === 'string' ? body : JSON.stringify(body);
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status, headers: {}, body: Buffer.from(text), text, json, timings: { firstByteMs: 5.55, totalMs } };
-}
+const answer = (status: number, body: unknown, totalMs = 12.34) => httpAnswer(status, body, { totalMs, firstByteMs: 5.55 });
 const rules = (over: Partial<Parameters<typeof judge>[1]> = {}) => ({ expectStatus: [200], conditions: [], ...over });
 
 describe('http judge', () => {

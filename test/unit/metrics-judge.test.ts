@@ -1,11 +1,9 @@
 // judge() of checks/metrics.ts on /metrics answers built by hand: no server.
 import { describe, expect, it } from 'vitest';
 import { judge } from '../../checks/metrics.js';
-import type { HttpResponse } from '../../src/clients/http.js';
+import { httpAnswer } from '../support/http-answer.js';
 
-function answer(status: number, text: string): HttpResponse {
-  return { status, headers: { 'content-type': 'text/plain; version=0.0.4' }, body: Buffer.from(text), text, json: undefined, timings: { firstByteMs: 1, totalMs: 2 } };
-}
+const answer = (status: number, text: string) => httpAnswer(status, text, { headers: { 'content-type': 'text/plain; version=0.0.4' } });
 const exposition = [
   '# TYPE api_requests_total counter',
   'api_requests_total{path="/health",status="200"} 3',

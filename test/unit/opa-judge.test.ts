@@ -1,18 +1,10 @@
 // judge() of checks/opa.ts on answers shaped like OPA's public API: no server.
 import { describe, expect, it } from 'vitest';
 import { judge, type OpaFacts } from '../../checks/opa.js';
-import { HttpError, type HttpResponse } from '../../src/clients/http.js';
+import { HttpError } from '../../src/clients/http.js';
+import { settledAnswer } from '../support/http-answer.js';
 
-function answer(status: number, body: unknown): PromiseSettledResult<HttpResponse> {
-  const text = typeof body === 'string' ? body : JSON.stringify(body);
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: 'fulfilled', value: { status, headers: {}, body: Buffer.from(text), text, json, timings: { firstByteMs: 1, totalMs: 2.2 } } };
-}
+const answer = (status: number, body: unknown) => settledAnswer(status, body, { totalMs: 2.2 });
 const rules = (over: Record<string, unknown> = {}) => ({ url: 'http://opa:8181', bundles: false, plugins: false, decisions: [], ...over }) as Parameters<typeof judge>[1];
 const healthy = (over: Partial<OpaFacts> = {}): OpaFacts => ({ health: [answer(200, {})], decisions: [], ...over });
 const deny = { path: 'soma/policy/allow', input: {}, expect: false };

@@ -2,17 +2,9 @@
 import { describe, expect, it } from 'vitest';
 import { judge, type QdrantFacts } from '../../checks/qdrant.js';
 import { HttpError, type HttpResponse } from '../../src/clients/http.js';
+import { settledAnswer } from '../support/http-answer.js';
 
-function answer(status: number, body: unknown): PromiseSettledResult<HttpResponse> {
-  const text = typeof body === 'string' ? body : JSON.stringify(body);
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: 'fulfilled', value: { status, headers: {}, body: Buffer.from(text), text, json, timings: { firstByteMs: 1, totalMs: 3.4 } } };
-}
+const answer = (status: number, body: unknown) => settledAnswer(status, body, { totalMs: 3.4 });
 const collection = (status: string, vectors: unknown = { size: 768, distance: 'Cosine' }) =>
   answer(200, { result: { status, points_count: 5, indexed_vectors_count: 0, segments_count: 2, config: { params: { vectors } } }, status: 'ok' });
 const facts = (over: Partial<QdrantFacts> = {}): QdrantFacts => ({
