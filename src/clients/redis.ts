@@ -92,8 +92,9 @@ export function parseInfo(text: string): Map<string, string> {
 
 // A first reply starts with a RESP2 or RESP3 type byte.
 const RESP_FIRST_BYTES = new Set([...'+-:$*_,#!=(%~>|'].map((c) => c.charCodeAt(0)));
-// The most a connection may carry: INFO answers are a few kilobytes.
-const REDIS_MAX_BYTES = 4 * 1024 * 1024;
+// The most a connection may carry: INFO answers are a few kilobytes. Kept small because the RESP
+// parser rescans a reply that has not ended for each new chunk: a flood costs it quadratic time.
+const REDIS_MAX_BYTES = 1024 * 1024;
 
 export async function queryRedis(ep: RedisEndpoint, tlsOption: TlsOption | undefined, ctx: CheckContext): Promise<RedisFacts> {
   const facts: RedisFacts = { host: ep.host, port: ep.port, db: ep.db, tls: ep.tls };
