@@ -208,7 +208,7 @@ export async function explainFailure(err: unknown, f: FailureContext): Promise<s
       return `no answer from ${formatBroker(silent.seed)} within ${f.budget.requestTimeoutMs} ms`;
     }
     const refused = pick('refused');
-    if (refused) return `connection refused on ${formatBroker(refused.seed)}`;
+    if (refused) return describeNetworkError('ECONNREFUSED', formatBroker(refused.seed), refused.seed.host)!;
     const broken = pick('error');
     if (broken && broken.verdict.kind === 'error') return `cannot talk to ${formatBroker(broken.seed)}: ${broken.verdict.reason}`;
     // The probe got a Kafka answer: the failure was kafkajs' own, report it as it is.
