@@ -29,7 +29,7 @@ type Exchange =
 /** Connect, send `payload`, and report what came back first (bytes, close, silence, error). */
 function exchange(
   address: BrokerAddress,
-  tls: { ca?: Buffer; rejectUnauthorized: boolean } | undefined,
+  tls: KafkaTls | undefined,
   payload: Buffer,
   timeoutMs: number,
   signal: AbortSignal,
@@ -78,7 +78,7 @@ function exchange(
  */
 async function probePeer(
   address: BrokerAddress,
-  tls: { ca?: Buffer; rejectUnauthorized: boolean } | undefined,
+  tls: KafkaTls | undefined,
   timeoutMs: number,
   signal: AbortSignal,
 ): Promise<ProbeVerdict> {
@@ -134,7 +134,7 @@ interface FailureContext {
   cut: CutConnection | undefined;
   phase: string;
   seeds: BrokerAddress[];
-  tlsOptions: { ca?: Buffer; rejectUnauthorized: boolean } | undefined;
+  tlsOptions: KafkaTls | undefined;
   errorLogs: Array<{ message: string; broker?: string }>;
   budget: KafkaBudget;
   deadline: number;
