@@ -7,9 +7,16 @@ import { isIP, type Socket } from 'node:net';
 /** A failure to reach or understand a peer, sorted so that callers can word and count it. */
 export type FailureKind = 'refused' | 'unresolved' | 'unreachable' | 'timeout' | 'tls' | 'foreign-protocol' | 'auth';
 
+/** The host of a URL as sockets take it: an IPv6 literal without its brackets. */
+export function socketHost(url: URL): string {
+  return unbracket(url.hostname);
+}
+
+const unbracket = (host: string) => host.replace(/^\[|\]$/g, '');
+
 /** True for an IPv4 or IPv6 literal (brackets allowed): TLS then sends no server name. */
 export function isIpAddress(host: string): boolean {
-  return isIP(host.replace(/^\[|\]$/g, '')) !== 0;
+  return isIP(unbracket(host)) !== 0;
 }
 
 /** `servername` for a TLS connection: a host name, never an IP literal (RFC 6066). */

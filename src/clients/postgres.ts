@@ -19,6 +19,7 @@ import {
   guardForeignBytes,
   parseProblem,
   previewForeignBytes,
+  socketHost,
   tlsServerName,
 } from './network.js';
 
@@ -65,7 +66,7 @@ export function parseDsn(dsn: string): PgEndpoint {
   const resolvedUser = user || process.env.PGUSER || process.env.USER || 'postgres';
   return {
     // `host` in the query names a unix socket directory (libpq), e.g. ?host=/var/run/postgresql
-    host: q.get('host') ?? (url.hostname.replace(/^\[|\]$/g, '') || 'localhost'),
+    host: q.get('host') ?? (socketHost(url) || 'localhost'),
     port,
     user: resolvedUser,
     password,

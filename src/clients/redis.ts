@@ -26,6 +26,7 @@ import {
   isTlsRecord,
   parseProblem,
   previewForeignBytes,
+  socketHost,
   tlsServerName,
   type ByteGuard,
 } from './network.js';
@@ -54,7 +55,7 @@ export function parseRedisUrl(text: string): RedisEndpoint {
   const dbText = url.pathname.replace(/^\//, '') || url.searchParams.get('db') || '0';
   if (!/^\d+$/.test(dbText)) throw new Error('url path must be a db index, e.g. redis://host:6379/0');
   return {
-    host: url.hostname.replace(/^\[|\]$/g, '') || 'localhost',
+    host: socketHost(url) || 'localhost',
     port,
     username: url.username ? decodeURIComponent(url.username) : undefined,
     password: url.password ? decodeURIComponent(url.password) : undefined,
