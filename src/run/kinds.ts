@@ -39,6 +39,10 @@ export class KindRegistry {
       const problem = describeShapeProblem(kind);
       if (problem) throw new ConfigError([`${where}: ${path} ${problem}`]);
       const checkKind = kind as CheckKind;
+      // A plugin must not silently replace a built-in: the report would say "postgres" for a
+      // check the user never reviewed.
+      if (Object.hasOwn(BUILT_IN, checkKind.kind))
+        throw new ConfigError([`${where}: ${path} defines kind "${checkKind.kind}", which is a built-in kind: give the plugin another name`]);
       if (plugins.has(checkKind.kind)) throw new ConfigError([`${where}: kind "${checkKind.kind}" is defined twice`]);
       plugins.set(checkKind.kind, checkKind);
     }
@@ -50,13 +54,13 @@ export class KindRegistry {
   }
 
   has(name: string): boolean {
-    return this.plugins.has(name) || name in BUILT_IN;
+    return this.plugins.has(name) || Object.hasOwn(BUILT_IN, name);
   }
 
   get(name: string): Promise<CheckKind> {
     const plugin = this.plugins.get(name);
     if (plugin) return Promise.resolve(plugin);
-    const load = BUILT_IN[name];
+    const load = Object.hasOwn(BUILT_IN, name) ? BUILT_IN[name] : undefined;
     if (!load) return Promise.reject(new Error(`unknown check kind "${name}"`));
     let pending = this.loaded.get(name);
     if (!pending) {
