@@ -162,11 +162,14 @@ function safeDecode(text: string): string {
 }
 
 /**
- * A check that shortens a body it quotes may cut a secret in two, leaving its start before the
- * ellipsis. Mask such a start (4 characters or more) when it ends the text or meets "..." / "…".
+ * A check that shortens a body it quotes may cut a secret in two, leaving its start at the end.
+ * Mask such a start (4 characters or more) where a cut is likely: before "..." / "…", or at the
+ * end of a long quoted text (a body cut at a fixed length), not at the end of every short message.
  */
+const CUT_TEXT_MIN_LENGTH = 100;
 function maskCutSecret(text: string, secrets: string[]): string {
   const cut = /(?:\.\.\.|…)?["'\s]*$/.exec(text)!;
+  if (!/\.\.\.|…/.test(cut[0]) && text.length < CUT_TEXT_MIN_LENGTH) return text;
   const before = text.slice(0, cut.index);
   const tail = before.slice(-4);
   for (const s of secrets) {
