@@ -29,22 +29,20 @@ export async function buildPlan(
   const problems: string[] = [];
   const seen = new Map<string, string>();
   const plan: PlannedCheck[] = [];
-  for (const spec of specs) {
+  // Every schema answers concurrently: a plugin's schema that hangs costs its timeout once, not
+  // once per check.
+  const validations = specs.map((spec) => (kinds.has(spec.kind) ? validateSpec(spec, kinds, spec.timeoutMs ?? defaultTimeoutMs) : undefined));
+  for (const [i, spec] of specs.entries()) {
     const earlier = seen.get(spec.id);
     if (earlier) problems.push(`${spec.source}.id: "${spec.id}" is already used by ${earlier}`);
     seen.set(spec.id, spec.source);
-    if (!kinds.has(spec.kind)) {
+    const validation = validations[i];
+    if (!validation) {
       problems.push(`${spec.source}.kind: unknown check kind "${spec.kind}" (known: ${kinds.names().join(', ')})`);
       continue;
     }
-    const kind = await kinds.get(spec.kind);
-    const timeoutMs = spec.timeoutMs ?? defaultTimeoutMs;
+    const { kind, timeoutMs, validated } = await validation;
     const planned = { id: spec.id, checkKind: kind, service: spec.service, timeoutMs, dependsOn: spec.dependsOn ?? [] };
-    // A plugin's schema may hang or throw: bound it by the check's timeout, and make it a failed
-    // check of the report rather than a process that never ends.
-    const validated = await settleWithin(() => kind.options['~standard'].validate(spec.options), timeoutMs).catch(
-      (err: unknown) => `its options schema threw: ${(err as Error)?.message ?? String(err)}`,
-    );
     if (typeof validated === 'string' || !validated.done) {
       const why = typeof validated === 'string' ? validated : `its options schema did not answer within ${timeoutMs} ms`;
       plan.push({ ...planned, options: undefined, target: '-', problem: `the ${spec.kind} check cannot run: ${why}` });
@@ -66,6 +64,18 @@ export async function buildPlan(
   if (cycle) problems.push(`dependsOn forms a cycle: ${cycle.join(' -> ')}`);
   if (problems.length) throw new ConfigError(problems);
   return plan;
+}
+
+/**
+ * A spec's options through its kind's schema. A plugin's schema may hang or throw: it is bounded
+ * by the check's timeout and becomes a failed check of the report, not a process that never ends.
+ */
+async function validateSpec(spec: CheckSpec, kinds: KindRegistry, timeoutMs: number) {
+  const kind = await kinds.get(spec.kind);
+  const validated = await settleWithin(() => kind.options['~standard'].validate(spec.options), timeoutMs).catch(
+    (err: unknown) => `its options schema threw: ${(err as Error)?.message ?? String(err)}`,
+  );
+  return { kind, timeoutMs, validated };
 }
 
 /** Where a check looks; a plugin's `target` that throws or answers no string must not end the run. */

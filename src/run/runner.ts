@@ -122,6 +122,15 @@ async function prepareKinds(plan: PlannedCheck[], deadline: number, stop: AbortS
  * Resolves { done: true, value } or { done: false }; rejects with what `start` threw or rejected.
  */
 export function settleWithin<T>(start: () => T | Promise<T>, ms: number, stop?: AbortSignal): Promise<{ done: true; value: T } | { done: false }> {
+  let started: T | Promise<T>;
+  try {
+    started = start();
+  } catch (err) {
+    return Promise.reject(err ?? new Error(String(err)));
+  }
+  // A synchronous answer (a zod schema) needs no timer.
+  if (!(started instanceof Promise) && typeof (started as { then?: unknown })?.then !== 'function')
+    return Promise.resolve({ done: true, value: started as T });
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => end({ done: false }), ms);
     const onStop = () => end({ done: false });
@@ -133,11 +142,7 @@ export function settleWithin<T>(start: () => T | Promise<T>, ms: number, stop?: 
       else resolve(value);
     };
     if (stop?.aborted) return end({ done: false });
-    try {
-      Promise.resolve(start()).then((value) => end({ done: true, value }), (err) => end({ done: false }, err ?? new Error(String(err))));
-    } catch (err) {
-      end({ done: false }, err ?? new Error(String(err)));
-    }
+    Promise.resolve(started).then((value) => end({ done: true, value }), (err) => end({ done: false }, err ?? new Error(String(err))));
   });
 }
 
