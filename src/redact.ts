@@ -182,10 +182,13 @@ function maskCutSecret(text: string, secrets: string[]): string {
 }
 
 const SECRET_KEY = /(token|password|passwd|secret|api[-_]?key|auth|credential|cookie|session|signature)/i;
+// A name that ends in the word "key": PRIVATE_KEY, SFM_KEY, x-api-key, clientKey (not "monkey").
+const KEY_SUFFIX = /(?:^|[_.-])key$/i;
+const CAMEL_KEY_SUFFIX = /[a-z0-9]Key$/;
 
 /** Whether a field or variable name says its value is a secret (SFM_TOKEN, password, apiKey, X-Auth...). */
 export function isSecretName(name: string): boolean {
-  return SECRET_KEY.test(name);
+  return SECRET_KEY.test(name) || KEY_SUFFIX.test(name) || CAMEL_KEY_SUFFIX.test(name);
 }
 
 /**

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { learnSecrets, maskCredentials, Redactor } from '../../src/redact.js';
+import { isSecretName, learnSecrets, maskCredentials, Redactor } from '../../src/redact.js';
 
 describe('maskCredentials', () => {
   it('masks the password of DSNs and URLs but keeps the user, host and database', () => {
@@ -122,5 +122,20 @@ describe('Redactor: every form a server may echo (issue 7)', () => {
     const r = new Redactor();
     learnSecrets(r, { services: { sfm: { token: 'ab' } } });
     expect(r.tooShort).toEqual(['services.sfm.token']);
+  });
+});
+
+describe('secret names (issue 7)', () => {
+  it('a secret-named variable is a secret wherever it is put: *_KEY, *Key, *auth*, *signature*', async () => {
+    const { interpolate } = await import('../../src/config/interpolate.js');
+    const env = { PRIVATE_KEY: 'pk-value-1', SFM_KEY: 'sfm-key-2', X_AUTH: 'xauth-3', SAS_SIGNATURE: 'sas-4', REGION: 'eu-west' };
+    const { secrets } = interpolate(
+      { url: 'https://${REGION}.h/${PRIVATE_KEY}/x?a=${SFM_KEY}', headers: { A: '${X_AUTH}' }, s: '${SAS_SIGNATURE}' },
+      env,
+    );
+    expect(secrets.map((s) => s.name).sort()).toEqual(['PRIVATE_KEY', 'SAS_SIGNATURE', 'SFM_KEY', 'X_AUTH']);
+    expect(isSecretName('clientKey')).toBe(true);
+    expect(isSecretName('monkey')).toBe(false);
+    expect(isSecretName('REGION')).toBe(false);
   });
 });
