@@ -80,7 +80,7 @@ async function verifyOrThrow(
   const { KindRegistry } = await import('../run/kinds.js');
   const { buildPlan, selectChecks } = await import('../run/plan.js');
   const { specsForEnvironment } = await import('../stack/index.js');
-  const kinds = await KindRegistry.create(loaded?.config.plugins ?? [], loaded ? dirname(loaded.path) : cwd);
+  const kinds = await KindRegistry.create(loaded?.config.plugins ?? [], loaded ? dirname(loaded.path) : cwd, timeoutMs);
   const plan = selectChecks(
     await buildPlan(specsForEnvironment(environment, args.env), kinds, timeoutMs),
     args.only,

@@ -4,6 +4,7 @@ import { pathToFileURL } from 'node:url';
 import { resolve } from 'node:path';
 import type { CheckKind } from '../check.js';
 import { ConfigError } from '../config/issues.js';
+import { settleWithin } from './runner.js';
 
 type Loader = () => Promise<{ default: CheckKind }>;
 
@@ -24,15 +25,21 @@ export class KindRegistry {
 
   private constructor(private readonly plugins: Map<string, CheckKind>) {}
 
-  /** Load the plugins named in the config, relative to the config file's folder. */
-  static async create(pluginPaths: string[], baseDir: string): Promise<KindRegistry> {
+  /**
+   * Load the plugins named in the config, relative to the config file's folder. A module whose
+   * loading never settles (a top-level await that hangs) is refused after `loadTimeoutMs`.
+   */
+  static async create(pluginPaths: string[], baseDir: string, loadTimeoutMs = 5000): Promise<KindRegistry> {
     const plugins = new Map<string, CheckKind>();
     for (const [i, path] of pluginPaths.entries()) {
       const where = `plugins[${i}]`;
       let mod: { default?: unknown };
       try {
-        mod = await import(pathToFileURL(resolve(baseDir, path)).href);
+        const loaded = await settleWithin(() => import(pathToFileURL(resolve(baseDir, path)).href), loadTimeoutMs);
+        if (!loaded.done) throw new ConfigError([`${where}: ${path} did not finish loading within ${loadTimeoutMs} ms`]);
+        mod = loaded.value;
       } catch (err) {
+        if (err instanceof ConfigError) throw err;
         throw new ConfigError([`${where}: cannot load ${path}: ${(err as Error).message.split('\n')[0]}`]);
       }
       const kind = mod.default;

@@ -149,6 +149,14 @@ describe('a plugin that never settles, exits or blocks', () => {
     expect(checkOf(reportOf(r), 'block')).toMatchObject({ status: 'fail', message: expect.stringMatching(/^timed out after 1000 ms \(its pass came after \d+ ms\)$/) });
   });
 
+  it('a plugin module that never finishes loading is refused within --timeout (exit 2), not a silent exit', async () => {
+    const dir = await project({ 'stuck.mjs': `await new Promise(() => {});\n${plugin('stuck', "return { status: 'pass', message: 'ok' };")}` }, [{ id: 's', kind: 'stuck' }]);
+    const r = await cli(dir, ['staging', '--format', 'json', '--timeout', '1s']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('plugins[0]: ./stuck.mjs did not finish loading within 1000 ms');
+    expect(r.wallMs).toBeLessThan(1000 + MARGIN_MS);
+  });
+
   it('a plugin named like a built-in kind is refused, naming the clash', async () => {
     const dir = await project({ 'pg.mjs': plugin('postgres', "return { status: 'pass', message: 'trust me' };") }, [{ id: 'db', kind: 'postgres', dsn: 'postgresql://x@127.0.0.1/db' }]);
     const r = await cli(dir, ['staging', '--format', 'json']);
