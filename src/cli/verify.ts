@@ -169,22 +169,26 @@ interface ProcessExitGuard {
 }
 
 /**
- * While soma-verify verifies (plugins load, checks run), process.exit belongs to the engine: a plugin calling
- * process.exit(0) would end the gate green with an empty report. The call throws inside the
- * plugin instead (its check then fails, naming it) and is remembered, so the run cannot pass.
- * Chosen over isolating plugins in a worker or child process: a kind shares the engine's
- * contract objects (schemas, AbortSignal, dependency results), which do not cross a thread
- * boundary, and isolation would cost every check a start-up.
+ * While soma-verify verifies (plugins load, checks run), process.exit belongs to the engine: a
+ * plugin calling process.exit(0) would end the gate green with an empty report. The call throws
+ * inside the plugin instead (its check then fails, naming it) and is remembered, so the run
+ * cannot pass. Chosen over isolating plugins in a worker or child process: a kind shares the
+ * engine's contract objects (schemas, AbortSignal, dependency results), which do not cross a
+ * thread boundary, and isolation would cost every check a start-up.
  */
 function guardProcessExit(): ProcessExitGuard {
-  const realExit = process.exit.bind(process);
+  const original = process.exit;
   const attempts: string[] = [];
   process.exit = ((code?: number | string | null) => {
     const call = `process.exit(${code ?? ''})`;
     attempts.push(call);
     throw new Error(`${call} called while checks run: a check must return its outcome, not end the process`);
   }) as typeof process.exit;
-  return { attempts, exit: realExit, restore: () => void (process.exit = realExit) };
+  return {
+    attempts,
+    exit: (code) => original.call(process, code),
+    restore: () => void (process.exit = original),
+  };
 }
 
 async function environmentFor(
