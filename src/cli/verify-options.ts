@@ -38,7 +38,8 @@ const PARSE_ARGS_OPTIONS = Object.fromEntries(
 export const USAGE = '$0 [env]\n\nVerify that a SomaStack deployment really works. `local` needs no config.';
 export const EPILOG =
   'Exit codes: 0 all passed (warnings pass unless --strict), 1 a check failed, 2 usage or\n' +
-  'configuration error, 3 the --wait deadline passed, 130 interrupted.';
+  'configuration error, 3 the --wait deadline passed, 128+n stopped by signal n (130 Ctrl-C,\n' +
+  '143 SIGTERM, 129 SIGHUP), with the report of what ran.';
 
 export const HELP_FLAGS = new Set(['--help', '-h']);
 export const VERSION_FLAGS = new Set(['--version', '-V']);

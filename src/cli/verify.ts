@@ -1,11 +1,12 @@
 // The verification pipeline: config -> environment -> plan -> run -> redact -> report.
 import { dirname } from 'node:path';
+import { constants } from 'node:os';
 import type { CheckResult } from '../check.js';
 import { ConfigError, validate } from '../config/issues.js';
 import { findConfigFile, loadConfig, type LoadedConfig } from '../config/load.js';
 import { parseDuration } from '../config/duration.js';
 import { SecretError } from '../config/secrets.js';
-import { learnSecrets, Redactor } from '../redact.js';
+import { learnSecrets, MIN_SECRET_LENGTH, Redactor } from '../redact.js';
 import { EXIT } from './exit.js';
 
 export interface VerifyArgs {
@@ -33,8 +34,9 @@ export async function verify(args: VerifyArgs, cwd = process.cwd(), env = proces
   const onStray = (err: unknown) => say(`soma-verify: error outside a check: ${(err as Error)?.stack ?? String(err)}`);
   process.on('uncaughtException', onStray);
   process.on('unhandledRejection', onStray);
+  const exitGuard = guardProcessExit();
   try {
-    return await verifyOrThrow(args, cwd, env, redactor, say);
+    return await verifyOrThrow(args, cwd, env, redactor, say, exitGuard);
   } catch (err) {
     if (err instanceof ConfigError) {
       for (const problem of err.problems) say(`soma-verify: ${problem}`);
@@ -49,6 +51,7 @@ export async function verify(args: VerifyArgs, cwd = process.cwd(), env = proces
   } finally {
     process.off('uncaughtException', onStray);
     process.off('unhandledRejection', onStray);
+    exitGuard.restore();
   }
 }
 
@@ -58,22 +61,26 @@ async function verifyOrThrow(
   env: NodeJS.ProcessEnv,
   redactor: Redactor,
   say: (line: string) => void,
+  exitGuard: ProcessExitGuard,
 ): Promise<number> {
   const configPath = findConfigFile(cwd, args.config);
   const loaded = configPath ? await loadConfig(configPath, env) : undefined;
-  for (const secret of loaded?.secrets ?? []) redactor.add(secret);
+  for (const secret of loaded?.secrets ?? []) redactor.add(secret.value, `\${${secret.name}}`);
   const timeoutMs = durationArg('--timeout', args.timeout) ?? loaded?.config.defaults.timeout ?? DEFAULTS.timeoutMs;
   const deadlineMs = durationArg('--deadline', args.deadline) ?? loaded?.config.defaults.deadline ?? DEFAULTS.deadlineMs;
   const concurrency = args.concurrency ?? loaded?.config.defaults.concurrency ?? DEFAULTS.concurrency;
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new ConfigError([`--concurrency: expected a whole number of at least 1`]);
 
   const environment = await environmentFor(args.env, loaded, cwd, env, redactor, say, args.verbose);
-  learnSecrets(redactor, environment);
+  learnSecrets(redactor, environment, '', `environments.${args.env}`);
+  // Named, never shown: the user must know a secret of theirs cannot be masked.
+  for (const name of redactor.tooShort)
+    say(`soma-verify: warning: the secret in ${name} is shorter than ${MIN_SECRET_LENGTH} characters, too short to mask: it may appear in the output`);
 
   const { KindRegistry } = await import('../run/kinds.js');
   const { buildPlan, selectChecks } = await import('../run/plan.js');
   const { specsForEnvironment } = await import('../stack/index.js');
-  const kinds = await KindRegistry.create(loaded?.config.plugins ?? [], loaded ? dirname(loaded.path) : cwd);
+  const kinds = await KindRegistry.create(loaded?.config.plugins ?? [], loaded ? dirname(loaded.path) : cwd, timeoutMs);
   const plan = selectChecks(
     await buildPlan(specsForEnvironment(environment, args.env), kinds, timeoutMs),
     args.only,
@@ -82,22 +89,15 @@ async function verifyOrThrow(
   if (plan.length === 0) throw new ConfigError([`environment "${args.env}" has no checks to run${args.only.length || args.skip.length ? ' after --only/--skip' : ''}`]);
 
   if (args.list) {
-    // Redact values before rendering: a table may wrap a secret, JSON may escape it.
-    const rows = redactor.value(
-      plan.map((c) => ({ id: c.id, kind: c.kind.kind, service: c.service, target: c.target, timeoutMs: c.timeoutMs, dependsOn: c.dependsOn })),
-    );
+    // Redact before rendering (a table may wrap a secret, JSON may escape it), and only the
+    // target: ids and kinds are the plan's structure.
+    const rows = plan.map((c) => ({ id: c.id, kind: c.checkKind.kind, service: c.service, target: redactor.text(c.target), timeoutMs: c.timeoutMs, dependsOn: c.dependsOn }));
     const text = args.format === 'json' ? `${JSON.stringify({ env: args.env, checks: rows }, null, 2)}\n` : await listTable(rows);
     await emit(text, args.output);
     return EXIT.ok;
   }
 
-  const interrupt = new AbortController();
-  const onSigint = () => {
-    if (interrupt.signal.aborted) process.exit(EXIT.interrupted);
-    say('soma-verify: interrupted, stopping running checks (Ctrl-C again to quit at once)');
-    interrupt.abort();
-  };
-  process.on('SIGINT', onSigint);
+  const stopper = stopOnSignals(say, exitGuard);
   const progress = args.verbose || process.stderr.isTTY;
   const { runPlan } = await import('../run/runner.js');
   const startedAt = new Date();
@@ -106,20 +106,89 @@ async function verifyOrThrow(
   const results = await runPlan(plan, {
     concurrency,
     deadlineMs,
-    signal: interrupt.signal,
-    onResult: progress ? (r: CheckResult) => say(`  ${r.status.padEnd(4)} ${r.id} (${Math.round(r.durationMs)} ms) ${r.message}`) : undefined,
+    signal: stopper.signal,
+    onResult: progress ? (r: CheckResult) => process.stderr.write(`  ${r.status.padEnd(4)} ${r.id} (${Math.round(r.durationMs)} ms) ${redactor.result(r).message}\n`) : undefined,
     log: args.verbose ? say : undefined,
   });
-  process.off('SIGINT', onSigint);
 
   const { buildReport } = await import('../report/report.js');
   const { rendererFor } = await import('../report/index.js');
-  const report = redactor.value(buildReport(args.env, startedAt, performance.now() - started, results, args.strict));
+  // The exit status comes from the results as the checks gave them; masking touches only the
+  // free text of what is printed.
+  const report = buildReport(args.env, startedAt, performance.now() - started, results, args.strict);
+  const printed = { ...report, checks: report.checks.map((c) => redactor.result(c)) };
   const color = args.format === 'table' && !args.output && !!process.stdout.isTTY && !process.env.NO_COLOR;
   const render = await rendererFor(args.format);
-  await emit(render(report, { color, strict: args.strict }), args.output);
-  if (interrupt.signal.aborted) return EXIT.interrupted;
+  await emit(render(printed, { color, strict: args.strict }), args.output);
+  stopper.dispose();
+  if (stopper.received) return 128 + constants.signals[stopper.received];
+  if (exitGuard.attempts.length) {
+    say(`soma-verify: a check called ${exitGuard.attempts.join(', ')} while the checks ran: the run fails`);
+    return EXIT.failed;
+  }
   return report.status === 'fail' ? EXIT.failed : EXIT.ok;
+}
+
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+/**
+ * SIGINT (Ctrl-C), SIGTERM (how CI cancels a job) and SIGHUP (a closed terminal) stop the run:
+ * running checks are cut and fail, the report is still printed, and the exit status is 128+n.
+ * A second signal quits at once.
+ */
+function stopOnSignals(say: (line: string) => void, exitGuard: ProcessExitGuard) {
+  const controller = new AbortController();
+  const state = {
+    signal: controller.signal,
+    received: undefined as (typeof STOP_SIGNALS)[number] | undefined,
+    dispose: () => {
+      for (const name of STOP_SIGNALS) process.off(name, handlers[name]);
+    },
+  };
+  const handlers = Object.fromEntries(
+    STOP_SIGNALS.map((name) => [
+      name,
+      () => {
+        if (state.received) exitGuard.exit(128 + constants.signals[name]);
+        state.received = name;
+        say(`soma-verify: ${name === 'SIGINT' ? 'interrupted' : `${name} received`}, stopping running checks (again to quit at once)`);
+        controller.abort(name);
+      },
+    ]),
+  ) as Record<(typeof STOP_SIGNALS)[number], () => void>;
+  for (const name of STOP_SIGNALS) process.on(name, handlers[name]);
+  return state;
+}
+
+interface ProcessExitGuard {
+  /** What the checks tried, e.g. "process.exit(0)". */
+  attempts: string[];
+  /** The real process.exit, for the engine itself. */
+  exit(code: number): never;
+  restore(): void;
+}
+
+/**
+ * While soma-verify verifies (plugins load, checks run), process.exit belongs to the engine: a
+ * plugin calling process.exit(0) would end the gate green with an empty report. The call throws
+ * inside the plugin instead (its check then fails, naming it) and is remembered, so the run
+ * cannot pass. Chosen over isolating plugins in a worker or child process: a kind shares the
+ * engine's contract objects (schemas, AbortSignal, dependency results), which do not cross a
+ * thread boundary, and isolation would cost every check a start-up.
+ */
+function guardProcessExit(): ProcessExitGuard {
+  const original = process.exit;
+  const attempts: string[] = [];
+  process.exit = ((code?: number | string | null) => {
+    const call = `process.exit(${code ?? ''})`;
+    attempts.push(call);
+    throw new Error(`${call} called while checks run: a check must return its outcome, not end the process`);
+  }) as typeof process.exit;
+  return {
+    attempts,
+    exit: (code) => original.call(process, code),
+    restore: () => void (process.exit = original),
+  };
 }
 
 async function environmentFor(
@@ -137,7 +206,7 @@ async function environmentFor(
   if (name === 'local') {
     const { localTopology, localEnvironmentConfig } = await import('../stack/local.js');
     const topology = await localTopology(cwd, env);
-    for (const secret of topology.secrets) redactor.add(secret);
+    for (const secret of topology.secrets) redactor.add(secret, 'a secret of the local stack (.env or environment)');
     if (verbose) {
       say(`soma-verify: local stack${topology.project ? ` of ${topology.project} (from .env)` : ''}`);
       for (const [service, from] of Object.entries(topology.sources)) say(`  ${service}: ${from}`);

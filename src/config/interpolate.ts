@@ -17,13 +17,19 @@ export interface Interpolation {
    * (a token in a URL path, a key in a header of any name): those of a secret-named variable
    * (SFM_TOKEN, DB_PASSWORD...) and those read from a KEY_FILE or KEY_B64 source.
    */
-  secrets: string[];
+  secrets: NamedSecret[];
+}
+
+/** A secret value and the variable it came from (named, never shown, when it is too short to mask). */
+export interface NamedSecret {
+  name: string;
+  value: string;
 }
 
 export function interpolate(input: unknown, env: Env): Interpolation {
   const errors: string[] = [];
   const substituted: string[] = [];
-  const secrets: string[] = [];
+  const secrets: NamedSecret[] = [];
   const walk = (value: unknown, path: string): unknown => {
     if (typeof value === 'string') return expand(value, path);
     if (Array.isArray(value)) return value.map((v, i) => walk(v, `${path}[${i}]`));
@@ -41,7 +47,7 @@ export function interpolate(input: unknown, env: Env): Interpolation {
       try {
         const found = resolveSecret(name!, env);
         resolved = found?.value;
-        if (found && (found.from !== name || isSecretName(name!))) secrets.push(found.value);
+        if (found && (found.from !== name || isSecretName(name!))) secrets.push({ name: found.from, value: found.value });
       } catch (err) {
         errors.push(`${path}: ${(err as Error).message}`);
         return '';

@@ -2,7 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { extname, resolve } from 'node:path';
-import { interpolate } from './interpolate.js';
+import { interpolate, type NamedSecret } from './interpolate.js';
 import { loadYaml } from '../lazy-modules.js';
 import { ConfigError, validate } from './issues.js';
 import type { Env } from './secrets.js';
@@ -20,7 +20,7 @@ export interface LoadedConfig {
   /** Values substituted from variables. */
   substituted: string[];
   /** The substituted values that are secrets: the redactor learns them. */
-  secrets: string[];
+  secrets: NamedSecret[];
 }
 
 /** The file named by --config, else the first conventional name in the working directory. */
@@ -53,7 +53,7 @@ async function parse(path: string, text: string): Promise<unknown> {
     try {
       return JSON.parse(text);
     } catch (err) {
-      throw new ConfigError([`${path}: not valid JSON: ${(err as Error).message}`]);
+      throw new ConfigError([`${path}: not valid JSON${jsonErrorWhere(text, (err as Error).message)}`]);
     }
   }
   const { parseDocument } = await loadYaml();
@@ -64,4 +64,18 @@ async function parse(path: string, text: string): Promise<unknown> {
     throw new ConfigError(doc.errors.map((e) => `${path}: line ${lineOf(e.pos[0])}: ${e.message.split('\n')[0]}`));
   }
   return doc.toJS();
+}
+
+/**
+ * Where JSON.parse stopped, without its excerpt: V8 quotes the text around the error
+ * ("Unexpected token ..., ...\"token\": \"s3cr3t\" is not valid JSON"), which may hold a secret.
+ */
+function jsonErrorWhere(text: string, message: string): string {
+  const position = /at position (\d+)/.exec(message);
+  const head = message.split(/ in JSON| is not valid JSON/)[0]!;
+  const reason = /Unexpected token|["]/.test(head) ? ': unexpected character' : `: ${head}`;
+  if (!position) return reason;
+  const before = text.slice(0, Number(position[1]));
+  const line = before.split('\n').length;
+  return `: line ${line}, column ${before.length - before.lastIndexOf('\n')}${reason}`;
 }

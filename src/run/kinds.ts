@@ -4,6 +4,7 @@ import { pathToFileURL } from 'node:url';
 import { resolve } from 'node:path';
 import type { CheckKind } from '../check.js';
 import { ConfigError } from '../config/issues.js';
+import { settleWithin } from './runner.js';
 
 type Loader = () => Promise<{ default: CheckKind }>;
 
@@ -24,21 +25,31 @@ export class KindRegistry {
 
   private constructor(private readonly plugins: Map<string, CheckKind>) {}
 
-  /** Load the plugins named in the config, relative to the config file's folder. */
-  static async create(pluginPaths: string[], baseDir: string): Promise<KindRegistry> {
+  /**
+   * Load the plugins named in the config, relative to the config file's folder. A module whose
+   * loading never settles (a top-level await that hangs) is refused after `loadTimeoutMs`.
+   */
+  static async create(pluginPaths: string[], baseDir: string, loadTimeoutMs = 5000): Promise<KindRegistry> {
     const plugins = new Map<string, CheckKind>();
     for (const [i, path] of pluginPaths.entries()) {
       const where = `plugins[${i}]`;
       let mod: { default?: unknown };
       try {
-        mod = await import(pathToFileURL(resolve(baseDir, path)).href);
+        const loaded = await settleWithin(() => import(pathToFileURL(resolve(baseDir, path)).href), loadTimeoutMs);
+        if (!loaded.done) throw new ConfigError([`${where}: ${path} did not finish loading within ${loadTimeoutMs} ms`]);
+        mod = loaded.value;
       } catch (err) {
+        if (err instanceof ConfigError) throw err;
         throw new ConfigError([`${where}: cannot load ${path}: ${(err as Error).message.split('\n')[0]}`]);
       }
       const kind = mod.default;
       const problem = describeShapeProblem(kind);
       if (problem) throw new ConfigError([`${where}: ${path} ${problem}`]);
       const checkKind = kind as CheckKind;
+      // A plugin must not silently replace a built-in: the report would say "postgres" for a
+      // check the user never reviewed.
+      if (Object.hasOwn(BUILT_IN, checkKind.kind))
+        throw new ConfigError([`${where}: ${path} defines kind "${checkKind.kind}", which is a built-in kind: give the plugin another name`]);
       if (plugins.has(checkKind.kind)) throw new ConfigError([`${where}: kind "${checkKind.kind}" is defined twice`]);
       plugins.set(checkKind.kind, checkKind);
     }
@@ -50,13 +61,13 @@ export class KindRegistry {
   }
 
   has(name: string): boolean {
-    return this.plugins.has(name) || name in BUILT_IN;
+    return this.plugins.has(name) || Object.hasOwn(BUILT_IN, name);
   }
 
   get(name: string): Promise<CheckKind> {
     const plugin = this.plugins.get(name);
     if (plugin) return Promise.resolve(plugin);
-    const load = BUILT_IN[name];
+    const load = Object.hasOwn(BUILT_IN, name) ? BUILT_IN[name] : undefined;
     if (!load) return Promise.reject(new Error(`unknown check kind "${name}"`));
     let pending = this.loaded.get(name);
     if (!pending) {

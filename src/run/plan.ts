@@ -5,16 +5,20 @@ import type { CheckKind } from '../check.js';
 import { ConfigError, formatIssues } from '../config/issues.js';
 import type { CheckSpec } from '../stack/index.js';
 import type { KindRegistry } from './kinds.js';
+import { settleWithin } from './runner.js';
 
 export interface PlannedCheck {
   id: string;
-  kind: CheckKind;
+  /** The kind's module (its name is `checkKind.kind`). */
+  checkKind: CheckKind;
   service?: string;
   options: unknown;
   /** Where it looks, before redaction. */
   target: string;
   timeoutMs: number;
   dependsOn: string[];
+  /** Why the check cannot run (a plugin whose schema never answered): the runner fails it with this. */
+  problem?: string;
 }
 
 export async function buildPlan(
@@ -25,29 +29,31 @@ export async function buildPlan(
   const problems: string[] = [];
   const seen = new Map<string, string>();
   const plan: PlannedCheck[] = [];
-  for (const spec of specs) {
+  // Every schema answers concurrently: a plugin's schema that hangs costs its timeout once, not
+  // once per check.
+  const validations = specs.map((spec) => (kinds.has(spec.kind) ? validateSpec(spec, kinds, spec.timeoutMs ?? defaultTimeoutMs) : undefined));
+  for (const [i, spec] of specs.entries()) {
     const earlier = seen.get(spec.id);
     if (earlier) problems.push(`${spec.source}.id: "${spec.id}" is already used by ${earlier}`);
     seen.set(spec.id, spec.source);
-    if (!kinds.has(spec.kind)) {
+    const validation = validations[i];
+    if (!validation) {
       problems.push(`${spec.source}.kind: unknown check kind "${spec.kind}" (known: ${kinds.names().join(', ')})`);
       continue;
     }
-    const kind = await kinds.get(spec.kind);
-    const result = await kind.options['~standard'].validate(spec.options);
+    const { kind, timeoutMs, validated } = await validation;
+    const planned = { id: spec.id, checkKind: kind, service: spec.service, timeoutMs, dependsOn: spec.dependsOn ?? [] };
+    if (typeof validated === 'string' || !validated.done) {
+      const why = typeof validated === 'string' ? validated : `its options schema did not answer within ${timeoutMs} ms`;
+      plan.push({ ...planned, options: undefined, target: '-', problem: `the ${spec.kind} check cannot run: ${why}` });
+      continue;
+    }
+    const result = validated.value;
     if (result.issues) {
       problems.push(...formatIssues(spec.source, result.issues));
       continue;
     }
-    plan.push({
-      id: spec.id,
-      kind,
-      service: spec.service,
-      options: result.value,
-      target: kind.target(result.value),
-      timeoutMs: spec.timeoutMs ?? defaultTimeoutMs,
-      dependsOn: spec.dependsOn ?? [],
-    });
+    plan.push({ ...planned, options: result.value, target: targetOf(kind, result.value) });
   }
   for (const check of plan) {
     for (const dep of check.dependsOn) {
@@ -58,6 +64,28 @@ export async function buildPlan(
   if (cycle) problems.push(`dependsOn forms a cycle: ${cycle.join(' -> ')}`);
   if (problems.length) throw new ConfigError(problems);
   return plan;
+}
+
+/**
+ * A spec's options through its kind's schema. A plugin's schema may hang or throw: it is bounded
+ * by the check's timeout and becomes a failed check of the report, not a process that never ends.
+ */
+async function validateSpec(spec: CheckSpec, kinds: KindRegistry, timeoutMs: number) {
+  const kind = await kinds.get(spec.kind);
+  const validated = await settleWithin(() => kind.options['~standard'].validate(spec.options), timeoutMs).catch(
+    (err: unknown) => `its options schema threw: ${(err as Error)?.message ?? String(err)}`,
+  );
+  return { kind, timeoutMs, validated };
+}
+
+/** Where a check looks; a plugin's `target` that throws or answers no string must not end the run. */
+function targetOf(kind: CheckKind, options: unknown): string {
+  try {
+    const target = kind.target(options);
+    return typeof target === 'string' ? target : String(target);
+  } catch (err) {
+    return `(target() threw: ${(err as Error)?.message ?? String(err)})`;
+  }
 }
 
 /** Keep the checks whose id matches --only (if any) and not --skip; drop dangling dependencies. */

@@ -2,29 +2,40 @@
 // deadline, in dependency order; a check whose dependency failed is skipped as blocked, so the
 // root cause stands out. Hand-written rather than p-limit: the pool must also wait on
 // dependencies and hand each check its dependencies' results.
-import type { CheckContext, CheckOutcome, CheckResult } from '../check.js';
+//
+// A check kind may be a user's plugin, so nothing it returns is trusted: an outcome that breaks
+// the contract of src/check.ts, a promise that never settles, an answer that comes after the
+// timeout (an event loop blocked past it) all end as a failed check that says so.
+import type { CheckContext, CheckOutcome, CheckResult, Status } from '../check.js';
 import type { PlannedCheck } from './plan.js';
 
 /** How long a check may take, after its timeout, to report the cause itself. */
 const TIMEOUT_GRACE_MS = 250;
+const STATUSES: ReadonlySet<string> = new Set<Status>(['pass', 'warn', 'fail', 'skip']);
 
 export interface RunOptions {
   concurrency: number;
   /** Milliseconds from the start after which nothing more runs and running checks are cut. */
   deadlineMs: number;
-  /** Aborted on Ctrl-C: running checks stop, the rest are skipped. */
+  /**
+   * Aborted on a signal (its reason names it, e.g. "SIGTERM"): running checks stop and fail,
+   * the rest fail as not run. An interrupted run never reads as a pass.
+   */
   signal?: AbortSignal;
   onResult?: (result: CheckResult) => void;
   log?: (message: string) => void;
 }
 
 export async function runPlan(plan: PlannedCheck[], opts: RunOptions): Promise<CheckResult[]> {
-  const unprepared = await prepareKinds(plan);
+  const deadline = performance.now() + opts.deadlineMs;
+  // A referenced timer, unlike AbortSignal.timeout: it keeps the process alive while a plugin's
+  // promise hangs with nothing else pending, so the deadline ends the run with a report.
+  const deadlineController = new AbortController();
+  const deadlineTimer = setTimeout(() => deadlineController.abort(), Math.max(1, opts.deadlineMs));
+  const stop = opts.signal ? AbortSignal.any([opts.signal, deadlineController.signal]) : deadlineController.signal;
+  const unprepared = await prepareKinds(plan, deadline, stop);
   const results = new Map<string, CheckResult>();
   const waiting = [...plan];
-  const deadline = performance.now() + opts.deadlineMs;
-  const globalDeadline = AbortSignal.timeout(Math.max(1, opts.deadlineMs));
-  const stop = opts.signal ? AbortSignal.any([opts.signal, globalDeadline]) : globalDeadline;
   let running = 0;
 
   return new Promise((resolveAll) => {
@@ -49,15 +60,15 @@ export async function runPlan(plan: PlannedCheck[], opts: RunOptions): Promise<C
         if (stop.aborted) {
           waiting.splice(i, 1);
           const why = opts.signal?.aborted
-            ? { status: 'skip' as const, message: 'interrupted before it started' }
-            : { status: 'fail' as const, message: `not run: the global deadline of ${opts.deadlineMs} ms passed` };
-          finish(resultOf(check, why, 0));
+            ? `not run: interrupted by ${reasonOf(opts.signal)}`
+            : `not run: the global deadline of ${opts.deadlineMs} ms passed`;
+          finish(resultOf(check, { status: 'fail', message: why }, 0));
           continue;
         }
-        const loadError = unprepared.get(check.kind);
-        if (loadError) {
+        const problem = check.problem ?? unprepared.get(check.checkKind);
+        if (problem) {
           waiting.splice(i, 1);
-          finish(resultOf(check, { status: 'fail', message: `cannot load the ${check.kind.kind} check: ${loadError}` }, 0));
+          finish(resultOf(check, { status: 'fail', message: problem }, 0));
           continue;
         }
         if (running >= opts.concurrency) break;
@@ -71,6 +82,7 @@ export async function runPlan(plan: PlannedCheck[], opts: RunOptions): Promise<C
         });
       }
       if (running === 0 && waiting.length === 0) {
+        clearTimeout(deadlineTimer);
         resolveAll(plan.map((c) => results.get(c.id)!));
       }
     };
@@ -78,15 +90,60 @@ export async function runPlan(plan: PlannedCheck[], opts: RunOptions): Promise<C
   });
 }
 
-/** Load every kind's driver up front, concurrently; a kind that cannot load fails its checks. */
-async function prepareKinds(plan: PlannedCheck[]): Promise<Map<PlannedCheck['kind'], string>> {
-  const kinds = [...new Set(plan.map((c) => c.kind))];
-  const settled = await Promise.allSettled(kinds.map((k) => k.prepare?.()));
-  const failed = new Map<PlannedCheck['kind'], string>();
-  settled.forEach((s, i) => {
-    if (s.status === 'rejected') failed.set(kinds[i]!, (s.reason as Error)?.message ?? String(s.reason));
-  });
+function reasonOf(signal: AbortSignal): string {
+  return typeof signal.reason === 'string' ? signal.reason : 'an interrupt';
+}
+
+/**
+ * Load every kind's driver up front, concurrently; a kind that cannot load fails its checks.
+ * A `prepare` that never settles is bounded by the longest timeout of its checks (and the
+ * deadline, and an interrupt).
+ */
+async function prepareKinds(plan: PlannedCheck[], deadline: number, stop: AbortSignal): Promise<Map<PlannedCheck['checkKind'], string>> {
+  const budget = new Map<PlannedCheck['checkKind'], number>();
+  for (const c of plan) budget.set(c.checkKind, Math.max(budget.get(c.checkKind) ?? 0, c.timeoutMs));
+  const failed = new Map<PlannedCheck['checkKind'], string>();
+  await Promise.all(
+    [...budget].map(async ([kind, timeoutMs]) => {
+      if (!kind.prepare) return;
+      const ms = Math.max(1, Math.min(timeoutMs, deadline - performance.now()));
+      const problem = await settleWithin(() => kind.prepare!(), ms, stop).then(
+        (settled) => (settled.done ? undefined : `prepare() did not settle within ${Math.round(ms)} ms`),
+        (err) => errorText(err),
+      );
+      if (problem) failed.set(kind, `cannot load the ${kind.kind} check: ${problem}`);
+    }),
+  );
   return failed;
+}
+
+/**
+ * Call `start` and wait at most `ms` (or until `stop`) for it to settle, with a referenced timer.
+ * Resolves { done: true, value } or { done: false }; rejects with what `start` threw or rejected.
+ */
+export function settleWithin<T>(start: () => T | Promise<T>, ms: number, stop?: AbortSignal): Promise<{ done: true; value: T } | { done: false }> {
+  let started: T | Promise<T>;
+  try {
+    started = start();
+  } catch (err) {
+    return Promise.reject(err ?? new Error(String(err)));
+  }
+  // A synchronous answer (a zod schema) needs no timer.
+  if (!(started instanceof Promise) && typeof (started as { then?: unknown })?.then !== 'function')
+    return Promise.resolve({ done: true, value: started as T });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => end({ done: false }), ms);
+    const onStop = () => end({ done: false });
+    stop?.addEventListener('abort', onStop, { once: true });
+    const end = (value: { done: true; value: T } | { done: false }, err?: unknown) => {
+      clearTimeout(timer);
+      stop?.removeEventListener('abort', onStop);
+      if (err !== undefined) reject(err);
+      else resolve(value);
+    };
+    if (stop?.aborted) return end({ done: false });
+    Promise.resolve(started).then((value) => end({ done: true, value }), (err) => end({ done: false }, err ?? new Error(String(err))));
+  });
 }
 
 async function runOne(
@@ -101,8 +158,9 @@ async function runOne(
   // When the deadline is nearer than the check's own timeout, its timeout IS the deadline: say so
   // rather than "timed out after <a number the user never configured>".
   const cappedByDeadline = remainingMs < check.timeoutMs;
-  const timedOut = AbortSignal.timeout(timeoutMs);
-  const signal = AbortSignal.any([stop, timedOut]);
+  const timeout = new AbortController();
+  const timer = setTimeout(() => timeout.abort(new DOMException('The operation timed out.', 'TimeoutError')), timeoutMs);
+  const signal = AbortSignal.any([stop, timeout.signal]);
   const ctx: CheckContext = {
     signal,
     timeoutMs,
@@ -117,10 +175,10 @@ async function runOne(
   const aborted = new Promise<CheckOutcome>((resolve) => {
     onAbort = () => {
       const interrupted = opts.signal?.aborted;
-      const byDeadline = (!timedOut.aborted || cappedByDeadline) && !interrupted;
-      if (interrupted) return resolve({ status: 'skip', message: 'interrupted' });
-      if (byDeadline)
-        return resolve({ status: 'fail', message: `cut by the global deadline after ${Math.round(performance.now() - started)} ms` });
+      const byDeadline = (!timeout.signal.aborted || cappedByDeadline) && !interrupted;
+      const elapsed = () => Math.round(performance.now() - started);
+      if (interrupted) return resolve({ status: 'fail', message: `interrupted by ${reasonOf(opts.signal!)} after ${elapsed()} ms` });
+      if (byDeadline) return resolve({ status: 'fail', message: `cut by the global deadline after ${elapsed()} ms` });
       // The check's own timeout: a kind that honours its signal knows the cause ("no response
       // from host within 500 ms", "connect timed out") and says so at once; wait a moment for
       // that line before falling back to the generic one.
@@ -131,29 +189,90 @@ async function runOne(
   });
   let outcome: CheckOutcome;
   try {
-    outcome = await Promise.race([check.kind.run(check.options, ctx), aborted]);
+    const answer = await Promise.race([Promise.resolve().then(() => check.checkKind.run(check.options, ctx)), aborted]);
+    outcome = checkedOutcome(check, answer);
   } catch (err) {
-    outcome = { status: 'fail', message: `check crashed: ${(err as Error)?.message ?? String(err)}` };
+    outcome = { status: 'fail', message: `check crashed: ${errorText(err)}` };
   } finally {
+    clearTimeout(timer);
     clearTimeout(grace);
     signal.removeEventListener('abort', onAbort);
   }
-  // A kind that answers after its own timeout is still late: say so rather than pass.
-  if (timedOut.aborted && outcome.status === 'pass') {
-    outcome = { status: 'fail', message: `timed out after ${timeoutMs} ms` };
+  const durationMs = performance.now() - started;
+  // An answer that comes after the timeout is late, even when the timer could not fire in time
+  // (a check that blocked the event loop past it): a late pass or warning is a failure.
+  if ((outcome.status === 'pass' || outcome.status === 'warn') && (timeout.signal.aborted || durationMs > timeoutMs)) {
+    outcome = { status: 'fail', message: `timed out after ${timeoutMs} ms (its ${outcome.status} came after ${Math.round(durationMs)} ms)` };
   }
-  return resultOf(check, outcome, performance.now() - started);
+  return resultOf(check, outcome, durationMs);
 }
 
+/** An outcome as the contract of src/check.ts defines it, or a failure naming the breach. */
+function checkedOutcome(check: PlannedCheck, answer: unknown): CheckOutcome {
+  const breach = (what: string): CheckOutcome => ({
+    status: 'fail',
+    message: `the ${check.checkKind.kind} check broke the check contract: ${what}`,
+  });
+  if (!answer || typeof answer !== 'object') return breach(`run() resolved to ${describe(answer)}, not { status, message }`);
+  const { status, message, details } = answer as Record<string, unknown>;
+  if (typeof status !== 'string' || !STATUSES.has(status)) return breach(`status ${describe(status)} is not one of pass, warn, fail, skip`);
+  if (typeof message !== 'string') return breach(`message is ${describe(message)}, not a string (status was ${status})`);
+  if (details !== undefined && (details === null || typeof details !== 'object' || Array.isArray(details)))
+    return breach(`details is ${describe(details)}, not an object (status was ${status})`);
+  return { status: status as Status, message, details: details === undefined ? undefined : (jsonSafe(details, []) as Record<string, unknown>) };
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value);
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return typeof value === 'object' ? 'an object' : typeof value === 'bigint' ? 'a BigInt' : String(value);
+}
+
+/** A copy every renderer can print: BigInt as text, cycles cut, functions and symbols left out. */
+function jsonSafe(value: unknown, ancestors: object[]): unknown {
+  if (typeof value === 'bigint') return value.toString();
+  if (typeof value === 'number') return Number.isFinite(value) ? value : String(value);
+  if (typeof value === 'function' || typeof value === 'symbol') return undefined;
+  if (!value || typeof value !== 'object') return value;
+  if (ancestors.includes(value)) return '[circular]';
+  if (ancestors.length >= 32) return '[too deep]';
+  const inner = [...ancestors, value];
+  try {
+    if (Array.isArray(value)) return value.map((v) => jsonSafe(v, inner) ?? null);
+    if (typeof (value as { toJSON?: unknown }).toJSON === 'function') return jsonSafe((value as { toJSON(): unknown }).toJSON(), inner);
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) {
+      const safe = jsonSafe(v, inner);
+      if (safe !== undefined) out[k] = safe;
+    }
+    return out;
+  } catch (err) {
+    return `[unreadable: ${errorText(err)}]`;
+  }
+}
+
+function errorText(err: unknown): string {
+  try {
+    return (err as Error)?.message ?? String(err);
+  } catch {
+    return 'an error that cannot be printed';
+  }
+}
+
+/**
+ * The result of a check. The one place a duration is rounded (0.1 ms); the message is kept as
+ * the check wrote it, new lines included: the redactor masks it before making it one line.
+ */
 function resultOf(check: PlannedCheck, outcome: CheckOutcome, durationMs: number): CheckResult {
   return {
     id: check.id,
-    kind: check.kind.kind,
+    kind: check.checkKind.kind,
     service: check.service,
     target: check.target,
     status: outcome.status,
     durationMs: Math.round(durationMs * 10) / 10,
-    message: outcome.message.replace(/\s*\n\s*/g, ' '),
+    message: outcome.message,
     details: outcome.details ?? {},
   };
 }

@@ -1,5 +1,8 @@
-// Runs one compiled check kind in a process of its own and prints its outcome as JSON, redacted
-// as the CLI redacts everything it prints (a redactor that learned the options). It never
+// Runs one compiled check kind in a process of its own and prints its outcome as JSON, exactly as
+// the CLI would print it: through the engine's own Redactor.result (free text masked, then made
+// one line; status and structure untouched), taught the options' secrets by the engine's own
+// learnSecrets, as the CLI teaches it a config. A redaction of the harness's own would hide the
+// engine's leaks from the tests. It never
 // calls process.exit: if the check leaves a socket or timer open, the process stays alive and
 // the parent test reports the open handle.
 // usage: node check-child.mjs <module.js> <options-json> <timeoutMs>
@@ -30,10 +33,17 @@ if (validated.issues) {
     outcome = { status: 'fail', message: `check threw: ${err?.message ?? err}`, threw: true };
   }
   clearTimeout(timer);
-  const target = kind.target(validated.value);
   const redactor = new Redactor();
   learnSecrets(redactor, JSON.parse(optionsJson));
+  const { threw, ...given } = outcome;
+  const printed = redactor.result({
+    id: 'check', kind: kind.kind, target: kind.target(validated.value), status: given.status,
+    durationMs: performance.now() - started, message: given.message, details: given.details ?? {},
+  });
   process.stdout.write(
-    JSON.stringify(redactor.value({ ...outcome, target, logs, durationMs: performance.now() - started })),
+    JSON.stringify({
+      status: printed.status, message: printed.message, details: printed.details, target: printed.target,
+      logs: logs.map((line) => redactor.text(line)), durationMs: printed.durationMs, ...(threw ? { threw } : {}),
+    }),
   );
 }

@@ -69,3 +69,18 @@ export function expectFailure(result: ChildOutcome, cause: RegExp, timeoutMs: nu
   expect(result.message).toMatch(cause);
   expect(result.wallMs).toBeLessThan(timeoutMs + MARGIN_MS);
 }
+
+/**
+ * The forms in which a server may echo a secret, and so the forms a test must not find in what
+ * the CLI prints: raw, URL-encoded, JSON-escaped, base64 (and of `user:secret` when given a user).
+ */
+export function echoForms(secret: string, user?: string): string[] {
+  const forms = [secret, encodeURIComponent(secret), JSON.stringify(secret).slice(1, -1), Buffer.from(secret).toString('base64')];
+  if (user !== undefined) forms.push(Buffer.from(`${user}:${secret}`).toString('base64'));
+  return [...new Set(forms)];
+}
+
+/** No form of `secret` in `printed` (what the CLI would print), each named when it is found. */
+export function expectNoSecret(printed: string, secret: string, user?: string): void {
+  for (const form of echoForms(secret, user)) expect(printed, `the secret leaked as "${form}"`).not.toContain(form);
+}

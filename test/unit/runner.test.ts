@@ -23,7 +23,7 @@ const thrower = defineCheck<Record<string, never>>({
 });
 
 const planned = (id: string, options: object, extra: Partial<PlannedCheck> = {}): PlannedCheck => ({
-  id, kind: sleeper, options, target: id, timeoutMs: 2000, dependsOn: [], ...extra,
+  id, checkKind: sleeper, options, target: id, timeoutMs: 2000, dependsOn: [], ...extra,
 });
 
 describe('runPlan', () => {
@@ -40,7 +40,7 @@ describe('runPlan', () => {
     let running = 0;
     let peak = 0;
     const counting = defineCheck({ ...sleeper, run: async () => { running++; peak = Math.max(peak, running); await new Promise((r) => setTimeout(r, 50)); running--; return { status: 'pass' as const, message: '' }; } });
-    await runPlan(Array.from({ length: 10 }, (_, i) => planned(`c${i}`, {}, { kind: counting })), { concurrency: 3, deadlineMs: 10_000 });
+    await runPlan(Array.from({ length: 10 }, (_, i) => planned(`c${i}`, {}, { checkKind: counting })), { concurrency: 3, deadlineMs: 10_000 });
     expect(peak).toBe(3);
   });
   it('skips dependents of a failed check as blocked, and hands results to dependents', async () => {
@@ -74,7 +74,7 @@ describe('runPlan', () => {
     expect(results[1]).toMatchObject({ status: 'fail', message: expect.stringMatching(/global deadline/) });
   });
   it('turns a thrown error into a failure naming it', async () => {
-    const [r] = await runPlan([planned('t', {}, { kind: thrower })], { concurrency: 1, deadlineMs: 1000 });
+    const [r] = await runPlan([planned('t', {}, { checkKind: thrower })], { concurrency: 1, deadlineMs: 1000 });
     expect(r).toMatchObject({ status: 'fail', message: 'check crashed: boom' });
   });
   it('loads drivers before the clock starts, and fails the checks of a kind that cannot load', async () => {
@@ -82,7 +82,7 @@ describe('runPlan', () => {
     const slowLoading = defineCheck({ ...sleeper, prepare: () => new Promise((r) => setTimeout(() => r(prepared++), 300)) });
     const broken = defineCheck({ ...sleeper, kind: 'broken', prepare: () => Promise.reject(new Error("Cannot find package 'nope'")) });
     const results = await runPlan(
-      [planned('a', { ms: 10, status: 'pass' }, { kind: slowLoading, timeoutMs: 200 }), planned('b', { ms: 10, status: 'pass' }, { kind: slowLoading }), planned('c', { ms: 10, status: 'pass' }, { kind: broken })],
+      [planned('a', { ms: 10, status: 'pass' }, { checkKind: slowLoading, timeoutMs: 200 }), planned('b', { ms: 10, status: 'pass' }, { checkKind: slowLoading }), planned('c', { ms: 10, status: 'pass' }, { checkKind: broken })],
       { concurrency: 4, deadlineMs: 10_000 },
     );
     expect(prepared).toBe(1);
@@ -90,13 +90,67 @@ describe('runPlan', () => {
     expect(results[0]!.durationMs).toBeLessThan(200);
     expect(results[2]).toMatchObject({ status: 'fail', message: "cannot load the broken check: Cannot find package 'nope'" });
   });
-  it('skips what has not started when interrupted', async () => {
+  it('fails, never passes, what a signal interrupted, naming the signal', async () => {
     const interrupt = new AbortController();
-    setTimeout(() => interrupt.abort(), 100);
+    setTimeout(() => interrupt.abort('SIGTERM'), 100);
     const results = await runPlan(
       [planned('a', { ms: 2000, status: 'pass' }), planned('b', { ms: 10, status: 'pass' })],
       { concurrency: 1, deadlineMs: 10_000, signal: interrupt.signal },
     );
-    expect(results.map((r) => r.status)).toEqual(['skip', 'skip']);
+    expect(results[0]).toMatchObject({ status: 'fail', message: expect.stringMatching(/^interrupted by SIGTERM after \d+ ms$/) });
+    expect(results[1]).toMatchObject({ status: 'fail', message: 'not run: interrupted by SIGTERM' });
+  });
+});
+
+describe('runPlan with a plugin that breaks the contract (issue 7)', () => {
+  const answering = (answer: () => unknown) =>
+    defineCheck<Record<string, never>>({ kind: 'rogue', options: z.object({}), target: () => '-', run: async () => answer() as CheckOutcome });
+  const runRogue = async (answer: () => unknown) =>
+    (await runPlan([planned('r', {}, { checkKind: answering(answer) })], { concurrency: 1, deadlineMs: 5000 }))[0]!;
+
+  it('an unknown status, a missing message or no outcome at all is a failure naming the breach', async () => {
+    expect(await runRogue(() => ({ status: 'failed', message: 'x' }))).toMatchObject({
+      status: 'fail', message: 'the rogue check broke the check contract: status "failed" is not one of pass, warn, fail, skip',
+    });
+    expect(await runRogue(() => ({ status: 'pass' }))).toMatchObject({
+      status: 'fail', message: 'the rogue check broke the check contract: message is undefined, not a string (status was pass)',
+    });
+    expect(await runRogue(() => undefined)).toMatchObject({
+      status: 'fail', message: 'the rogue check broke the check contract: run() resolved to undefined, not { status, message }',
+    });
+  });
+  it('circular and BigInt details become printable', async () => {
+    const details: Record<string, unknown> = { big: 10n ** 20n, nested: { n: 1 } };
+    details.self = details;
+    const r = await runRogue(() => ({ status: 'pass', message: 'ok', details }));
+    expect(r.status).toBe('pass');
+    expect(JSON.parse(JSON.stringify(r.details))).toEqual({ big: '100000000000000000000', nested: { n: 1 }, self: '[circular]' });
+  });
+  it('a run that never settles fails at its timeout', async () => {
+    const started = performance.now();
+    const [r] = await runPlan([planned('h', {}, { checkKind: answering(() => new Promise(() => {})), timeoutMs: 300 })], { concurrency: 1, deadlineMs: 5000 });
+    expect(r).toMatchObject({ status: 'fail', message: 'timed out after 300 ms' });
+    expect(performance.now() - started).toBeLessThan(300 + 1500);
+  });
+  it('a prepare that never settles fails its checks within their timeout', async () => {
+    const hanging = defineCheck({ ...sleeper, kind: 'hang', prepare: () => new Promise(() => {}) });
+    const started = performance.now();
+    const [r] = await runPlan([planned('p', { ms: 1, status: 'pass' }, { checkKind: hanging, timeoutMs: 300 })], { concurrency: 1, deadlineMs: 5000 });
+    expect(r).toMatchObject({ status: 'fail', message: 'cannot load the hang check: prepare() did not settle within 300 ms' });
+    expect(performance.now() - started).toBeLessThan(300 + 1500);
+  });
+  it('a pass that arrives after the timeout, because the check blocked the event loop, is a failure', async () => {
+    const blocking = answering(() => {
+      const until = Date.now() + 600;
+      while (Date.now() < until) { /* a check that blocks the event loop */ }
+      return { status: 'pass', message: 'fine' };
+    });
+    const [r] = await runPlan([planned('b', {}, { checkKind: blocking, timeoutMs: 200 })], { concurrency: 1, deadlineMs: 5000 });
+    expect(r).toMatchObject({ status: 'fail', message: expect.stringMatching(/^timed out after 200 ms \(its pass came after \d+ ms\)$/) });
+  });
+  it('keeps a multi-line message whole for the redactor, and rounds the duration once, to 0.1 ms', async () => {
+    const r = await runRogue(() => ({ status: 'warn', message: 'line one\nline two' }));
+    expect(r.message).toBe('line one\nline two');
+    expect(Math.round(r.durationMs * 10)).toBe(r.durationMs * 10);
   });
 });

@@ -6,7 +6,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { runCheck } from '../../support/run-check.js';
+import { runCheck, expectNoSecret } from '../../support/run-check.js';
 import { makeTestCertificates, type TestCertificates } from '../../support/certificates.js';
 import { refusedPort } from '../../support/faults.js';
 
@@ -101,7 +101,7 @@ describe('http', () => {
     expect(received.at(-1)!.auth).toBe(`Bearer ${TOKEN}-wrong`);
     // The server echoed the token into the body the check reports: redaction masks it.
     expect(JSON.stringify(wrong.details)).toContain('Bearer ***');
-    expect(wrong.output).not.toContain(TOKEN);
+    expectNoSecret(wrong.output, TOKEN);
   });
 
   it('does not follow redirects unless told to', async () => {

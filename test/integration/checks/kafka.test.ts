@@ -6,7 +6,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { refusedPort, silentServer, type TcpPeer } from '../../support/faults.js';
-import { runCheck, MARGIN_MS } from '../../support/run-check.js';
+import { runCheck, MARGIN_MS, expectNoSecret } from '../../support/run-check.js';
 import { startKafkaPeer, startKafkaProtocolDouble, type KafkaPeer } from '../../support/peers/kafka.js';
 
 const TIMEOUT_MS = 5000;
@@ -230,7 +230,7 @@ describe('kafka check: faults fail within the timeout with a message naming the 
       );
       expect(result.status).toBe('fail');
       expect(result.message).toMatch(/^authentication failed for user soma/);
-      expect(result.output).not.toContain(password);
+      expectNoSecret(result.output, password);
       expect(result.wallMs).toBeLessThan(TIMEOUT_MS + MARGIN_MS);
     } finally {
       await double.close();

@@ -4,7 +4,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rawServer, refusedPort, serveOnLoopback, silentServer, type TcpPeer } from '../../support/faults.js';
-import { runCheck } from '../../support/run-check.js';
+import { runCheck, expectNoSecret } from '../../support/run-check.js';
 
 // SomaBrain gen1, as prometheus_client writes it: counters with _total and _created, histograms.
 const SOMABRAIN_GEN1 = `# HELP somabrain_http_requests_total HTTP requests by method, path and status
@@ -395,8 +395,8 @@ describe('metrics: HTTP failures and misbehaving peers', () => {
     expect(good.status).toBe('pass');
     const wrong = await runCheck('metrics', { url: url('/protected'), token: 'wrong-token-value' });
     expect(wrong).toMatchObject({ status: 'fail', message: `HTTP 401 from ${url('/protected')} (token rejected)` });
-    expect(wrong.output).not.toContain('wrong-token-value');
-    expect(good.output).not.toContain(TOKEN);
+    expectNoSecret(wrong.output, 'wrong-token-value');
+    expectNoSecret(good.output, TOKEN);
     const none = await runCheck('metrics', { url: url('/protected') });
     expect(none.message).toBe(`HTTP 401 from ${url('/protected')} (no token set)`);
   });
@@ -405,7 +405,7 @@ describe('metrics: HTTP failures and misbehaving peers', () => {
     const withSecret = url('/error').replace('http://', 'http://scraper:hunter2pass@');
     const out = await runCheck('metrics', { url: withSecret });
     expect(out.status).toBe('fail');
-    expect(out.output).not.toContain('hunter2pass');
+    expectNoSecret(out.output, 'hunter2pass');
     expect(out.target).toBe(url('/error').replace('http://', 'http://scraper:***@'));
   });
 

@@ -5,7 +5,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { refusedPort, rawServer, silentServer } from '../../support/faults.js';
-import { runCheck, MARGIN_MS } from '../../support/run-check.js';
+import { runCheck, MARGIN_MS, expectNoSecret } from '../../support/run-check.js';
 import { dockerAvailable } from '../../support/docker.js';
 import { qdrantHttpDouble, qdrantPeer, type QdrantPeer } from '../../support/peers/qdrant.js';
 import { fetchHttp } from '../../../src/clients/http.js';
@@ -63,7 +63,7 @@ describe(`qdrant check against a Qdrant peer (${provider})`, () => {
     });
     expect((result.details!.collections as string[]).sort()).toEqual(['memories', 'multimodal']);
     expect(result.target).toBe(peer.url);
-    expect(result.output).not.toContain(API_KEY);
+    expectNoSecret(result.output, API_KEY);
   });
 
   it('fails naming a missing collection', async () => {
@@ -106,8 +106,8 @@ describe(`qdrant check against a Qdrant peer (${provider})`, () => {
     const result = await check({ url: peer.url, apiKey: wrongKey, collections: ['memories'] });
     expect(result.status).toBe('fail');
     expect(result.message).toMatch(/^Qdrant rejected the API key \(HTTP 40[13]\)$/);
-    expect(result.output).not.toContain(wrongKey);
-    expect(result.output).not.toContain(API_KEY);
+    expectNoSecret(result.output, wrongKey);
+    expectNoSecret(result.output, API_KEY);
     expectWithinTimeout(result);
   });
 
@@ -188,7 +188,7 @@ describe('qdrant check against faulty peers', () => {
     const result = await check({ url: `http://127.0.0.1:${port}`, apiKey: API_KEY }, DEAD_PEER_MS);
     expect(result.status).toBe('fail');
     expect(result.message).toMatch(/connection refused on 127\.0\.0\.1:\d+/);
-    expect(result.output).not.toContain(API_KEY);
+    expectNoSecret(result.output, API_KEY);
     expectWithinTimeout(result, DEAD_PEER_MS);
   });
 
@@ -198,7 +198,7 @@ describe('qdrant check against faulty peers', () => {
       const result = await check({ url: peer.url(), apiKey: API_KEY, collections: ['memories'] }, DEAD_PEER_MS);
       expect(result.status).toBe('fail');
       expect(result.message).toMatch(/no response from 127\.0\.0\.1:\d+ within 1\d{3} ms/);
-      expect(result.output).not.toContain(API_KEY);
+      expectNoSecret(result.output, API_KEY);
       expectWithinTimeout(result, DEAD_PEER_MS);
     } finally {
       await peer.close();
