@@ -245,6 +245,8 @@ async function slowParse(argv: string[]): Promise<void> {
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
+  // `node bin/soma-ports.js -- assign --env-file X`: the `--` that keeps Node 20 off the flag.
+  if (argv[0] === '--') argv.shift();
   const fast = fastParse(argv);
   try {
     if (fast) await run(fast.command, fast.args);

@@ -173,7 +173,7 @@ async function emit(text: string, output: string | undefined): Promise<void> {
     await new Promise<void>((resolve, reject) => process.stdout.write(text, (err) => (err ? reject(err) : resolve())));
     return;
   }
-  const { writeFileAtomic } = await import('../envfile.js');
+  const { writeFileAtomic } = await import('../write-file.js');
   try {
     await writeFileAtomic(output, text);
   } catch (err) {

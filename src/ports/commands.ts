@@ -2,7 +2,9 @@
 // Failures the user must fix are CommandError with the exit code they deserve.
 import { access, constants as fsConstants, realpath } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { EnvParseError, envValues, parseEnvFile, readEnvFile, setEnvValues, writeFileAtomic, type EnvFile } from '../envfile.js';
+import { EnvParseError, envValues, parseEnvFile, readEnvFile, setEnvValues, type EnvFile } from '../envfile.js';
+import { FileReadError } from '../read-file.js';
+import { writeFileAtomic } from '../write-file.js';
 import { allocate, NoFreePortError, type Assignment } from './allocate.js';
 import { acquireLock, LockTimeoutError, type Lock } from './lock.js';
 import { applyPoolEnv, detectProject, detectProjectCandidates, loadPlan, PlanError, type PlanProject, type PortPlan } from './plan.js';
@@ -75,6 +77,7 @@ async function resolveTarget(options: CommonOptions): Promise<Target> {
     if (error instanceof EnvParseError) {
       throw new CommandError(`cannot parse ${envPath}, ${error.message}; fix that line, the file was left untouched`, 2, { cause: error });
     }
+    if (error instanceof FileReadError) throw new CommandError(`${error.message}; it was left untouched`, 2, { cause: error });
     throw new CommandError(`cannot read ${envPath}: ${(error as Error).message}`, 2, { cause: error });
   }
   const values = file ? envValues(file) : new Map<string, string>();
