@@ -8,7 +8,7 @@ import { writeFileAtomic } from '../write-file.js';
 import { allocate, NoFreePortError, type Assignment } from './allocate.js';
 import { acquireLock, LockTimeoutError, type Lock } from './lock.js';
 import { applyPoolEnv, detectProject, detectProjectCandidates, loadPlan, PlanError, type PlanProject, type PortPlan } from './plan.js';
-import { describeHolder, ephemeralPorts, findHolders, isFree, PortProber, type PortHolder, type PortState } from './probe.js';
+import { describeHolder, ephemeralPorts, ephemeralWarning, findHolders, isEphemeral, isFree, PortProber, rangeInsideEphemeral, type PortHolder, type PortState } from './probe.js';
 import {
   ensureStateDir,
   lockPath,
@@ -140,6 +140,8 @@ export interface AssignResult {
   dryRun: boolean;
   oldText: string;
   newText: string;
+  /** Said once on stderr: e.g. the range lies inside the ephemeral range. */
+  warnings: string[];
 }
 
 export async function assign(options: CommonOptions & { dryRun: boolean }): Promise<AssignResult> {
@@ -163,13 +165,14 @@ export async function assign(options: CommonOptions & { dryRun: boolean }): Prom
       const registry = await pruneMissing(stored);
       const ownEntry = registry.entries.find((e) => sameEntry(e, project, envKey));
       const prober = new PortProber();
+      const ephemeral = ephemeralPorts();
       const assignments = await allocate({
         project,
         plan: target.projectPlan,
         current: target.values,
         taken: takenBy(registry, project, envKey),
         own: ownEntry?.ports ?? {},
-        ephemeral: ephemeralPorts(),
+        ephemeral,
         prober,
         holderOf: holderLookup(prober),
       });
@@ -190,6 +193,10 @@ export async function assign(options: CommonOptions & { dryRun: boolean }): Prom
         dryRun: options.dryRun,
         oldText,
         newText,
+        warnings:
+          ephemeral && rangeInsideEphemeral(ephemeral, target.projectPlan.range)
+            ? [ephemeralWarning(project, target.projectPlan.range, ephemeral)]
+            : [],
       };
       if (options.dryRun) return result;
 
@@ -250,6 +257,7 @@ export interface CheckResult {
   rows: CheckRow[];
   conflicts: string[];
   ok: boolean;
+  warnings: string[];
 }
 
 export async function check(options: CommonOptions & { expect?: Expectation }): Promise<CheckResult> {
@@ -307,6 +315,9 @@ export async function check(options: CommonOptions & { expect?: Expectation }): 
       }
       return row;
     });
+    // Free now is all a port inside the ephemeral range can promise: say so once.
+    const ephemeral = ephemeralPorts();
+    const inside = rangeInsideEphemeral(ephemeral, projectPlan.range) && rows.some((r) => r.port !== undefined && isEphemeral(ephemeral, r.port));
     return {
       project,
       envFile: target.envPath,
@@ -314,6 +325,7 @@ export async function check(options: CommonOptions & { expect?: Expectation }): 
       rows,
       conflicts,
       ok: conflicts.length === 0 && rows.every((r) => r.ok),
+      warnings: ephemeral && inside ? [ephemeralWarning(project, projectPlan.range, ephemeral)] : [],
     };
   });
 }
