@@ -2,12 +2,12 @@
 // user's .env rewritten by root, a FIFO or a device as .env, a registry.json of the wrong shape,
 // and the launcher started as `node bin/soma-ports.js` (Node 20 reads --env-file itself).
 // Run as root (CI and the development machine are): one test chowns to another user.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chmod, chown, lstat, mkdir, readFile, readlink, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, readFile, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { BIN, makeWorkspace, parseAssign, runCli, type CliResult, type Workspace } from './helpers.js';
+import { makeWorkspace, parseAssign, runCli, type Workspace } from './helpers.js';
 
 const workspaces: Workspace[] = [];
 afterEach(async () => {
@@ -20,28 +20,7 @@ async function workspace(): Promise<Workspace> {
 }
 
 /** `node bin/soma-ports.js ...args`, the way the README's readers may start it. */
-function runWithNode(args: string[], ws: Workspace): Promise<CliResult> {
-  const started = Date.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      cwd: ws.cwd,
-      env: { ...process.env, NO_COLOR: '1', SOMA_PORTS_STATE_DIR: ws.stateDir },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`node soma-ports ${args.join(' ')} did not exit; stderr: ${stderr}`));
-    }, 20_000);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr, ms: Date.now() - started });
-    });
-  });
-}
+const runWithNode = (args: string[], ws: Workspace) => runCli(args, ws, { viaNode: true });
 
 describe('soma-ports and the files it reads and writes', () => {
   it('refuses a .env with CR-only line ends, leaving it untouched (exit 2)', async () => {
@@ -98,6 +77,16 @@ describe('soma-ports and the files it reads and writes', () => {
     const fromZero = await runCli(['check', '--project', 'somabrain', '--env-file', '/dev/zero'], ws);
     expect(fromZero.code).toBe(2);
     expect(fromZero.stderr).toBe('soma-ports: /dev/zero is a character device, not a regular file; it was left untouched\n');
+  });
+
+  it('refuses a FIFO as ports.json at once (exit 2)', async () => {
+    const ws = await workspace();
+    const plan = join(ws.cwd, 'ports.json');
+    await rm(plan);
+    execFileSync('mkfifo', [plan]);
+    const result = await runCli(['assign', '--project', 'somabrain'], ws);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toBe(`soma-ports: ${plan} is a FIFO (named pipe), not a regular file\n`);
   });
 
   it('a registry.json holding null, or any other shape, is one message and exit 2', async () => {
