@@ -1,10 +1,12 @@
 // Writing a file the way a system tool does, for reports (`--output`), `.env` and the soma-ports
 // registry: a regular file is replaced atomically and keeps its owner and mode; a device node or
 // FIFO (`-o /dev/stdout`, `-o /dev/null`, a named pipe) is written into, never replaced; a symlink
-// is written through, and a dangling one is refused rather than replaced by a file.
-import { constants as fsConstants } from 'node:fs';
-import { lstat, open, readlink, realpath, rename, stat, unlink } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+// is written through, and a dangling one is refused rather than replaced by a file. A link to one
+// of this process's descriptors (`-o /dev/stdout`, /dev/fd/N) is written to that descriptor, even
+// when it holds a regular file (`> report.txt`), whose inode the shell opened.
+import { constants as fsConstants, write } from 'node:fs';
+import { lstat, open, readlink, rename, stat, unlink } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 
 /** A write refused before anything on disk changed; the message names the file and the reason. */
@@ -20,7 +22,8 @@ export class WriteRefusedError extends Error {
  * opened and written in place, as a shell redirection would.
  */
 export async function writeFileAtomic(path: string, text: string): Promise<void> {
-  const target = await resolveTarget(path);
+  const { target, descriptor, opened } = await resolveTarget(path);
+  if (descriptor !== undefined) return writeToDescriptor(descriptor, text);
   let existing;
   try {
     existing = await stat(target);
@@ -28,9 +31,9 @@ export async function writeFileAtomic(path: string, text: string): Promise<void>
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
   }
   if (existing?.isDirectory()) throw Object.assign(new Error(`EISDIR: ${path} is a folder`), { code: 'EISDIR' });
-  if (existing && !existing.isFile()) {
+  if (existing && (opened || !existing.isFile())) {
     // Replacing a special file would destroy it (as root, `-o /dev/null` would remove /dev/null).
-    const handle = await open(target, fsConstants.O_WRONLY);
+    const handle = await open(target, fsConstants.O_WRONLY | fsConstants.O_APPEND);
     try {
       await handle.writeFile(text, 'utf8');
     } finally {
@@ -68,23 +71,55 @@ export async function writeFileAtomic(path: string, text: string): Promise<void>
   await syncFolder(folder);
 }
 
-/** The file a write to `path` lands in: symlinks followed; a dangling symlink is refused. */
-async function resolveTarget(path: string): Promise<string> {
-  let link;
-  try {
-    link = await lstat(path);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return path;
-    throw error;
+/** /proc/self/fd/1, /dev/fd/1 (what /dev/stdout points to): links to an open descriptor. */
+const DESCRIPTOR_LINK = /^\/(?:proc\/(self|\d+)\/fd|dev\/fd)\/(\d+)$/;
+
+/**
+ * Write to one of this process's own descriptors, as given (`-o /dev/stdout`, `-o /dev/fd/3`):
+ * reopening it would fail on a socket (ENXIO) and would not append to a `>>` file.
+ */
+async function writeToDescriptor(fd: number, text: string): Promise<void> {
+  if (fd === 1 || fd === 2) {
+    const stream = fd === 1 ? process.stdout : process.stderr;
+    await new Promise<void>((resolveWrite, reject) => stream.write(text, (err) => (err ? reject(err) : resolveWrite())));
+    return;
   }
-  if (!link.isSymbolicLink()) return path;
-  try {
-    return await realpath(path);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-    const to = await readlink(path).catch(() => '?');
-    throw new WriteRefusedError(`${path} is a symlink to ${to}, which does not exist; fix or remove the link`);
+  const bytes = Buffer.from(text, 'utf8');
+  for (let done = 0; done < bytes.length; ) {
+    done += await new Promise<number>((resolveWrite, reject) =>
+      write(fd, bytes, done, bytes.length - done, null, (err, written) => (err ? reject(err) : resolveWrite(written))),
+    );
   }
+}
+
+/**
+ * The file a write to `path` lands in: symlinks followed one by one (so that a dangling one is
+ * told apart and refused). A link to one of this process's descriptors gives its number; another
+ * process's (/proc/PID/fd/N) is `opened`: written into like a device, never replaced.
+ */
+async function resolveTarget(path: string): Promise<{ target: string; descriptor?: number; opened?: boolean }> {
+  let current = path;
+  let firstHop: string | undefined;
+  for (let hops = 0; hops < 40; hops++) {
+    let link;
+    try {
+      link = await lstat(current);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      if (firstHop === undefined) return { target: path }; // a new file
+      throw new WriteRefusedError(`${path} is a symlink to ${firstHop}, which does not exist; fix or remove the link`);
+    }
+    const fdLink = DESCRIPTOR_LINK.exec(current);
+    if (fdLink) {
+      const own = fdLink[1] === undefined || fdLink[1] === 'self' || fdLink[1] === String(process.pid);
+      return own ? { target: path, descriptor: Number(fdLink[2]) } : { target: current, opened: true };
+    }
+    if (!link.isSymbolicLink()) return { target: current };
+    const to = await readlink(current);
+    firstHop ??= to;
+    current = resolve(dirname(current), to);
+  }
+  throw Object.assign(new Error(`ELOOP: too many symlinks at ${path}`), { code: 'ELOOP' });
 }
 
 async function syncFolder(folder: string): Promise<void> {

@@ -45,6 +45,13 @@ describe('--output onto what is already there', () => {
     expect(await readdir(dir)).toEqual(['report.pipe', 'soma-verify.config.yaml']);
   });
 
+  it('-o /dev/stdout writes into the pipe the caller gave', async () => {
+    const dir = await folder({ 'soma-verify.config.yaml': ONE_CHECK });
+    const r = await runCli(['staging', '--list', '-o', '/dev/stdout'], { cwd: dir });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/\n1 checks\n$/);
+  });
+
   it('writes into a device node instead of replacing it (a private /dev/null)', async () => {
     const dir = await folder({ 'soma-verify.config.yaml': ONE_CHECK });
     const device = join(dir, 'null');

@@ -4,7 +4,7 @@
 // Run as root (CI and the development machine are): the owner test chowns to another user.
 import { execFileSync } from 'node:child_process';
 import { createReadStream } from 'node:fs';
-import { chmod, chown, lstat, mkdtemp, readdir, readFile, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdtemp, open, readdir, readFile, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -85,6 +85,22 @@ describe('writeFileAtomic', () => {
     await writeFileAtomic(fifo, 'through the pipe\n');
     expect(await read).toBe('through the pipe\n');
     expect((await stat(fifo)).isFIFO()).toBe(true);
+  });
+
+  it('writes through /dev/fd/N into the file that descriptor holds, appending, never replacing it', async () => {
+    const dir = await tempDir();
+    const path = join(dir, 'opened-by-the-shell.txt');
+    await writeFile(path, 'head\n');
+    const inode = (await stat(path)).ino;
+    const handle = await open(path, 'a'); // as `>> file` would
+    try {
+      await writeFileAtomic(`/dev/fd/${handle.fd}`, 'tail\n');
+      await writeFileAtomic(`/proc/self/fd/${handle.fd}`, 'more\n');
+    } finally {
+      await handle.close();
+    }
+    expect(await readFile(path, 'utf8')).toBe('head\ntail\nmore\n');
+    expect((await stat(path)).ino).toBe(inode);
   });
 
   it('refuses a dangling symlink, leaving the link as it was', async () => {
