@@ -113,13 +113,13 @@ describe('what is read must be a regular file of a sane size', () => {
     expect(oneMessage(dotenv.stderr)).toBe(`soma-verify: ${join(local, '.env')} is a FIFO (named pipe), not a regular file`);
   });
 
-  it('a config over 4 MiB is refused with its size, at once', async () => {
+  it('a config over 2 MiB is refused with its size, at once', async () => {
     const dir = await folder();
     const path = join(dir, 'soma-verify.config.yaml');
     await writeFile(path, ONE_CHECK + `# ${'x'.repeat(10 * 1024 * 1024)}\n`);
     const r = await runCli(['staging', '--list'], { cwd: dir });
     expect(r.code).toBe(2);
-    expect(oneMessage(r.stderr)).toBe(`soma-verify: ${path} is larger than 4 MiB, the limit for this file`);
+    expect(oneMessage(r.stderr)).toBe(`soma-verify: ${path} is larger than 2 MiB, the limit for this file`);
   });
 });
 
