@@ -1,6 +1,6 @@
 // Writing a file the way a system tool does, for reports (`--output`), `.env` and the soma-ports
 // registry: a regular file is replaced atomically and keeps its owner and mode; a device node or
-// FIFO (`-o /dev/stdout`, `-o /dev/null`, a named pipe) is written into, never replaced; a symlink
+// FIFO (`-o /dev/null`, a named pipe) is written into, never replaced; a symlink
 // is written through, and a dangling one is refused rather than replaced by a file. A link to one
 // of this process's descriptors (`-o /dev/stdout`, /dev/fd/N) is written to that descriptor, even
 // when it holds a regular file (`> report.txt`), whose inode the shell opened.
