@@ -51,7 +51,9 @@ async function guarded<T>(work: () => Promise<T>): Promise<T> {
     return await work();
   } catch (error) {
     if (error instanceof CommandError) throw error;
-    if (error instanceof PlanError || error instanceof RegistryError) throw new CommandError(error.message, 2, { cause: error });
+    if (error instanceof PlanError || error instanceof RegistryError || error instanceof FileReadError) {
+      throw new CommandError(error.message, 2, { cause: error });
+    }
     if (error instanceof LockTimeoutError || error instanceof NoFreePortError) throw new CommandError(error.message, 1, { cause: error });
     throw error;
   }

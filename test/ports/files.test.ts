@@ -89,6 +89,15 @@ describe('soma-ports and the files it reads and writes', () => {
     expect(result.stderr).toBe(`soma-ports: ${plan} is a FIFO (named pipe), not a regular file\n`);
   });
 
+  it('refuses a FIFO as registry.lock at once (exit 2)', async () => {
+    const ws = await workspace();
+    const lock = join(ws.stateDir, 'registry.lock');
+    execFileSync('mkfifo', [lock]);
+    const result = await runCli(['assign', '--project', 'somabrain'], ws);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toBe(`soma-ports: ${lock} is a FIFO (named pipe), not a regular file\n`);
+  });
+
   it('a registry.json holding null, or any other shape, is one message and exit 2', async () => {
     const ws = await workspace();
     const path = join(ws.stateDir, 'registry.json');
