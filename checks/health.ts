@@ -153,6 +153,10 @@ async function detect(o: Options, get: Get): Promise<{ generation: string } | { 
     })
     .filter((v, i, all) => all.indexOf(v) === i)
     .join(', ');
+  // Every route failing with a server error is a service that is down, whatever its generation.
+  if (answers.every((a) => a.status === 'rejected' || a.value.status >= 500)) {
+    return { outcome: { status: 'fail', message: `the service is down: ${seen}` } };
+  }
   return {
     outcome: {
       status: 'fail',

@@ -12,11 +12,12 @@
 // unquoted (an inline comment starts at a `#` preceded by a space or tab), 'single-quoted'
 // (literal) or "double-quoted" (\n \r \t \\ \" \$ escapes); quoted values may span lines.
 // Anything else is an EnvParseError naming the line; the message never quotes the line itself,
-// because a malformed line can hold a secret.
-import { constants as fsConstants } from 'node:fs';
-import { open, readFile, realpath, rename, stat, unlink } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+// because a malformed line can hold a secret. Line ends are LF or CRLF; a carriage return alone
+// (old Mac line ends) outside a quoted value is refused: read as one line, it would hide keys.
+import { MiB, readRegularFile } from './read-file.js';
+
+/** The largest `.env` read: far above any real one, far below what would hurt. */
+export const ENV_FILE_MAX_BYTES = MiB;
 
 export type EnvQuote = '' | "'" | '"';
 
@@ -54,6 +55,7 @@ export class EnvParseError extends Error {
   }
 }
 
+const BARE_CR = 'a carriage return without a line feed (CR-only line ends?): convert the file to LF line ends';
 const ASSIGNMENT = /^[ \t]*(export[ \t]+)?([A-Za-z_][A-Za-z0-9_.]*)[ \t]*=[ \t]*/;
 const AFTER_QUOTE = /^[ \t]*(#.*)?$/;
 const DOUBLE_QUOTE_ESCAPES: Record<string, string> = {
@@ -84,6 +86,7 @@ export function parseEnvFile(text: string): EnvFile {
     const content = text.slice(pos, contentEnd);
     const trimmed = content.trimStart();
     if (trimmed === '' || trimmed.startsWith('#')) {
+      if (content.includes('\r')) throw new EnvParseError(startLine, BARE_CR);
       pos = next;
       line++;
       continue;
@@ -124,12 +127,15 @@ export function parseEnvFile(text: string): EnvFile {
       const closing = i;
       // The closing quote may sit on a later line than the opening one.
       [contentEnd, next] = lineBounds(closing);
-      if (!AFTER_QUOTE.test(text.slice(closing + 1, contentEnd))) {
+      const afterQuote = text.slice(closing + 1, contentEnd);
+      if (afterQuote.includes('\r')) throw new EnvParseError(line, BARE_CR);
+      if (!AFTER_QUOTE.test(afterQuote)) {
         throw new EnvParseError(line, 'unexpected text after the closing quote');
       }
       entries.push({ key, value: decoded, line: startLine, exported, quote, valueStart: valueOffset + 1, valueEnd: closing });
     } else {
       const rest = text.slice(valueOffset, contentEnd);
+      if (rest.includes('\r')) throw new EnvParseError(startLine, BARE_CR);
       let valueLength: number;
       const spaceBefore = match[0].length > 0 && /[ \t]$/.test(match[0]);
       if (rest.startsWith('#') && spaceBefore) {
@@ -230,11 +236,12 @@ export function setEnvValues(file: EnvFile, changes: Record<string, string>): st
 /**
  * Read and parse a `.env` file; undefined when it does not exist. Bytes that are not valid UTF-8
  * are an EnvParseError: decoding them would replace them and break the byte-for-byte promise.
+ * Only a regular file up to ENV_FILE_MAX_BYTES is read (FileReadError otherwise).
  */
 export async function readEnvFile(path: string): Promise<EnvFile | undefined> {
   let bytes: Buffer;
   try {
-    bytes = await readFile(path);
+    bytes = await readRegularFile(path, ENV_FILE_MAX_BYTES);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw error;
@@ -265,52 +272,4 @@ function firstInvalidUtf8Line(bytes: Buffer): number {
     }
   }
   return line;
-}
-
-/**
- * Replace `path` with `text` atomically: a temporary file in the same folder, fsync, rename over
- * the target, fsync the folder. A reader (or a crash) sees the old content or the new one, never
- * a mix. The file's mode is kept; a symlinked target is written through the link.
- */
-export async function writeFileAtomic(path: string, text: string): Promise<void> {
-  let target = path;
-  let mode: number | undefined;
-  try {
-    target = await realpath(path);
-    mode = (await stat(target)).mode & 0o7777;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-  }
-  const folder = dirname(target);
-  const temp = join(folder, `.${basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  const handle = await open(temp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, mode ?? 0o666);
-  try {
-    try {
-      // Explicit chmod: open()'s mode is filtered by the umask, the old file's mode is not.
-      if (mode !== undefined) await handle.chmod(mode);
-      await handle.writeFile(text, 'utf8');
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(temp, target);
-  } catch (error) {
-    await unlink(temp).catch(() => {});
-    throw error;
-  }
-  await syncFolder(folder);
-}
-
-async function syncFolder(folder: string): Promise<void> {
-  // Makes the rename itself durable. Some filesystems refuse fsync on a directory: the rename has
-  // still happened, so that is not a failure.
-  let dir;
-  try {
-    dir = await open(folder, 'r');
-    await dir.sync();
-  } catch {
-    /* best effort, see above */
-  } finally {
-    await dir?.close();
-  }
 }

@@ -110,7 +110,13 @@ function envDiff(path: string, oldText: string, newText: string): string {
   return out.join('\n');
 }
 
+/** Warnings go to stderr, once, whatever the format (JSON also carries them). */
+function warn(warnings: string[]): void {
+  for (const warning of warnings) process.stderr.write(`soma-ports: warning: ${warning}\n`);
+}
+
 async function renderAssign(result: AssignResult, args: Args): Promise<void> {
+  warn(result.warnings);
   if (args.json) {
     const { oldText: _old, newText: _new, ...rest } = result;
     print(JSON.stringify(rest, null, 2));
@@ -132,6 +138,7 @@ async function renderAssign(result: AssignResult, args: Args): Promise<void> {
 }
 
 async function renderCheck(result: CheckResult, args: Args): Promise<void> {
+  warn(result.warnings);
   if (args.json) {
     print(JSON.stringify(result, null, 2));
   } else {
@@ -245,6 +252,8 @@ async function slowParse(argv: string[]): Promise<void> {
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
+  // `node bin/soma-ports.js -- assign --env-file X`: the `--` that keeps Node 20 off the flag.
+  if (argv[0] === '--') argv.shift();
   const fast = fastParse(argv);
   try {
     if (fast) await run(fast.command, fast.args);

@@ -48,7 +48,7 @@ export const VERSION_FLAGS = new Set(['--version', '-V']);
 export function parseFast(argv: string[]): VerifyArgs | undefined {
   let parsed;
   try {
-    parsed = parseArgs({ args: argv, options: PARSE_ARGS_OPTIONS, allowPositionals: true, strict: true });
+    parsed = parseArgs({ args: joinNegativeValues(argv), options: PARSE_ARGS_OPTIONS, allowPositionals: true, strict: true });
   } catch {
     return undefined;
   }
@@ -88,6 +88,33 @@ export function describeWithYargs(y: Argv, version: string): Argv {
     });
   }
   return parser.epilog(EPILOG).version(version).alias('h', 'help').alias('V', 'version').strict().wrap(100);
+}
+
+/**
+ * `--timeout -5s` as `--timeout=-5s`: parseArgs (and yargs) read a value starting with `-` as an
+ * option, and the user would hear about unknown options 5 and s instead of a negative timeout.
+ */
+function joinNegativeValues(argv: string[]): string[] {
+  const takesValue = new Set<string>();
+  for (const [name, spec] of Object.entries(OPTIONS) as Array<[string, OptionSpec]>) {
+    if (spec.type !== 'boolean') takesValue.add(`--${name}`);
+  }
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const next = argv[i + 1];
+    if (arg === '--') {
+      out.push(...argv.slice(i));
+      break;
+    }
+    if (takesValue.has(arg) && next !== undefined && /^-\d/.test(next)) {
+      out.push(`${arg}=${next}`);
+      i++;
+    } else {
+      out.push(arg);
+    }
+  }
+  return out;
 }
 
 function splitList(values: string[] | undefined): string[] {

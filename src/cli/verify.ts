@@ -4,7 +4,7 @@ import { constants } from 'node:os';
 import type { CheckResult } from '../check.js';
 import { ConfigError, validate } from '../config/issues.js';
 import { findConfigFile, loadConfig, type LoadedConfig } from '../config/load.js';
-import { parseDuration } from '../config/duration.js';
+import { checkDuration } from '../config/duration.js';
 import { SecretError } from '../config/secrets.js';
 import { learnSecrets, MIN_SECRET_LENGTH, Redactor } from '../redact.js';
 import { EXIT } from './exit.js';
@@ -92,8 +92,8 @@ async function verifyOrThrow(
     // Redact before rendering (a table may wrap a secret, JSON may escape it), and only the
     // target: ids and kinds are the plan's structure.
     const rows = plan.map((c) => ({ id: c.id, kind: c.checkKind.kind, service: c.service, target: redactor.text(c.target), timeoutMs: c.timeoutMs, dependsOn: c.dependsOn }));
-    const text = args.format === 'json' ? `${JSON.stringify({ env: args.env, checks: rows }, null, 2)}\n` : await listTable(rows);
-    await emit(text, args.output);
+    const { renderPlan } = await import('../report/plan.js');
+    await emit(renderPlan(args.env, rows, args.format), args.output);
     return EXIT.ok;
   }
 
@@ -201,7 +201,8 @@ async function environmentFor(
   verbose: boolean,
 ) {
   const { environment } = await import('../config/schema.js');
-  const configured = loaded?.config.environments[name];
+  // Own keys only: an environment named toString or __proto__ must not find Object.prototype's.
+  const configured = loaded && Object.hasOwn(loaded.config.environments, name) ? loaded.config.environments[name] : undefined;
   if (configured) return configured;
   if (name === 'local') {
     const { localTopology, localEnvironmentConfig } = await import('../stack/local.js');
@@ -224,16 +225,9 @@ async function environmentFor(
 
 function durationArg(flag: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
-  const ms = parseDuration(value);
-  if (ms === undefined) throw new ConfigError([`${flag}: expected a duration like 500ms, 5s or 1m, got "${value}"`]);
-  return ms;
-}
-
-async function listTable(rows: Array<{ id: string; kind: string; target: string; timeoutMs: number; dependsOn: string[] }>) {
-  const { default: Table } = await import('cli-table3');
-  const table = new Table({ head: ['check', 'kind', 'target', 'timeout', 'depends on'], style: { head: [], border: [] } });
-  for (const r of rows) table.push([r.id, r.kind, r.target, `${r.timeoutMs / 1000} s`, r.dependsOn.join(', ')]);
-  return `${table.toString()}\n${rows.length} checks\n`;
+  const checked = checkDuration(value);
+  if ('problem' in checked) throw new ConfigError([`${flag}: ${checked.problem}`]);
+  return checked.ms;
 }
 
 /** Print to stdout, or write the file atomically (a failed write leaves the old file whole). */
@@ -242,7 +236,7 @@ async function emit(text: string, output: string | undefined): Promise<void> {
     await new Promise<void>((resolve, reject) => process.stdout.write(text, (err) => (err ? reject(err) : resolve())));
     return;
   }
-  const { writeFileAtomic } = await import('../envfile.js');
+  const { writeFileAtomic } = await import('../write-file.js');
   try {
     await writeFileAtomic(output, text);
   } catch (err) {

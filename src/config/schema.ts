@@ -1,17 +1,17 @@
 // The shape of soma-verify.config.yaml / .json. Store services and custom checks carry the
 // options of their check kind, which that kind's own schema validates at plan time.
 import { z } from 'zod';
-import { parseDuration } from './duration.js';
+import { checkDuration } from './duration.js';
 import { PROJECTS_WITH_REQUIREMENTS } from '../stack/requirements.js';
 
 /** 500, "500ms", "5s", "1.5m": milliseconds. */
 export const duration = z.union([z.number().positive(), z.string()]).transform((value, ctx) => {
-  const ms = parseDuration(value);
-  if (ms === undefined) {
-    ctx.addIssue({ code: 'custom', message: 'expected a duration like 500ms, 5s or 1m' });
+  const checked = checkDuration(value);
+  if ('problem' in checked) {
+    ctx.addIssue({ code: 'custom', message: checked.problem });
     return z.NEVER;
   }
-  return ms;
+  return checked.ms;
 });
 
 export const tlsOptions = z

@@ -1,7 +1,10 @@
 // Secret resolution in the order of the stack's own runtime (seed 000): for any KEY the first
 // non-empty of KEY, KEY_FILE (file contents, surrounding whitespace stripped), KEY_B64 (base64),
 // KEY_B64_FILE (a file holding base64) wins.
-import { readFileSync } from 'node:fs';
+import { FileReadError, MiB, readRegularFileSync } from '../read-file.js';
+
+/** A secret file (a token, a PEM key, a JSON key file) is small; a larger one is a mistake. */
+const SECRET_FILE_MAX_BYTES = MiB;
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
@@ -38,8 +41,9 @@ export function resolveSecret(key: string, env: Env): ResolvedSecret | undefined
 
 function readSecretFile(path: string, variable: string): string {
   try {
-    return readFileSync(path, 'utf8');
+    return readRegularFileSync(path, SECRET_FILE_MAX_BYTES).toString('utf8');
   } catch (err) {
+    if (err instanceof FileReadError) throw new SecretError(`${variable}: ${err.message}`, { cause: err });
     const code = (err as NodeJS.ErrnoException).code ?? 'error';
     throw new SecretError(`${variable}: cannot read ${path} (${code})`, { cause: err });
   }

@@ -2,11 +2,13 @@
 // Failures the user must fix are CommandError with the exit code they deserve.
 import { access, constants as fsConstants, realpath } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { EnvParseError, envValues, parseEnvFile, readEnvFile, setEnvValues, writeFileAtomic, type EnvFile } from '../envfile.js';
+import { EnvParseError, envValues, parseEnvFile, readEnvFile, setEnvValues, type EnvFile } from '../envfile.js';
+import { FileReadError } from '../read-file.js';
+import { writeFileAtomic } from '../write-file.js';
 import { allocate, NoFreePortError, type Assignment } from './allocate.js';
 import { acquireLock, LockTimeoutError, type Lock } from './lock.js';
 import { applyPoolEnv, detectProject, detectProjectCandidates, loadPlan, PlanError, type PlanProject, type PortPlan } from './plan.js';
-import { describeHolder, ephemeralPorts, findHolders, isFree, PortProber, type PortHolder, type PortState } from './probe.js';
+import { describeHolder, ephemeralPorts, ephemeralWarning, findHolders, isEphemeral, isFree, PortProber, rangeInsideEphemeral, type PortHolder, type PortState } from './probe.js';
 import {
   ensureStateDir,
   lockPath,
@@ -49,7 +51,9 @@ async function guarded<T>(work: () => Promise<T>): Promise<T> {
     return await work();
   } catch (error) {
     if (error instanceof CommandError) throw error;
-    if (error instanceof PlanError || error instanceof RegistryError) throw new CommandError(error.message, 2, { cause: error });
+    if (error instanceof PlanError || error instanceof RegistryError || error instanceof FileReadError) {
+      throw new CommandError(error.message, 2, { cause: error });
+    }
     if (error instanceof LockTimeoutError || error instanceof NoFreePortError) throw new CommandError(error.message, 1, { cause: error });
     throw error;
   }
@@ -75,6 +79,7 @@ async function resolveTarget(options: CommonOptions): Promise<Target> {
     if (error instanceof EnvParseError) {
       throw new CommandError(`cannot parse ${envPath}, ${error.message}; fix that line, the file was left untouched`, 2, { cause: error });
     }
+    if (error instanceof FileReadError) throw new CommandError(`${error.message}; it was left untouched`, 2, { cause: error });
     throw new CommandError(`cannot read ${envPath}: ${(error as Error).message}`, 2, { cause: error });
   }
   const values = file ? envValues(file) : new Map<string, string>();
@@ -137,6 +142,8 @@ export interface AssignResult {
   dryRun: boolean;
   oldText: string;
   newText: string;
+  /** Said once on stderr: e.g. the range lies inside the ephemeral range. */
+  warnings: string[];
 }
 
 export async function assign(options: CommonOptions & { dryRun: boolean }): Promise<AssignResult> {
@@ -160,13 +167,14 @@ export async function assign(options: CommonOptions & { dryRun: boolean }): Prom
       const registry = await pruneMissing(stored);
       const ownEntry = registry.entries.find((e) => sameEntry(e, project, envKey));
       const prober = new PortProber();
+      const ephemeral = ephemeralPorts();
       const assignments = await allocate({
         project,
         plan: target.projectPlan,
         current: target.values,
         taken: takenBy(registry, project, envKey),
         own: ownEntry?.ports ?? {},
-        ephemeral: ephemeralPorts(),
+        ephemeral,
         prober,
         holderOf: holderLookup(prober),
       });
@@ -187,6 +195,10 @@ export async function assign(options: CommonOptions & { dryRun: boolean }): Prom
         dryRun: options.dryRun,
         oldText,
         newText,
+        warnings:
+          ephemeral && rangeInsideEphemeral(ephemeral, target.projectPlan.range)
+            ? [ephemeralWarning(project, target.projectPlan.range, ephemeral)]
+            : [],
       };
       if (options.dryRun) return result;
 
@@ -247,6 +259,7 @@ export interface CheckResult {
   rows: CheckRow[];
   conflicts: string[];
   ok: boolean;
+  warnings: string[];
 }
 
 export async function check(options: CommonOptions & { expect?: Expectation }): Promise<CheckResult> {
@@ -304,6 +317,9 @@ export async function check(options: CommonOptions & { expect?: Expectation }): 
       }
       return row;
     });
+    // Free now is all a port inside the ephemeral range can promise: say so once.
+    const ephemeral = ephemeralPorts();
+    const inside = rangeInsideEphemeral(ephemeral, projectPlan.range) && rows.some((r) => r.port !== undefined && isEphemeral(ephemeral, r.port));
     return {
       project,
       envFile: target.envPath,
@@ -311,6 +327,7 @@ export async function check(options: CommonOptions & { expect?: Expectation }): 
       rows,
       conflicts,
       ok: conflicts.length === 0 && rows.every((r) => r.ok),
+      warnings: ephemeral && inside ? [ephemeralWarning(project, projectPlan.range, ephemeral)] : [],
     };
   });
 }

@@ -8,6 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync, unlinkSync } from 'node:fs';
 import { open, readFile, stat, unlink } from 'node:fs/promises';
+import { readRegularFile } from '../read-file.js';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -73,7 +74,8 @@ function isAlive(holder: LockHolder): boolean {
 async function readHolder(path: string): Promise<LockHolder | undefined | 'missing'> {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    // A lock file is a few bytes of JSON; anything else (a FIFO would block) is a FileReadError.
+    text = (await readRegularFile(path, 64 * 1024)).toString('utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 'missing';
     throw error;

@@ -5,7 +5,8 @@
 //
 // Validation is hand-written rather than a zod schema: importing zod costs ~70 ms, a quarter of
 // the 300 ms budget of `soma-ports assign`, for a dozen checks.
-import { readFile, realpath } from 'node:fs/promises';
+import { realpath } from 'node:fs/promises';
+import { FileReadError, MiB, readRegularFile } from '../read-file.js';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -55,9 +56,10 @@ async function defaultPlanPath(): Promise<string> {
 async function readJson(path: string): Promise<unknown | undefined> {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = (await readRegularFile(path, MiB)).toString('utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    if (error instanceof FileReadError) throw new PlanError(error.message, { cause: error });
     throw new PlanError(`cannot read ${path}: ${(error as Error).message}`, { cause: error });
   }
   try {

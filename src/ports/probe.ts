@@ -117,6 +117,26 @@ export function isEphemeral(ports: EphemeralPorts | undefined, port: number): bo
   return !ports.reserved.some(([a, b]) => port >= a && port <= b);
 }
 
+/** True when every port of `range` is ephemeral (and not reserved). */
+export function rangeInsideEphemeral(ports: EphemeralPorts | undefined, [first, last]: readonly [number, number]): boolean {
+  for (let port = first; port <= last; port++) if (!isEphemeral(ports, port)) return false;
+  return true;
+}
+
+/**
+ * The warning for ports given inside the ephemeral range, with the sysctl line that reserves
+ * them (the kernel's list is replaced by a write, so the line keeps what is already reserved).
+ */
+export function ephemeralWarning(project: string, range: readonly [number, number], ports: EphemeralPorts): string {
+  const reserve = [...ports.reserved.map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`)), `${range[0]}-${range[1]}`].join(',');
+  return (
+    `${project}'s range ${range[0]}-${range[1]} lies inside the kernel's ephemeral range ${ports.range.join('-')}: ` +
+    `an outgoing connection may take one of its ports before docker compose binds it. ` +
+    `Reserve the range (as root; add it to /etc/sysctl.d/ to keep it): sysctl -w net.ipv4.ip_local_reserved_ports=${reserve}; ` +
+    `until then, run soma-ports check --expect free right before docker compose up`
+  );
+}
+
 export interface PortHolder {
   pid?: number;
   command?: string;

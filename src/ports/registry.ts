@@ -5,10 +5,11 @@
 //
 // An entry is keyed by project + absolute `.env` path and holds `key -> port` only, never any
 // other value of the `.env` (the stack's old script copied secrets into its ports.json).
-import { mkdir, readFile, stat } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../envfile.js';
+import { FileReadError, MiB, readRegularFile } from '../read-file.js';
+import { writeFileAtomic } from '../write-file.js';
 
 export interface RegistryEntry {
   project: string;
@@ -63,10 +64,10 @@ export async function readRegistry(dir: string): Promise<Registry> {
   const path = registryPath(dir);
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = (await readRegularFile(path, 16 * MiB)).toString('utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { version: 1, entries: [] };
-    throw new RegistryError(`cannot read ${path}: ${(error as Error).message}`, { cause: error });
+    throw new RegistryError(error instanceof FileReadError ? error.message : `cannot read ${path}: ${(error as Error).message}`, { cause: error });
   }
   let parsed: unknown;
   try {
@@ -74,7 +75,7 @@ export async function readRegistry(dir: string): Promise<Registry> {
   } catch (error) {
     throw new RegistryError(`${path} is not valid JSON (fix or delete it): ${(error as Error).message}`, { cause: error });
   }
-  const entries = (parsed as { entries?: unknown }).entries;
+  const entries = typeof parsed === 'object' && parsed !== null ? (parsed as { entries?: unknown }).entries : undefined;
   if (!Array.isArray(entries) || !entries.every(isEntry)) {
     throw new RegistryError(`${path} does not look like a soma-ports registry (fix or delete it)`);
   }

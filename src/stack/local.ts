@@ -10,6 +10,7 @@
 import { join } from 'node:path';
 import { ConfigError } from '../config/issues.js';
 import { resolveSecret, type Env } from '../config/secrets.js';
+import { FileReadError } from '../read-file.js';
 import type { EnvironmentConfig } from '../config/schema.js';
 
 export interface LocalTopology {
@@ -35,6 +36,7 @@ export async function localTopology(cwd: string, processEnv: Env): Promise<Local
     if (file) dotenv = envValues(file);
   } catch (err) {
     if (err instanceof EnvParseError) throw new ConfigError([`${envPath}: ${err.message}`]);
+    if (err instanceof FileReadError) throw new ConfigError([err.message]);
     throw new ConfigError([`${envPath}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`]);
   }
   let plan;

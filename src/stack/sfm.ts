@@ -2,10 +2,10 @@
 import type { HttpServiceModel } from './spec.js';
 import { healthSpec, metricsSpec } from './spec.js';
 
+// What a false store boolean means: gen1 keeps vectors in Qdrant, gen2 in Milvus (no Qdrant).
 const STORES = {
-  kv_store: 'Postgres or Redis unreachable from SFM',
-  vector_store: 'Qdrant unreachable from SFM',
-  graph_store: 'in-process graph store down',
+  gen1: { kv_store: 'Postgres or Redis unreachable from SFM', vector_store: 'Qdrant unreachable from SFM', graph_store: 'in-process graph store down' },
+  gen2: { kv_store: 'Postgres or Redis unreachable from SFM', vector_store: 'Milvus unreachable from SFM', graph_store: 'in-process graph store down' },
 };
 
 export const sfm: HttpServiceModel = {
@@ -19,7 +19,7 @@ export const sfm: HttpServiceModel = {
       ],
       variants: {
         // gen1 /healthz is always 200: the booleans are the verdict.
-        gen1: { path: '/healthz', auth: false, componentMeaning: STORES },
+        gen1: { path: '/healthz', auth: false, componentMeaning: STORES.gen1 },
         // gen2 /health (token) names each backend; without a token /readyz still has booleans.
         gen2: config.token
           ? {
@@ -28,7 +28,7 @@ export const sfm: HttpServiceModel = {
               statusMeaning: { '401': 'token rejected: check SOMA_API_TOKEN' },
               componentPaths: ['services'],
             }
-          : { path: '/readyz', auth: false, componentMeaning: STORES },
+          : { path: '/readyz', auth: false, componentMeaning: STORES.gen2 },
       },
     });
     if (!config.metrics) return [health];

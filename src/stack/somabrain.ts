@@ -42,9 +42,10 @@ export const somabrain: HttpServiceModel = {
     return [
       health,
       metricsSpec('somabrain', config, source, {
-        gen1: [{ name: 'somabrain_http_requests_total' }],
-        // gen2 serves a static stub: `somabrain_up 1` proves only that the process answers.
+        // gen2 first: its static stub (`somabrain_up 1`, proving only that the process answers)
+        // may also carry zeroed gen1-looking counters; gen1 has no somabrain_up.
         gen2: [{ name: 'somabrain_up', value: { op: '==', value: 1 } }],
+        gen1: [{ name: 'somabrain_http_requests_total' }],
       }),
     ];
   },

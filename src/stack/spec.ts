@@ -40,19 +40,20 @@ type Series = Array<{ name: string; value?: { op: string; value: number } }>;
 
 /**
  * The service's /metrics check: the series of its generation, or either generation's when it is
- * `auto` (the body tells which). It depends on the service's health check, so a service that is
- * down shows one failure, not two.
+ * `auto` (the body tells which, trying them in the order given: the more specific set first, since
+ * one generation's series may also appear in the other's). It depends on the service's health
+ * check, so a service that is down shows one failure, not two.
  */
 export function metricsSpec(
   service: HttpServiceModel['name'],
   config: HttpServiceConfig,
   source: string,
-  series: { gen1: Series; gen2: Series },
+  series: Partial<Record<'gen1' | 'gen2', Series>>,
 ): CheckSpec {
   const expected =
     config.generation === 'auto'
-      ? { anyOf: [{ name: 'gen1', series: series.gen1 }, { name: 'gen2', series: series.gen2 }] }
-      : { series: series[config.generation] };
+      ? { anyOf: Object.entries(series).map(([name, set]) => ({ name, series: set })) }
+      : { series: series[config.generation] ?? [] };
   return {
     id: `${service}.metrics`,
     kind: 'metrics',

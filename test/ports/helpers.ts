@@ -52,13 +52,19 @@ export interface CliResult {
 }
 
 /**
- * Run `bin/soma-ports.js ...args` as a user's shell does, through its shebang; a child that does
- * not exit by itself fails the test.
+ * Run `bin/soma-ports.js ...args` as a user's shell does, through its shebang (or, with
+ * `viaNode`, as `node bin/soma-ports.js ...args`); a child that does not exit by itself fails
+ * the test.
  */
-export function runCli(args: string[], ws: Pick<Workspace, 'cwd' | 'stateDir'>, { env = {}, timeoutMs = 20_000 }: { env?: Record<string, string>; timeoutMs?: number } = {}): Promise<CliResult> {
+export function runCli(
+  args: string[],
+  ws: Pick<Workspace, 'cwd' | 'stateDir'>,
+  { env = {}, timeoutMs = 20_000, viaNode = false }: { env?: Record<string, string>; timeoutMs?: number; viaNode?: boolean } = {},
+): Promise<CliResult> {
   const started = Date.now();
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(BIN, args, {
+    const [command, argv] = viaNode ? [process.execPath, [BIN, ...args]] : [BIN, args];
+    const child = spawn(command, argv, {
       cwd: ws.cwd,
       env: { ...process.env, NO_COLOR: '1', SOMA_PORTS_STATE_DIR: ws.stateDir, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],

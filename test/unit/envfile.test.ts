@@ -1,11 +1,11 @@
 // The lossless .env parser/editor: examples, error lines, and a property test over generated
 // files asserting that every byte outside the changed values is identical.
-import { mkdtemp, readFile, rm, stat, symlink, writeFile, chmod, readdir } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { EnvParseError, envValues, parseEnvFile, readEnvFile, setEnvValues, writeFileAtomic } from '../../src/envfile.js';
+import { EnvParseError, envValues, parseEnvFile, readEnvFile, setEnvValues } from '../../src/envfile.js';
 
 const dirs: string[] = [];
 afterAll(async () => {
@@ -68,6 +68,10 @@ describe('parseEnvFile / envValues', () => {
     expect(unterminated.message).not.toContain('hunter2');
     expect(parseError("A='x' trailing\n").message).toBe('line 1: unexpected text after the closing quote');
     expect(parseError('A="a\nb" junk\n').line).toBe(2);
+    // CR-only (old Mac) line ends would read as one line and hide every key after the first.
+    expect(parseError('A=1\rB=2\rC=3\r').message).toBe('line 1: a carriage return without a line feed (CR-only line ends?): convert the file to LF line ends');
+    expect(parseError('A=1\n# c\rB=2\n').line).toBe(2);
+    expect(parseError("A='x'\rB=2\n").message).toContain('carriage return');
   });
 
   it('readEnvFile: undefined when missing, EnvParseError on bytes that are not UTF-8', async () => {
@@ -243,30 +247,5 @@ describe('setEnvValues', () => {
       }),
       { numRuns: 400 },
     );
-  });
-});
-
-describe('writeFileAtomic', () => {
-  it('replaces the content, keeps the mode, writes through a symlink and leaves no temporary file', async () => {
-    const dir = await tempDir();
-    const path = join(dir, '.env');
-    await writeFile(path, 'A=1\n');
-    await chmod(path, 0o600);
-    await writeFileAtomic(path, 'A=2\n');
-    expect(await readFile(path, 'utf8')).toBe('A=2\n');
-    expect((await stat(path)).mode & 0o777).toBe(0o600);
-
-    const link = join(dir, 'link.env');
-    await symlink(path, link);
-    await writeFileAtomic(link, 'A=3\n');
-    expect(await readFile(path, 'utf8')).toBe('A=3\n');
-    expect(await readdir(dir)).toEqual(['.env', 'link.env']);
-  });
-
-  it('creates a missing file and fails clearly in a missing folder', async () => {
-    const dir = await tempDir();
-    await writeFileAtomic(join(dir, 'new.env'), 'X=1\n');
-    expect(await readFile(join(dir, 'new.env'), 'utf8')).toBe('X=1\n');
-    await expect(writeFileAtomic(join(dir, 'nope', '.env'), 'X=1\n')).rejects.toMatchObject({ code: 'ENOENT' });
   });
 });
