@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { defineCheck, type CheckOutcome, type Status } from '../src/check.js';
 import { fetchHttp, HttpError, type HttpResponse, loadHttpClient } from '../src/http.js';
 import { maskCredentials } from '../src/redact.js';
+import { matchGeneration } from '../src/stack/generation.js';
 
 const WORDS: Record<string, Exclude<Status, 'skip'>> = {
   ok: 'pass', healthy: 'pass', ready: 'pass', up: 'pass', pass: 'pass', passed: 'pass',
@@ -136,16 +137,8 @@ type Get = (path: string, auth: boolean) => Promise<HttpResponse>;
 /** Send the detection probes concurrently; the first rule (in order) that matches wins. */
 async function detect(o: Options, get: Get): Promise<{ generation: string } | { outcome: CheckOutcome }> {
   const answers = await Promise.allSettled(o.detect.map((rule) => get(rule.path, rule.auth)));
-  for (const [i, rule] of o.detect.entries()) {
-    const answer = answers[i]!;
-    if (answer.status !== 'fulfilled') continue;
-    const res = answer.value;
-    const body = res.json;
-    const keysOk =
-      !rule.anyKey ||
-      (isObject(body) && rule.anyKey.some((k) => Object.prototype.hasOwnProperty.call(body, k)));
-    if (rule.status.includes(res.status) && keysOk) return { generation: rule.generation };
-  }
+  const generation = matchGeneration(o.detect, answers.map((a) => (a.status === 'fulfilled' ? a.value : undefined)));
+  if (generation) return { generation };
   const failure = answers.find((a) => a.status === 'rejected');
   if (failure && answers.every((a) => a.status === 'rejected')) {
     return { outcome: { status: 'fail', message: failureMessage((failure as PromiseRejectedResult).reason) } };

@@ -21,9 +21,13 @@ export interface VerifyArgs {
   deadline?: string;
   strict: boolean;
   verbose: boolean;
+  /** --smoke / --no-smoke; unset: the environment's `smoke` setting. */
+  smoke?: boolean;
 }
 
 const DEFAULTS = { timeoutMs: 5000, deadlineMs: 60_000, concurrency: 16 };
+/** After a second Ctrl-C, how long smoke scenarios may still spend removing their data. */
+const SECOND_SIGNAL_GRACE_MS = 3000;
 
 export async function verify(args: VerifyArgs, cwd = process.cwd(), env = process.env): Promise<number> {
   const redactor = new Redactor();
@@ -75,7 +79,7 @@ async function verifyOrThrow(
   const { specsForEnvironment } = await import('../stack/index.js');
   const kinds = await KindRegistry.create(loaded?.config.plugins ?? [], loaded ? dirname(loaded.path) : cwd);
   const plan = selectChecks(
-    await buildPlan(specsForEnvironment(environment, args.env), kinds, timeoutMs),
+    await buildPlan(specsForEnvironment(environment, args.env, { smoke: args.smoke ?? environment.smoke !== false }), kinds, timeoutMs),
     args.only,
     args.skip,
   );
@@ -92,12 +96,22 @@ async function verifyOrThrow(
   }
 
   const interrupt = new AbortController();
+  // >>> smoke: SIGTERM stops the run like Ctrl-C. While smoke scenarios clean up, a second signal
+  // leaves their cleanup a few seconds more (bounded) instead of quitting at once.
+  const cleanupGraceMs = Math.min(SECOND_SIGNAL_GRACE_MS, Math.max(0, ...plan.map((c) => c.kind.abortGraceMs ?? 0)));
   const onSigint = () => {
-    if (interrupt.signal.aborted) process.exit(EXIT.interrupted);
-    say('soma-verify: interrupted, stopping running checks (Ctrl-C again to quit at once)');
+    if (interrupt.signal.aborted) {
+      if (!cleanupGraceMs) process.exit(EXIT.interrupted);
+      say(`soma-verify: quitting within ${cleanupGraceMs / 1000} s, once the smoke scenarios' cleanup is done`);
+      setTimeout(() => process.exit(EXIT.interrupted), cleanupGraceMs);
+      return;
+    }
+    say(`soma-verify: interrupted, stopping running checks (${cleanupGraceMs ? 'smoke scenarios clean up first; ' : ''}Ctrl-C again to quit at once)`);
     interrupt.abort();
   };
   process.on('SIGINT', onSigint);
+  process.on('SIGTERM', onSigint);
+  // <<< smoke
   const progress = args.verbose || process.stderr.isTTY;
   const { runPlan } = await import('../run/runner.js');
   const startedAt = new Date();
@@ -111,6 +125,7 @@ async function verifyOrThrow(
     log: args.verbose ? say : undefined,
   });
   process.off('SIGINT', onSigint);
+  process.off('SIGTERM', onSigint);
 
   const { buildReport } = await import('../report/report.js');
   const { rendererFor } = await import('../report/index.js');

@@ -114,10 +114,27 @@ async function runOne(
   // process exit that follows the report reclaims whatever it left running.
   let onAbort = () => {};
   let grace: NodeJS.Timeout | undefined;
+  let settledByAbort = false;
   const aborted = new Promise<CheckOutcome>((resolve) => {
     onAbort = () => {
       const interrupted = opts.signal?.aborted;
       const byDeadline = (!timedOut.aborted || cappedByDeadline) && !interrupted;
+      // >>> abortGraceMs (smoke scenarios): timeout, deadline and interrupt all leave the kind
+      // that long to finish its cleanup and report; only if it overruns is the abort reported.
+      const graceMs = check.kind.abortGraceMs ?? 0;
+      if (graceMs > 0) {
+        const cause: CheckOutcome = interrupted
+          ? { status: 'skip', message: 'interrupted' }
+          : byDeadline
+            ? { status: 'fail', message: `cut by the global deadline after ${Math.round(performance.now() - started)} ms` }
+            : { status: 'fail', message: `timed out after ${timeoutMs} ms` };
+        grace = setTimeout(() => {
+          settledByAbort = true;
+          resolve({ status: 'fail', message: `${cause.message}; its cleanup did not finish within ${graceMs} ms` });
+        }, graceMs);
+        return;
+      }
+      // <<< abortGraceMs
       if (interrupted) return resolve({ status: 'skip', message: 'interrupted' });
       if (byDeadline)
         return resolve({ status: 'fail', message: `cut by the global deadline after ${Math.round(performance.now() - started)} ms` });
@@ -142,6 +159,12 @@ async function runOne(
   if (timedOut.aborted && outcome.status === 'pass') {
     outcome = { status: 'fail', message: `timed out after ${timeoutMs} ms` };
   }
+  // >>> abortGraceMs: a kind that reported within its grace keeps its message (which step ran
+  // out of time, what cleanup did); an interrupt is a skip unless something failed, a cut is a fail.
+  if (check.kind.abortGraceMs && signal.aborted && !settledByAbort && outcome.status !== 'fail') {
+    outcome = opts.signal?.aborted ? { ...outcome, status: 'skip' } : { ...outcome, status: 'fail' };
+  }
+  // <<< abortGraceMs
   return resultOf(check, outcome, performance.now() - started);
 }
 
