@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { httpService } from '../src/config/schema.js';
 import { maskCredentials } from '../src/redact.js';
-import { defineScenario, expectStatus, fail, notYet, objectBody, step } from '../src/scenario/scenario.js';
+import { defineScenario, expectStatus, fail, notYet, objectBody, step, type Step } from '../src/scenario/scenario.js';
 import { authMeaning, generationOf, generationStep, headersFor, removeFromSfm, sfmCleanupStep } from '../src/scenario/somastack-steps.js';
 import { SFM_ROUTES, sentinelCoord, sfmPayload } from '../src/stack/memory.js';
 import { randomBytes } from 'node:crypto';
@@ -32,12 +32,19 @@ export default defineScenario({
     });
     let written = false;
     let removed = false;
+    /** Send a write; unless SFM plainly refused it (4xx), it may have stored: cleanup looks. */
+    const send = async (s: Step, token: string | null | undefined) => {
+      const before = written;
+      written = true;
+      const res = await s.http(write(token));
+      if (res.status >= 400 && res.status < 500) written = before;
+      return res;
+    };
 
     /** A write that must be refused; a 2xx means anyone can write. */
     const refused = (name: string, token: string | null, allowed: number[]) =>
       step(name, async (s) => {
-        written = true; // if it is accepted, it wrote at the sentinel coord: cleanup removes it
-        const res = await s.http(write(token));
+        const res = await send(s, token); // an accepted one wrote at the sentinel coord too
         if (res.status >= 200 && res.status < 300)
           fail(`POST /memories ${token ? 'with a wrong token' : 'without a token'} answered ${res.status}: the API accepts unauthenticated writes`);
         if (!allowed.includes(res.status)) fail(`POST /memories ${token ? 'with a wrong token' : 'without a token'} answered ${res.status}, expected ${allowed.join(' or ')}`);
@@ -48,8 +55,7 @@ export default defineScenario({
       steps: [
         generationStep(run, 'sfm', sfm),
         step('store a marked memory at the sentinel coord', async (s) => {
-          written = true;
-          const res = await s.http(write(sfm.token));
+          const res = await send(s, sfm.token);
           expectStatus(res, [200], 'POST /memories', { meaning: authMeaning('sfm', sfm.token) });
           const body = objectBody(res, 'POST /memories');
           if (body.ok === false) fail('POST /memories answered 200 with ok: false: the memory was not stored');

@@ -15,6 +15,7 @@ import {
   recalled,
   rememberStep,
   removeFromSfm,
+  sfmCleanupStep,
   SMOKE_TENANT,
 } from '../src/scenario/somastack-steps.js';
 import { coordinateList, GEN2_TTL_SECONDS, SOMABRAIN_ROUTES, sentinelCoord } from '../src/stack/memory.js';
@@ -68,18 +69,12 @@ export default defineScenario({
       }
       return removeFromSfm(s, o.sfm, coord);
     };
-    const forgetStep = (name: string, skipReason: (s: Step) => string | undefined) =>
-      step(
-        name,
-        async (s) => {
-          const reason = skipReason(s);
-          if (reason) return s.skip(reason);
-          const said = await forget(s);
-          removed = !!said;
-          return said;
-        },
-        { retryForMs: 4000 },
-      );
+    let confirmed = false; // recalled from the long-term store: the write has landed
+    const throughSfm = sfmCleanupStep('forget the item', o.sfm, () => remember.coord(), {
+      written: () => remember.sent(),
+      removed: () => removed,
+      mayLandLater: () => !confirmed,
+    });
 
     return {
       steps: [
@@ -89,14 +84,25 @@ export default defineScenario({
           'recall it from the long-term store',
           async (s) => {
             const { body, longTerm, working } = await recall(s);
-            if (longTerm.length) return 'recalled from the long-term store';
+            if (longTerm.length) {
+              confirmed = true;
+              return 'recalled from the long-term store';
+            }
             if (body.degraded === true) notYet('recall answered degraded: true without the item');
             if (working.length) notYet('recalled only from working memory: the long-term store has not answered it');
             notYet('the marked item is not recalled');
           },
           { retryForMs: 15_000 },
         ),
-        forgetStep('forget it', () => undefined),
+        step(
+          'forget it',
+          async (s) => {
+            const said = await forget(s);
+            removed = !!said;
+            return said;
+          },
+          { retryForMs: 4000 },
+        ),
         step(
           'it is no longer recalled',
           async (s) => {
@@ -108,10 +114,18 @@ export default defineScenario({
           { retryForMs: 5000 },
         ),
       ],
-      // gen1: POST /delete at the sentinel coord; gen2: DELETE the returned coordinate in SFM.
+      // gen1: POST /delete at the sentinel coord; gen2: DELETE the returned coordinate in SFM,
+      // once the write has landed there.
       cleanup: [
-        forgetStep('forget the item', () =>
-          !remember.sent() ? 'nothing was written' : removed ? 'already forgotten by the steps above' : undefined,
+        step(
+          'forget the item',
+          async (s) => {
+            if (!remember.sent()) return s.skip('nothing was written');
+            if (removed) return s.skip('already forgotten by the steps above');
+            if (generationOf(run, 'somabrain') === 'gen1') return forget(s);
+            return throughSfm.run(s);
+          },
+          { retryForMs: 4000 },
         ),
       ],
       summary: () => 'remembered a marked item, recalled it from the long-term store and forgot it',

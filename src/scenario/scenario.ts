@@ -159,12 +159,12 @@ async function runScenario<Options>(def: ScenarioDefinition<Options>, options: O
       records.push({ name: spec.name, status: 'skip', durationMs: 0, message: failed ? `not run: '${failed.name}' failed` : `not run: ${abortCause(ctx)}` });
       continue;
     }
-    const record = await runStep(spec, ctx.signal, budgetEnds, run.requestTimeoutMs, () => abortCause(ctx));
+    const { record, stopped } = await runStep(spec, ctx.signal, budgetEnds, run.requestTimeoutMs, () => abortCause(ctx));
     records.push(record);
     log(record);
     if (record.status === 'fail') {
       failed = record;
-      if (ctx.signal.aborted) cutAt = spec.name;
+      if (stopped) cutAt = spec.name;
     }
   }
 
@@ -174,7 +174,7 @@ async function runScenario<Options>(def: ScenarioDefinition<Options>, options: O
   const cleanupSignal = AbortSignal.timeout(CLEANUP_BUDGET_MS);
   const cleanupRecords: StepRecord[] = [];
   for (const spec of cleanup) {
-    const record = await runStep(spec, cleanupSignal, cleanupEnds, run.requestTimeoutMs, () => `the cleanup budget of ${CLEANUP_BUDGET_MS} ms passed`);
+    const { record } = await runStep(spec, cleanupSignal, cleanupEnds, run.requestTimeoutMs, () => `the cleanup budget of ${CLEANUP_BUDGET_MS} ms passed`);
     const named = { ...record, name: `cleanup: ${record.name}` };
     cleanupRecords.push(named);
     log(named);
@@ -193,7 +193,7 @@ async function runScenario<Options>(def: ScenarioDefinition<Options>, options: O
   if (cutAt) {
     // An interrupted run is a skip (exit 130 says why) unless its cleanup failed.
     status = interrupted && !cleanupFailed.length ? 'skip' : 'fail';
-    message = `${abortCause(ctx)} at step '${cutAt}'`;
+    message = interrupted ? `interrupted at step '${cutAt}'` : `ran out of time (${ctx.timeoutMs} ms) at step '${cutAt}'`;
   } else if (failed) {
     status = 'fail';
     message = `${failed.name}: ${failed.message}`;
@@ -229,20 +229,26 @@ async function runStep(
   budgetEnds: number,
   requestTimeoutMs: number,
   parentCause: () => string,
-): Promise<StepRecord> {
+): Promise<{ record: StepRecord; stopped?: boolean }> {
   const started = performance.now();
   const stepMs = Math.max(1, Math.floor(Math.min(spec.timeoutMs ?? Infinity, budgetEnds - started)));
-  const own = AbortSignal.timeout(stepMs);
-  const signal = AbortSignal.any([parent, own]);
+  // Without a bound of its own a step ends with the budget, which `parent` already enforces: one
+  // timer, so the report says "ran out of time", never a race between two.
+  const signal = spec.timeoutMs ? AbortSignal.any([parent, AbortSignal.timeout(stepMs)]) : parent;
   const stepEnds = started + stepMs;
   let verdict: { status: 'warn' | 'skip'; message: string } | undefined;
-  const record = (status: StepStatus, message: string): StepRecord => ({
-    name: spec.name,
-    status,
-    durationMs: Math.round((performance.now() - started) * 10) / 10,
-    message: message.replace(/\s*\n\s*/g, ' '),
+  const record = (status: StepStatus, message: string) => ({
+    record: {
+      name: spec.name,
+      status,
+      durationMs: Math.round((performance.now() - started) * 10) / 10,
+      message: message.replace(/\s*\n\s*/g, ' '),
+    },
   });
-  const stopped = () => (parent.aborted ? parentCause() : `step timed out after ${stepMs} ms`);
+  // The step's end is its own bound when it has one, else the budget (`parent`, whose timer may
+  // fire a moment after the step noticed the time is up).
+  const ownBound = !!spec.timeoutMs && stepMs === spec.timeoutMs;
+  const stop = () => ({ ...record('fail', ownBound && !parent.aborted ? `step timed out after ${stepMs} ms` : parentCause()), stopped: !ownBound || parent.aborted });
 
   for (let attempt = 1; ; attempt++) {
     verdict = undefined;
@@ -251,8 +257,14 @@ async function runStep(
       attempt,
       http: (req) => {
         const left = Math.floor(stepEnds - performance.now());
-        if (signal.aborted || left <= 0) throw new StepFailure(stopped());
-        return fetchHttp({ ...req, timeoutMs: Math.max(1, Math.min(requestTimeoutMs, left)), signal });
+        if (signal.aborted || left <= 0) throw new StepEnded();
+        // A request cut by the step's end is reported by the step ("ran out of time"), not as a
+        // slow server.
+        const capped = left < requestTimeoutMs;
+        return fetchHttp({ ...req, timeoutMs: capped ? left : requestTimeoutMs, signal }).catch((err: unknown) => {
+          if (capped && err instanceof HttpError && performance.now() >= stepEnds - 50) throw new StepEnded();
+          throw err;
+        });
       },
       warn: (message) => (verdict = { status: 'warn', message }),
       skip: (message) => (verdict = { status: 'skip', message }),
@@ -262,10 +274,10 @@ async function runStep(
       const message = await spec.run(handle);
       // (set by handle.warn / handle.skip, which TypeScript does not follow into the closure)
       const said = verdict as { status: 'warn' | 'skip'; message: string } | undefined;
-      if (signal.aborted && !said) return record('fail', stopped());
+      if (signal.aborted && !said) return stop();
       return said ? record(said.status, said.message) : record('pass', message ?? 'ok');
     } catch (err) {
-      if (signal.aborted) return record('fail', stopped());
+      if (signal.aborted || err instanceof StepEnded) return stop();
       failure = asFailure(err);
     }
     const elapsed = performance.now() - started;
@@ -275,12 +287,17 @@ async function runStep(
     // Capped exponential backoff with equal jitter: half fixed, half random.
     const ceiling = Math.min(BACKOFF.capMs, BACKOFF.firstMs * 2 ** (attempt - 1));
     const delay = ceiling / 2 + Math.random() * (ceiling / 2);
-    if (elapsed + delay > spec.retryForMs) {
+    // The retry bound, or the step's budget when that is shorter: end with the real reason
+    // ("recalled only from working memory") rather than "ran out of time".
+    if (elapsed + delay > Math.min(spec.retryForMs, stepMs)) {
       return record('fail', `${failure.message} (still so after ${attempt} attempts in ${Math.round(elapsed)} ms)`);
     }
-    if (!(await sleep(delay, signal))) return record('fail', stopped());
+    if (!(await sleep(delay, signal))) return stop();
   }
 }
+
+/** The step's time is up (thrown by `http`; the step reports why). */
+class StepEnded extends Error {}
 
 /** A transport failure may pass (a restarting server); anything else thrown is a bug: terminal. */
 function asFailure(err: unknown): StepFailure {
@@ -306,8 +323,9 @@ function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
 
 const isTimeout = (reason: unknown) => (reason as { name?: string } | undefined)?.name === 'TimeoutError';
 
+/** Why the scenario's signal stopped it; before that signal fires, only its budget can have. */
 function abortCause(ctx: CheckContext): string {
-  return isTimeout(ctx.signal.reason) ? `ran out of time: the scenario's budget of ${ctx.timeoutMs} ms passed` : 'interrupted';
+  return !ctx.signal.aborted || isTimeout(ctx.signal.reason) ? `ran out of time: the scenario's budget of ${ctx.timeoutMs} ms passed` : 'interrupted';
 }
 
 function generationNote(generation: unknown): string | undefined {

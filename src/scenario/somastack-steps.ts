@@ -80,6 +80,8 @@ export function rememberStep(run: ScenarioRun, brain: HttpServiceConfig, marker:
         : { tenant: SMOKE_TENANT, namespace: marker, key: marker, value: item, ttl_seconds: GEN2_TTL_SECONDS };
     sent = true;
     const res = await s.http({ url: new URL(route, brain.url).href, method: 'POST', headers: headersFor(brain.token, SMOKE_TENANT), json, tls: brain.tls });
+    // Plainly refused (4xx): nothing was written, nothing to clean.
+    if (res.status >= 400 && res.status < 500) sent = false;
     await explainBrainDenial(s, res, brain, `POST ${route}`);
     expectStatus(res, [200], `POST ${route}`);
     const body = objectBody(res, `POST ${route}`);
@@ -140,20 +142,37 @@ export async function removeFromSfm(s: Step, sfm: HttpServiceConfig, coord: stri
   return said;
 }
 
+export interface CleanupState {
+  written(): boolean;
+  removed(): boolean;
+  /** SomaBrain accepted the write but nobody saw it land in SFM yet (asynchronous writes). */
+  mayLandLater?(): boolean;
+}
+
 /** A cleanup step that removes `coord()` from SFM unless nothing was written or it is gone. */
-export function sfmCleanupStep(name: string, sfm: HttpServiceConfig | undefined, coord: () => string | undefined, state: { written(): boolean; removed(): boolean }): StepSpec {
-  return step(
-    name,
-    async (s) => {
-      if (!state.written()) return s.skip('nothing was written');
-      if (state.removed()) return s.skip('already removed by the steps above');
-      const at = coord();
-      if (!at) return s.warn(`the coordinate was never returned: the item expires after ttl_seconds=${GEN2_TTL_SECONDS}`);
-      if (!sfm) return s.warn(`no SFM configured to delete it: the item expires after ttl_seconds=${GEN2_TTL_SECONDS}`);
-      return removeFromSfm(s, sfm, at);
-    },
-    { retryForMs: 4000 },
-  );
+export function sfmCleanupStep(name: string, sfm: HttpServiceConfig | undefined, coord: () => string | undefined, state: CleanupState): StepSpec {
+  return step(name, async (s) => {
+    if (!state.written()) return s.skip('nothing was written');
+    if (state.removed()) return s.skip('already removed by the steps above');
+    const at = coord();
+    if (!at) return s.warn(`the coordinate was never returned: the item expires after ttl_seconds=${GEN2_TTL_SECONDS}`);
+    if (!sfm) return s.warn(`no SFM configured to delete it: the item expires after ttl_seconds=${GEN2_TTL_SECONDS}`);
+    // A write still on its way would land after a delete: wait for it (within the cleanup budget).
+    if (state.mayLandLater?.() && !(await landed(s, sfm, at)))
+      return s.warn(`the write had not reached SFM when cleanup ended: it expires after ttl_seconds=${GEN2_TTL_SECONDS}`);
+    return removeFromSfm(s, sfm, at);
+  }, { retryForMs: 4000 });
+}
+
+/** Poll GET /memories/{coord} until it answers 200, while the step's signal allows. */
+async function landed(s: Step, sfm: HttpServiceConfig, coord: string): Promise<boolean> {
+  const url = new URL(SFM_ROUTES.memory(coord), sfm.url).href;
+  while (!s.signal.aborted) {
+    const res = await s.http({ url, headers: headersFor(sfm.token), tls: sfm.tls }).catch(() => undefined);
+    if (res?.status === 200) return true;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  return false;
 }
 
 /** The items of a recall answer that hold `marker`, split into long-term and working memory. */

@@ -13,12 +13,15 @@ const WRONG_TOKEN = 'wrong-smoke-token-40c2b7e9';
 const MARGIN_MS = 4000;
 
 let sfm1: SfmDouble, sfm2: SfmDouble, brain1: SomabrainDouble, brain2: SomabrainDouble;
+/** Closed in the middle of a scenario by one test. */
+let dying: SfmDouble;
 let project: { dir: string; remove(): Promise<void> };
 
 beforeAll(async () => {
-  [sfm1, sfm2] = await Promise.all([
+  [sfm1, sfm2, dying] = await Promise.all([
     sfmDouble({ generation: 'gen1', token: SFM_TOKEN }),
     sfmDouble({ generation: 'gen2', token: SFM_TOKEN }),
+    sfmDouble({ generation: 'gen1', token: SFM_TOKEN, fault: { mode: 'delay', ms: 3000, paths: ['/memories/search'] } }),
   ]);
   [brain1, brain2] = await Promise.all([
     somabrainDouble({ generation: 'gen1', token: BRAIN_TOKEN }, { memory: sfm1 }),
@@ -52,6 +55,7 @@ beforeAll(async () => {
       'sfm1-no-token': sfmOnly(sfm1, undefined),
       'sfm1-short': sfmOnly(sfm1, SFM_TOKEN, { smoke: { timeout: '2s' } }),
       'sfm1-slow': sfmOnly(sfm1, SFM_TOKEN, { smoke: { timeout: '20s' } }),
+      dying: sfmOnly(dying, SFM_TOKEN),
       'brain1-only': { services: { somabrain: { url: brain1.url, token: BRAIN_TOKEN, metrics: false } }, smoke: true },
     },
   };
@@ -60,7 +64,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await Promise.all([brain1, brain2].map((d) => d?.close()));
-  await Promise.all([sfm1, sfm2].map((d) => d?.close()));
+  await Promise.all([sfm1, sfm2, dying].map((d) => d?.close()));
   await project?.remove();
 });
 
@@ -139,5 +143,304 @@ describe.each(['gen1', 'gen2'] as const)('a healthy %s stack double with smoke: 
       expect(coordGets.some((q) => q.path.endsWith(brainCoord))).toBe(true);
       expect(r.stdout).not.toContain(brainCoord);
     }
+  });
+});
+
+describe('without smoke nothing is ever written', () => {
+  it('an environment without smoke runs no scenario and sends no write to any double', async () => {
+    const r = await verify('no-smoke', '--format', 'json');
+    expect(r.code, r.stdout).toBe(0);
+    expect(reportOf(r).checks.map((c) => c.id)).toEqual(['somabrain.health', 'sfm.health']);
+    for (const d of [sfm2, brain2]) expect(d.writes()).toEqual([]);
+  });
+
+  it('--no-smoke turns smoke: true off; --smoke turns it on', async () => {
+    const off = await verify('gen2', '--no-smoke', '--format', 'json');
+    expect(reportOf(off).checks.map((c) => c.id)).toEqual(['somabrain.health', 'sfm.health']);
+    for (const d of [sfm2, brain2]) expect(d.writes()).toEqual([]);
+    const on = await verify('no-smoke', '--smoke', '--format', 'json');
+    expect(reportOf(on).checks.map((c) => [c.id, c.status])).toEqual([
+      ['somabrain.health', 'pass'],
+      ['sfm.health', 'pass'],
+      ['sfm.smoke', 'pass'],
+      ['somabrain.smoke', 'pass'],
+      ['stack.smoke', 'pass'],
+    ]);
+    expectNothingLeft();
+  });
+});
+
+describe('the report', () => {
+  it("--only 'sfm.*' selects sfm.smoke with its health check; --list shows each scenario's dependsOn", async () => {
+    const r = await verify('gen1', '--only', 'sfm.*', '--format', 'json');
+    expect(reportOf(r).checks.map((c) => [c.id, c.status])).toEqual([
+      ['sfm.health', 'pass'],
+      ['sfm.smoke', 'pass'],
+    ]);
+    expect(brain1.writes()).toEqual([]);
+    const written = sfm1.writes().length;
+    const list = await verify('gen1', '--list', '--format', 'json');
+    const planned = (list.json as { checks: Array<{ id: string; dependsOn: string[]; timeoutMs: number }> }).checks;
+    expect(planned.filter((c) => c.id.endsWith('.smoke'))).toEqual([
+      expect.objectContaining({ id: 'sfm.smoke', dependsOn: ['sfm.health'], timeoutMs: 30_000 }),
+      expect.objectContaining({ id: 'somabrain.smoke', dependsOn: ['somabrain.health', 'sfm.health'] }),
+      expect.objectContaining({ id: 'stack.smoke', dependsOn: ['somabrain.health', 'sfm.health'] }),
+    ]);
+    expect(sfm1.writes()).toHaveLength(written);
+    expectNothingLeft();
+  });
+
+  it('JUnit has one testcase per step, classname the scenario id; the table one row per scenario', async () => {
+    const junit = await verify('gen2', '--format', 'junit');
+    expect(junit.code).toBe(0);
+    const cases = [...junit.stdout.matchAll(/<testcase name="([^"]*)" classname="sfm\.smoke"/g)].map((m) => m[1]);
+    expect(cases).toEqual([
+      'tell the sfm generation',
+      'store a marked memory at the sentinel coord',
+      'read it back',
+      'search for the marker',
+      '/stats counts it',
+      'a write without a token is refused',
+      'a write with a wrong token is refused',
+      'delete it and see it gone',
+      'cleanup: delete the sentinel coord',
+    ]);
+    expect(junit.stdout).toMatch(/<testcase name="remember a marked item through SomaBrain" classname="stack\.smoke"/);
+    const table = await verify('gen2');
+    expect(table.code).toBe(0);
+    for (const id of ['sfm.smoke', 'somabrain.smoke', 'stack.smoke']) {
+      expect(table.stdout.split('\n').filter((line) => line.includes(` ${id} `))).toHaveLength(1);
+    }
+    expectNothingLeft();
+  });
+
+  it('a failed step is a JUnit failure of that step', async () => {
+    sfm1.set({ authOff: true });
+    const r = await verify('sfm1-slow', '--format', 'junit');
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/<testcase name="a write without a token is refused" classname="sfm\.smoke" time="[\d.]+"><failure message="POST \/memories without a token answered 200: the API accepts unauthenticated writes"/);
+    expect(r.stdout).toMatch(/<testsuites name="soma-verify" tests="\d+" failures="1"/);
+    expectNothingLeft();
+  });
+});
+
+describe('the awkward parts of the contracts', () => {
+  it('SFM gen1 double, wrong token: 403 is "token refused", nothing written, nothing to clean', async () => {
+    const r = await verify('sfm1-wrong-token', '--format', 'json');
+    const check = checkOf(reportOf(r), 'sfm.smoke');
+    expect(check.status).toBe('fail');
+    expect(check.message).toBe(
+      "store a marked memory at the sentinel coord: POST /memories answered 403 (token refused: check SOMA_API_TOKEN); cleanup: nothing was written (sfm gen1)",
+    );
+    expect(steps(reportOf(r), 'sfm.smoke').slice(2).every((s) => s.status === 'skip')).toBe(true);
+    expect(sfm1.requests.filter((q) => q.method === 'DELETE')).toEqual([]);
+    expectNothingLeft();
+    expectNoSecrets(r);
+  });
+
+  it('SFM gen2 double, wrong token: sfm.smoke is blocked by sfm.health; alone it says 401, token refused', async () => {
+    const blocked = await verify('sfm2-wrong-token', '--format', 'json');
+    expect(checkOf(reportOf(blocked), 'sfm.smoke')).toMatchObject({ status: 'skip', message: 'blocked by sfm.health' });
+    const alone = await verify('sfm2-wrong-token', '--only', 'sfm.smoke', '--format', 'json');
+    const check = checkOf(reportOf(alone), 'sfm.smoke');
+    expect(check.message).toMatch(/^store a marked memory at the sentinel coord: POST \/memories answered 401 \(token refused: check SOMA_API_TOKEN\); .*\(sfm gen2\)$/);
+    expect(steps(reportOf(alone), 'sfm.smoke')[0]!.message).toBe('gen2 (detected)');
+    expectNothingLeft();
+  });
+
+  it('SFM gen1 double, no token configured: 401 says to set the token', async () => {
+    const r = await verify('sfm1-no-token', '--format', 'json');
+    expect(checkOf(reportOf(r), 'sfm.smoke').message).toMatch(
+      /^store a marked memory at the sentinel coord: POST \/memories answered 401 \(no token configured: set the sfm token \(SOMA_API_TOKEN\)\)/,
+    );
+  });
+
+  it('SFM double with auth turned off: the accepted unauthenticated write is a failure that says so, and is removed', async () => {
+    sfm1.set({ authOff: true });
+    const r = await verify('sfm1-slow', '--format', 'json');
+    const check = checkOf(reportOf(r), 'sfm.smoke');
+    expect(r.code).toBe(1);
+    expect(check.status).toBe('fail');
+    expect(check.message).toMatch(/^a write without a token is refused: POST \/memories without a token answered 200: the API accepts unauthenticated writes; cleanup: GET answers 404: removed/);
+    expect(check.details.cleanup).toEqual({ ok: true, message: 'GET answers 404: removed' });
+    expectNothingLeft();
+  });
+
+  it('SFM gen1 double answering 500 after deleting: accepted because the next GET is 404', async () => {
+    sfm1.set({ deleteAnswers500: true });
+    const r = await verify('sfm1-slow', '--format', 'json');
+    expect(checkOf(reportOf(r), 'sfm.smoke').status).toBe('pass');
+    expect(steps(reportOf(r), 'sfm.smoke').find((s) => s.name === 'delete it and see it gone')!.message).toBe(
+      'DELETE answered 500 (the gen1 vector-delete fault) and GET answers 404: removed',
+    );
+    expectNothingLeft();
+  });
+
+  it('SFM gen2 double, soft delete: the rows stay marked deleted, none is live, the run passes', async () => {
+    const r = await verify('gen2', '--only', 'sfm.*', '--format', 'json');
+    expect(checkOf(reportOf(r), 'sfm.smoke').status).toBe('pass');
+    const rows = [...sfm2.memories.values()];
+    expect(rows).toHaveLength(1);
+    expect(rows[0]!.deleted).toBe(true);
+    expectNothingLeft();
+  });
+
+  it('SFM gen2 double whose search finds nothing (no vector store): a warning, not a failure', async () => {
+    sfm2.set({ searchEmpty: true });
+    const r = await verify('gen2', '--only', 'sfm.*', '--format', 'json');
+    const check = checkOf(reportOf(r), 'sfm.smoke');
+    expect(check.status).toBe('warn');
+    expect(check.message).toBe('search for the marker: the search did not find the marked memory (normal on gen2 without a vector store) (sfm gen2)');
+    expect(r.code).toBe(0);
+    expectNothingLeft();
+  });
+
+  it('degraded 200 from SFM gen1 double (ok: false): the store step fails', async () => {
+    sfm1.set({ writeNotOk: true });
+    const r = await verify('sfm1-slow', '--format', 'json');
+    expect(checkOf(reportOf(r), 'sfm.smoke').message).toMatch(/^store a marked memory at the sentinel coord: POST \/memories answered 200 with ok: false/);
+    expectNothingLeft();
+  });
+
+  it('degraded 200 from SomaBrain gen1 double (breaker open, queued): not a pass', async () => {
+    brain1.set({ queueWrites: true });
+    const r = await verify('gen1', '--format', 'json');
+    for (const id of ['somabrain.smoke', 'stack.smoke']) {
+      const check = checkOf(reportOf(r), id);
+      expect(check.status, id).toBe('fail');
+      expect(check.message).toMatch(/^remember a marked item through SomaBrain: POST \/remember answered 200 but queued the item for replay \(breaker_open: true, queued: true\)/);
+    }
+    expectNothingLeft();
+  });
+
+  it('degraded 200 from SomaBrain gen2 double (coordinate: null): not a pass', async () => {
+    brain2.set({ queueWrites: true });
+    const r = await verify('gen2', '--format', 'json');
+    const check = checkOf(reportOf(r), 'somabrain.smoke');
+    expect(check.status).toBe('fail');
+    expect(check.message).toMatch(/coordinate: null: the long-term write was not confirmed/);
+    expectNothingLeft();
+  });
+
+  it('SomaBrain gen2 double answering recall degraded: true: fails with that reason within the budget', async () => {
+    brain2.set({ recallDegraded: true });
+    const r = await verify('gen2-short', '--format', 'json');
+    const check = checkOf(reportOf(r), 'somabrain.smoke');
+    expect(check.status).toBe('fail');
+    expect(check.message).toMatch(/^recall it from the long-term store: recall answered degraded: true without the item \(still so after \d+ attempts in \d+ ms\); cleanup: /);
+    expectNothingLeft();
+  });
+
+  it.each(['gen1', 'gen2'] as const)('SomaBrain %s double whose long-term write lands after 1.5 s: recall retries and passes', async (gen) => {
+    const brain = gen === 'gen1' ? brain1 : brain2;
+    brain.set({ longTermDelayMs: 1500 });
+    const r = await verify(gen, '--format', 'json');
+    expect(checkOf(reportOf(r), 'somabrain.smoke').status).toBe('pass');
+    expect(checkOf(reportOf(r), 'stack.smoke').status).toBe('pass');
+    expect(brain.count(gen === 'gen1' ? '/recall' : '/memory/recall')).toBeGreaterThan(2);
+    expectNothingLeft();
+  });
+
+  it('SomaBrain gen2 double whose working memory returns everything: a working-memory hit is not a pass', async () => {
+    // The long-term write lands only after the scenario's 2.5 s budget: cleanup waits for it.
+    brain2.set({ longTermDelayMs: 3500 });
+    const r = await verify('gen2-short', '--format', 'json');
+    const check = checkOf(reportOf(r), 'somabrain.smoke');
+    expect(check.status).toBe('fail');
+    expect(check.message).toMatch(/^recall it from the long-term store: recalled only from working memory: the long-term store has not answered it/);
+    expect(brain2.workingMemory.length).toBeGreaterThan(0);
+    expectNothingLeft();
+  });
+
+  it('SomaBrain gen1 double with OPA down (every route 403): blocked by its health check; alone it names OPA, not the token', async () => {
+    brain1.set({ opaDown: true });
+    const blocked = await verify('brain1-only', '--format', 'json');
+    expect(checkOf(reportOf(blocked), 'somabrain.smoke')).toMatchObject({ status: 'skip', message: 'blocked by somabrain.health' });
+    const alone = await verify('brain1-only', '--only', 'somabrain.smoke', '--format', 'json');
+    const check = checkOf(reportOf(alone), 'somabrain.smoke');
+    expect(check.message).toMatch(/^remember a marked item through SomaBrain: POST \/remember answered 403 and so does \/health: OPA is unreachable .*not a token problem/);
+    expect(check.message).not.toMatch(/token refused/);
+    expectNothingLeft();
+  });
+
+  it('an SFM double that dies in the middle: the step fails naming it, and the failed cleanup says what remains', async () => {
+    const run = startCli(['dying', '--format', 'json', '--verbose'], { cwd: project.dir, timeoutMs: 40_000 });
+    await run.stderrMatches(/step 'store a marked memory at the sentinel coord' pass/);
+    await dying.close();
+    const r = await run.done;
+    const check = checkOf(reportOf(r), 'sfm.smoke');
+    expect(r.code).toBe(1);
+    expect(check.status).toBe('fail');
+    expect(check.message).toMatch(new RegExp(`^read it back: .*127\\.0\\.0\\.1:${dying.port}.*|^search for the marker: .*127\\.0\\.0\\.1:${dying.port}`));
+    expect(check.message).toMatch(/CLEANUP FAILED: delete the sentinel coord: connection refused/);
+    expect(check.details.cleanup).toMatchObject({ ok: false });
+    // The double's own state: the one marked memory the report names is what remains.
+    expect(dying.live().map((m) => m.payload.marker)).toEqual([check.details.marker]);
+  });
+});
+
+describe('cleanup always runs', () => {
+  const slowSearch = () => sfm1.set({ fault: { mode: 'delay', ms: 5000, paths: ['/memories/search'] } });
+
+  it('after the scenario budget runs out: names the step, cleans up', async () => {
+    slowSearch();
+    const r = await verify('sfm1-short', '--format', 'json');
+    const check = checkOf(reportOf(r), 'sfm.smoke');
+    expect(check.status).toBe('fail');
+    expect(check.message).toBe(
+      "ran out of time (2000 ms) at step 'search for the marker'; cleanup: GET answers 404: removed (sfm gen1)",
+    );
+    expect(steps(reportOf(r), 'sfm.smoke').find((s) => s.name === 'search for the marker')!.message).toBe(
+      "ran out of time: the scenario's budget of 2000 ms passed",
+    );
+    expect(r.wallMs).toBeLessThan(2000 + MARGIN_MS);
+    expectNothingLeft();
+  });
+
+  it('after the global deadline: cleans up before the report', async () => {
+    slowSearch();
+    const r = await verify('sfm1-slow', '--format', 'json', '--deadline', '2s');
+    const check = checkOf(reportOf(r), 'sfm.smoke');
+    expect(r.code).toBe(1);
+    expect(check.status).toBe('fail');
+    expect(check.message).toMatch(/^ran out of time \(\d+ ms\) at step 'search for the marker'; cleanup: GET answers 404: removed/);
+    expectNothingLeft();
+  });
+
+  it.each(['SIGINT', 'SIGTERM'] as const)('after %s through the real CLI: exit 130, the scenario cleaned up', async (signal) => {
+    slowSearch();
+    const run = startCli(['sfm1-slow', '--format', 'json', '--verbose'], { cwd: project.dir, timeoutMs: 30_000 });
+    await run.stderrMatches(/step '\/stats counts it'|step 'read it back' pass/);
+    run.child.kill(signal);
+    const r = await run.done;
+    expect(r.code).toBe(130);
+    const check = checkOf(reportOf(r), 'sfm.smoke');
+    expect(check.status).toBe('skip');
+    expect(check.message).toBe("interrupted at step 'search for the marker'; cleanup: GET answers 404: removed (sfm gen1)");
+    expect(sfm1.count('/memories/search')).toBe(1);
+    expectNothingLeft();
+  });
+
+  it('a second Ctrl-C still leaves cleanup its few seconds', async () => {
+    slowSearch();
+    const run = startCli(['sfm1-slow', '--format', 'json', '--verbose'], { cwd: project.dir, timeoutMs: 30_000 });
+    await run.stderrMatches(/step 'read it back' pass/);
+    run.child.kill('SIGINT');
+    await run.stderrMatches(/interrupted/);
+    run.child.kill('SIGINT');
+    const r = await run.done;
+    expect(r.code).toBe(130);
+    expectNothingLeft();
+  });
+
+  it('two concurrent runs against one stack double both pass and do not meet', async () => {
+    const [a, b] = await Promise.all([verify('gen2', '--format', 'json'), verify('gen2', '--format', 'json')]);
+    for (const r of [a, b]) {
+      expect(r.code, r.stdout).toBe(0);
+      for (const id of ['sfm.smoke', 'somabrain.smoke', 'stack.smoke']) expect(checkOf(reportOf(r), id).status).toBe('pass');
+    }
+    const markers = [a, b].flatMap((r) => reportOf(r).checks.filter((c) => c.id.endsWith('.smoke')).map((c) => c.details.marker));
+    expect(new Set(markers).size).toBe(6);
+    expectNothingLeft();
   });
 });
