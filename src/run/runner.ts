@@ -155,16 +155,16 @@ async function runOne(
     clearTimeout(grace);
     signal.removeEventListener('abort', onAbort);
   }
-  // A kind that answers after its own timeout is still late: say so rather than pass.
-  if (timedOut.aborted && outcome.status === 'pass') {
-    outcome = { status: 'fail', message: `timed out after ${timeoutMs} ms` };
-  }
   // >>> abortGraceMs: a kind that reported within its grace keeps its message (which step ran
   // out of time, what cleanup did); an interrupt is a skip unless something failed, a cut is a fail.
   if (check.kind.abortGraceMs && signal.aborted && !settledByAbort && outcome.status !== 'fail') {
     outcome = opts.signal?.aborted ? { ...outcome, status: 'skip' } : { ...outcome, status: 'fail' };
   }
   // <<< abortGraceMs
+  // A kind that answers after its own timeout is still late: say so rather than pass.
+  if (timedOut.aborted && outcome.status === 'pass') {
+    outcome = { status: 'fail', message: `timed out after ${timeoutMs} ms` };
+  }
   return resultOf(check, outcome, performance.now() - started);
 }
 

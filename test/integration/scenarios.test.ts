@@ -170,6 +170,30 @@ describe('without smoke nothing is ever written', () => {
   });
 });
 
+describe('soma-verify local --smoke (no config)', () => {
+  it('runs the three scenarios against the local stack doubles and leaves nothing behind', async () => {
+    const bare = await tempProject();
+    try {
+      const env = { SOMABRAIN_HOST_PORT: String(brain2.port), API_PORT: String(sfm2.port), SOMA_API_TOKEN: SFM_TOKEN, SOMABRAIN_API_TOKEN: BRAIN_TOKEN };
+      const r = await runCli(['local', '--smoke', '--only', '*.smoke', '--format', 'json'], { cwd: bare.dir, env, timeoutMs: 40_000 });
+      expect(reportOf(r).checks.map((c) => [c.id, c.status, c.message])).toEqual([
+        ['sfm.smoke', 'pass', expect.stringMatching(/\(sfm gen2\)$/)],
+        ['somabrain.smoke', 'pass', expect.stringMatching(/\(somabrain gen2\)$/)],
+        ['stack.smoke', 'pass', expect.stringMatching(/\(somabrain gen2, sfm gen2\)$/)],
+      ]);
+      expect(r.code).toBe(0);
+      expectNothingLeft();
+      expectNoSecrets(r);
+      // Without --smoke the local run writes nothing.
+      const writes = sfm2.writes().length + brain2.writes().length;
+      await runCli(['local', '--only', 'sfm.*,somabrain.*', '--format', 'json'], { cwd: bare.dir, env, timeoutMs: 40_000 });
+      expect(sfm2.writes().length + brain2.writes().length).toBe(writes);
+    } finally {
+      await bare.remove();
+    }
+  });
+});
+
 describe('the report', () => {
   it("--only 'sfm.*' selects sfm.smoke with its health check; --list shows each scenario's dependsOn", async () => {
     const r = await verify('gen1', '--only', 'sfm.*', '--format', 'json');
