@@ -9,6 +9,18 @@ import { checkOf, reportOf, runCli, startCli, tempProject, type CliResult, type 
 const SFM_TOKEN = 'sfm-smoke-token-7d1e0c55';
 const BRAIN_TOKEN = 'brain-smoke-token-93aa61f0';
 const WRONG_TOKEN = 'wrong-smoke-token-40c2b7e9';
+/** The runbook of sfm.smoke, in order, cleanup last. */
+const SFM_SMOKE_STEPS = [
+  'tell the sfm generation',
+  'store a marked memory at the sentinel coord',
+  'read it back',
+  'search for the marker',
+  '/stats counts it',
+  'a write without a token is refused',
+  'a write with a wrong token is refused',
+  'delete it and see it gone',
+  'cleanup: delete the sentinel coord',
+];
 // Child start-up plus slack: not a speed test.
 const MARGIN_MS = 4000;
 
@@ -113,17 +125,7 @@ describe.each(['gen1', 'gen2'] as const)('a healthy %s stack double with smoke: 
       `stored, read back, searched, counted and deleted a marked memory; unauthenticated writes refused (sfm ${gen})`,
     );
     expect(checkOf(report, 'stack.smoke').details.generation).toEqual({ somabrain: gen, sfm: gen });
-    expect(steps(report, 'sfm.smoke').map((s) => s.name)).toEqual([
-      'tell the sfm generation',
-      'store a marked memory at the sentinel coord',
-      'read it back',
-      'search for the marker',
-      '/stats counts it',
-      'a write without a token is refused',
-      'a write with a wrong token is refused',
-      'delete it and see it gone',
-      'cleanup: delete the sentinel coord',
-    ]);
+    expect(steps(report, 'sfm.smoke').map((s) => s.name)).toEqual(SFM_SMOKE_STEPS);
     expect(steps(report, 'sfm.smoke')[0]!.message).toBe(`${gen} (detected by sfm.health)`);
     expectNothingLeft();
     expectNoSecrets(r);
@@ -218,17 +220,7 @@ describe('the report', () => {
     const junit = await verify('gen2', '--format', 'junit');
     expect(junit.code).toBe(0);
     const cases = [...junit.stdout.matchAll(/<testcase name="([^"]*)" classname="sfm\.smoke"/g)].map((m) => m[1]);
-    expect(cases).toEqual([
-      'tell the sfm generation',
-      'store a marked memory at the sentinel coord',
-      'read it back',
-      'search for the marker',
-      '/stats counts it',
-      'a write without a token is refused',
-      'a write with a wrong token is refused',
-      'delete it and see it gone',
-      'cleanup: delete the sentinel coord',
-    ]);
+    expect(cases).toEqual(SFM_SMOKE_STEPS);
     expect(junit.stdout).toMatch(/<testcase name="remember a marked item through SomaBrain" classname="stack\.smoke"/);
     const table = await verify('gen2');
     expect(table.code).toBe(0);
