@@ -262,7 +262,8 @@ async function runStep(
         // slow server.
         const capped = left < requestTimeoutMs;
         return fetchHttp({ ...req, timeoutMs: capped ? left : requestTimeoutMs, signal }).catch((err: unknown) => {
-          if (capped && err instanceof HttpError && performance.now() >= stepEnds - 50) throw new StepEnded();
+          // (undici's coarse timers may fire its own timeout a little before the step's end)
+          if (capped && err instanceof HttpError && /TIMEOUT/i.test(err.code)) throw new StepEnded();
           throw err;
         });
       },
@@ -290,7 +291,7 @@ async function runStep(
     // The retry bound, or the step's budget when that is shorter: end with the real reason
     // ("recalled only from working memory") rather than "ran out of time".
     if (elapsed + delay > Math.min(spec.retryForMs, stepMs)) {
-      return record('fail', `${failure.message} (still so after ${attempt} attempts in ${Math.round(elapsed)} ms)`);
+      return record('fail', `${failure.message} (still so after ${attempt} attempt${attempt === 1 ? '' : 's'} in ${Math.round(elapsed)} ms)`);
     }
     if (!(await sleep(delay, signal))) return stop();
   }
