@@ -6,8 +6,8 @@ import { z } from 'zod';
 import { httpService } from '../src/config/schema.js';
 import { maskCredentials } from '../src/redact.js';
 import { defineScenario, expectStatus, fail, objectBody, step } from '../src/scenario/scenario.js';
-import { generationStep, headersFor, rememberStep, removeFromSfm, sfmCleanupStep } from '../src/scenario/somastack-steps.js';
-import { SFM_ROUTES, sentinelCoord } from '../src/stack/memory.js';
+import { generationOf, generationStep, headersFor, rememberStep, removeFromSfm, sfmCleanupStep } from '../src/scenario/somastack-steps.js';
+import { GEN2_TTL_SECONDS, SFM_ROUTES, sentinelCoord } from '../src/stack/memory.js';
 
 export default defineScenario({
   kind: 'stack.smoke',
@@ -52,6 +52,10 @@ export default defineScenario({
           written: () => remember.sent(),
           removed: () => removed,
           mayLandLater: () => !found,
+          lateNote: () =>
+            generationOf(run, 'somabrain') === 'gen2'
+              ? `it expires after ttl_seconds=${GEN2_TTL_SECONDS}`
+              : `if it lands later, it is the memory marked ${marker} at the sentinel coord`,
         }),
       ],
       summary: () => 'a memory remembered through SomaBrain was found in SFM and removed there',

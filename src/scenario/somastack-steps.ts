@@ -147,6 +147,8 @@ export interface CleanupState {
   removed(): boolean;
   /** SomaBrain accepted the write but nobody saw it land in SFM yet (asynchronous writes). */
   mayLandLater?(): boolean;
+  /** What becomes of a write that did not land in time (default: its gen2 ttl). */
+  lateNote?(): string;
 }
 
 /** A cleanup step that removes `coord()` from SFM unless nothing was written or it is gone. */
@@ -159,7 +161,7 @@ export function sfmCleanupStep(name: string, sfm: HttpServiceConfig | undefined,
     if (!sfm) return s.warn(`no SFM configured to delete it: the item expires after ttl_seconds=${GEN2_TTL_SECONDS}`);
     // A write still on its way would land after a delete: wait for it (within the cleanup budget).
     if (state.mayLandLater?.() && !(await landed(s, sfm, at)))
-      return s.warn(`the write had not reached SFM when cleanup ended: it expires after ttl_seconds=${GEN2_TTL_SECONDS}`);
+      return s.warn(`the write had not reached SFM when cleanup ended: ${state.lateNote?.() ?? `it expires after ttl_seconds=${GEN2_TTL_SECONDS}`}`);
     return removeFromSfm(s, sfm, at);
   }, { retryForMs: 4000 });
 }

@@ -172,6 +172,19 @@ describe('without smoke nothing is ever written', () => {
   });
 });
 
+describe('configuration', () => {
+  it('a smoke setting that is not true, false or { timeout } is one clear error, exit 2', async () => {
+    const bad = await tempProject({ 'soma-verify.config.json': JSON.stringify({ environments: { x: { smoke: 'yes' } } }) });
+    try {
+      const r = await runCli(['x'], { cwd: bad.dir, timeoutMs: 20_000 });
+      expect(r.code).toBe(2);
+      expect(r.stderr).toBe('soma-verify: environments.x.smoke: expected true, false or { timeout: 45s }\n');
+    } finally {
+      await bad.remove();
+    }
+  });
+});
+
 describe('soma-verify local --smoke (no config)', () => {
   it('runs the three scenarios against the local stack doubles and leaves nothing behind', async () => {
     const bare = await tempProject();
@@ -326,6 +339,11 @@ describe('the awkward parts of the contracts', () => {
       expect(check.status, id).toBe('fail');
       expect(check.message).toMatch(/^remember a marked item through SomaBrain: POST \/remember answered 200 but queued the item for replay \(breaker_open: true, queued: true\)/);
     }
+    // The queued item never reached SFM within the cleanup budget: the row says how to find it.
+    expect(checkOf(reportOf(r), 'stack.smoke').details.cleanup).toEqual({
+      ok: true,
+      message: expect.stringMatching(/^the write had not reached SFM when cleanup ended: if it lands later, it is the memory marked soma-verify-stack-smoke-\w+-\w+ at the sentinel coord$/),
+    });
     expectNothingLeft();
   });
 
