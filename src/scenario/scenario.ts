@@ -257,7 +257,7 @@ async function runStep(
       attempt,
       http: (req) => {
         const left = Math.floor(stepEnds - performance.now());
-        if (signal.aborted || left <= 0) throw new StepEnded();
+        if (signal.aborted || left <= 0) return Promise.reject(new StepEnded());
         // A request cut by the step's end is reported by the step ("ran out of time"), not as a
         // slow server.
         const capped = left < requestTimeoutMs;

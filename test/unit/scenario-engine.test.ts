@@ -42,7 +42,7 @@ const reset = (statuses: number[]) => {
 };
 
 /** A scenario: capture a value, GET `path` until 200 (retrying), then clean up with a DELETE. */
-function scenario(path: string, retryForMs = 3000): CheckKind<Record<string, never>> {
+function scenario(path: string, retryForMs = 3000, timeoutMs?: number): CheckKind<Record<string, never>> {
   return defineScenario({
     kind: 'test.smoke',
     options: z.object({}).strict(),
@@ -61,7 +61,7 @@ function scenario(path: string, retryForMs = 3000): CheckKind<Record<string, nev
             const res = await s.http({ url: `${server.url()}${path}` });
             expectStatus(res, [200], `GET ${path}`, { absentIs404: path === '/absent' });
             return 'there';
-          }, { retryForMs }),
+          }, { retryForMs, timeoutMs }),
         ],
         cleanup: [
           step('delete it', async (s) => {
@@ -137,6 +137,14 @@ describe('scenario engine', () => {
     const outcome = await scenario('/hang').run({}, ctx(400, signal));
     expect(outcome.status).toBe('fail');
     expect(outcome.message).toBe("ran out of time (400 ms) at step 'wait for it'; cleanup: deleted ***");
+    expect(deletes).toBe(1);
+  });
+
+  it("a step's own timeout inside the budget: names the step and its bound, then cleans up", async () => {
+    reset([]);
+    const outcome = await scenario('/hang', 3000, 300).run({}, ctx());
+    expect(outcome.status).toBe('fail');
+    expect(outcome.message).toBe('wait for it: step timed out after 300 ms; cleanup: deleted ***');
     expect(deletes).toBe(1);
   });
 
