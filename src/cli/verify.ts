@@ -99,14 +99,17 @@ async function verifyOrThrow(
   // >>> smoke: SIGTERM stops the run like Ctrl-C. While smoke scenarios clean up, a second signal
   // leaves their cleanup a few seconds more (bounded) instead of quitting at once.
   const cleanupGraceMs = Math.min(SECOND_SIGNAL_GRACE_MS, Math.max(0, ...plan.map((c) => c.kind.abortGraceMs ?? 0)));
+  let quitting: NodeJS.Timeout | undefined;
   const onSigint = () => {
     if (interrupt.signal.aborted) {
       if (!cleanupGraceMs) process.exit(EXIT.interrupted);
       say(`soma-verify: quitting within ${cleanupGraceMs / 1000} s, once the smoke scenarios' cleanup is done`);
-      setTimeout(() => process.exit(EXIT.interrupted), cleanupGraceMs);
+      quitting ??= setTimeout(() => process.exit(EXIT.interrupted), cleanupGraceMs);
       return;
     }
-    say(`soma-verify: interrupted, stopping running checks (${cleanupGraceMs ? 'smoke scenarios clean up first; ' : ''}Ctrl-C again to quit at once)`);
+    say(
+      `soma-verify: interrupted, stopping running checks (${cleanupGraceMs ? `smoke scenarios clean up first; Ctrl-C again quits within ${cleanupGraceMs / 1000} s` : 'Ctrl-C again to quit at once'})`,
+    );
     interrupt.abort();
   };
   process.on('SIGINT', onSigint);
@@ -126,6 +129,7 @@ async function verifyOrThrow(
   });
   process.off('SIGINT', onSigint);
   process.off('SIGTERM', onSigint);
+  clearTimeout(quitting); // cleanup finished in time: the report follows
 
   const { buildReport } = await import('../report/report.js');
   const { rendererFor } = await import('../report/index.js');

@@ -456,14 +456,18 @@ describe('cleanup always runs', () => {
   });
 
   it('a second Ctrl-C still leaves cleanup its few seconds', async () => {
-    slowSearch();
+    // Every answer takes 1 s, cleanup's DELETE and GET too: quitting at once would leave the memory.
+    sfm1.set({ fault: { mode: 'delay', ms: 1000 } });
     const run = startCli(['sfm1-slow', '--format', 'json', '--verbose'], { cwd: project.dir, timeoutMs: 30_000 });
-    await run.stderrMatches(/step 'read it back' pass/);
+    await run.stderrMatches(/step 'store a marked memory at the sentinel coord' pass/);
     run.child.kill('SIGINT');
     await run.stderrMatches(/interrupted/);
     run.child.kill('SIGINT');
     const r = await run.done;
     expect(r.code).toBe(130);
+    expect(r.stderr).toContain('smoke scenarios clean up first; Ctrl-C again quits within 3 s');
+    expect(r.stderr).toContain("soma-verify: quitting within 3 s, once the smoke scenarios' cleanup is done");
+    expect(checkOf(reportOf(r), 'sfm.smoke').details.cleanup).toEqual({ ok: true, message: 'GET answers 404: removed' });
     expectNothingLeft();
   });
 
