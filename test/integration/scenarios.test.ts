@@ -109,7 +109,7 @@ function expectNoSecrets(r: CliResult): void {
 
 describe.each(['gen1', 'gen2'] as const)('a healthy %s stack double with smoke: true', (gen) => {
   it('passes sfm.smoke, somabrain.smoke and stack.smoke, states the generation, and leaves nothing behind', async () => {
-    const r = await verify(gen, '--format', 'json');
+    const r = await verify(gen, '--format', 'json', '--verbose');
     const report = reportOf(r);
     expect(r.code, r.stdout).toBe(0);
     for (const id of ['sfm.smoke', 'somabrain.smoke', 'stack.smoke']) {
@@ -144,6 +144,8 @@ describe.each(['gen1', 'gen2'] as const)('a healthy %s stack double with smoke: 
       const brainCoord = [...sfm2.memories.values()].find((m) => m.payload.tenant === 'public')!.coord;
       expect(coordGets.some((q) => q.path.endsWith(brainCoord))).toBe(true);
       expect(r.stdout).not.toContain(brainCoord);
+      expect(r.stderr).not.toContain(brainCoord);
+      expect(r.stderr).toContain("step 'remember a marked item through SomaBrain' pass");
     }
   });
 });
