@@ -13,6 +13,7 @@ import { describeHttpFailure, fetchHttp, type HttpResponse, loadHttpClient } fro
 import { isJsonObject, jsonPathValue } from '../src/conditions.js';
 import { componentsAt, judgeText, summarize, WORDS, worse, type Verdict } from '../src/health-body.js';
 import { maskCredentials } from '../src/redact.js';
+import { matchGeneration } from '../src/stack/generation.js';
 
 export const probe = z
   .object({
@@ -132,16 +133,8 @@ type Get = (path: string, auth: boolean) => Promise<HttpResponse>;
 /** Send the detection probes concurrently; the first rule (in order) that matches wins. */
 async function detect(o: Options, get: Get): Promise<{ generation: string } | { outcome: CheckOutcome }> {
   const answers = await Promise.allSettled(o.detect.map((rule) => get(rule.path, rule.auth)));
-  for (const [i, rule] of o.detect.entries()) {
-    const answer = answers[i]!;
-    if (answer.status !== 'fulfilled') continue;
-    const res = answer.value;
-    const body = res.json;
-    const keysOk =
-      !rule.anyKey ||
-      (isJsonObject(body) && rule.anyKey.some((k) => Object.prototype.hasOwnProperty.call(body, k)));
-    if (rule.status.includes(res.status) && keysOk) return { generation: rule.generation };
-  }
+  const generation = matchGeneration(o.detect, answers.map((a) => (a.status === 'fulfilled' ? a.value : undefined)));
+  if (generation) return { generation };
   const failure = answers.find((a) => a.status === 'rejected');
   if (failure && answers.every((a) => a.status === 'rejected')) {
     return { outcome: { status: 'fail', message: describeHttpFailure((failure as PromiseRejectedResult).reason) } };

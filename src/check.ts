@@ -68,6 +68,12 @@ export interface CheckKind<Options = any> {
    * against neither the check's latency nor its timeout. Optional; called once per kind.
    */
   prepare?(): Promise<unknown>;
+  /**
+   * How long, after its signal aborts (timeout, global deadline, interrupt), the runner waits for
+   * `run` to settle instead of reporting the abort at once: a smoke scenario removes what it
+   * wrote in that time. Optional; without it an aborted check is reported at once.
+   */
+  abortGraceMs?: number;
   /** Observe, never change. Import drivers lazily (here or in `prepare`), honour `ctx.signal`. */
   run(options: Options, ctx: CheckContext): Promise<CheckOutcome>;
 }

@@ -28,6 +28,7 @@ export const OPTIONS = {
   timeout: { type: 'string', describe: 'default timeout of a check (default 5s)' },
   deadline: { type: 'string', describe: 'global deadline of the whole run (default 60s)' },
   strict: { type: 'boolean', describe: 'warnings fail the run' },
+  smoke: { type: 'boolean', describe: 'also run the smoke scenarios: they write marked data and remove it (--no-smoke: never)' },
   verbose: { type: 'boolean', short: 'v', describe: 'progress and address sources on stderr' },
 } as const satisfies Record<string, OptionSpec>;
 
@@ -48,7 +49,9 @@ export const VERSION_FLAGS = new Set(['--version', '-V']);
 export function parseFast(argv: string[]): VerifyArgs | undefined {
   let parsed;
   try {
-    parsed = parseArgs({ args: joinNegativeValues(argv), options: PARSE_ARGS_OPTIONS, allowPositionals: true, strict: true });
+    // allowNegative: --no-smoke (Node >= 20.16).
+    // (@types/node 20 does not know the flag yet.)
+    parsed = parseArgs({ args: joinNegativeValues(argv), options: PARSE_ARGS_OPTIONS, allowPositionals: true, strict: true, ...({ allowNegative: true } as object) });
   } catch {
     return undefined;
   }
@@ -70,6 +73,7 @@ export function parseFast(argv: string[]): VerifyArgs | undefined {
     deadline: values.deadline,
     strict: values.strict ?? false,
     verbose: values.verbose ?? false,
+    smoke: values.smoke,
   };
 }
 

@@ -22,9 +22,13 @@ export interface VerifyArgs {
   deadline?: string;
   strict: boolean;
   verbose: boolean;
+  /** --smoke / --no-smoke; unset: the environment's `smoke` setting. */
+  smoke?: boolean;
 }
 
 const DEFAULTS = { timeoutMs: 5000, deadlineMs: 60_000, concurrency: 16 };
+/** After a second Ctrl-C, how long smoke scenarios may still spend removing their data. */
+const SECOND_SIGNAL_GRACE_MS = 3000;
 
 export async function verify(args: VerifyArgs, cwd = process.cwd(), env = process.env): Promise<number> {
   const redactor = new Redactor();
@@ -82,7 +86,7 @@ async function verifyOrThrow(
   const { specsForEnvironment } = await import('../stack/index.js');
   const kinds = await KindRegistry.create(loaded?.config.plugins ?? [], loaded ? dirname(loaded.path) : cwd, timeoutMs);
   const plan = selectChecks(
-    await buildPlan(specsForEnvironment(environment, args.env), kinds, timeoutMs),
+    await buildPlan(specsForEnvironment(environment, args.env, { smoke: args.smoke ?? environment.smoke !== false }), kinds, timeoutMs),
     args.only,
     args.skip,
   );
@@ -97,7 +101,10 @@ async function verifyOrThrow(
     return EXIT.ok;
   }
 
-  const stopper = stopOnSignals(say, exitGuard);
+  // While smoke scenarios clean up, a second signal leaves their cleanup a few seconds more
+  // (bounded) instead of quitting at once.
+  const cleanupGraceMs = Math.min(SECOND_SIGNAL_GRACE_MS, Math.max(0, ...plan.map((c) => c.checkKind.abortGraceMs ?? 0)));
+  const stopper = stopOnSignals(say, exitGuard, cleanupGraceMs);
   const progress = args.verbose || process.stderr.isTTY;
   const { runPlan } = await import('../run/runner.js');
   const startedAt = new Date();
@@ -136,22 +143,33 @@ const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
  * running checks are cut and fail, the report is still printed, and the exit status is 128+n.
  * A second signal quits at once.
  */
-function stopOnSignals(say: (line: string) => void, exitGuard: ProcessExitGuard) {
+function stopOnSignals(say: (line: string) => void, exitGuard: ProcessExitGuard, cleanupGraceMs: number) {
   const controller = new AbortController();
+  let quitting: NodeJS.Timeout | undefined;
   const state = {
     signal: controller.signal,
     received: undefined as (typeof STOP_SIGNALS)[number] | undefined,
     dispose: () => {
       for (const name of STOP_SIGNALS) process.off(name, handlers[name]);
+      clearTimeout(quitting); // cleanup finished in time: the report follows
     },
   };
   const handlers = Object.fromEntries(
     STOP_SIGNALS.map((name) => [
       name,
       () => {
-        if (state.received) exitGuard.exit(128 + constants.signals[name]);
+        if (state.received) {
+          const code = 128 + constants.signals[state.received];
+          if (!cleanupGraceMs) exitGuard.exit(code);
+          say(`soma-verify: quitting within ${cleanupGraceMs / 1000} s, once the smoke scenarios' cleanup is done`);
+          quitting ??= setTimeout(() => exitGuard.exit(code), cleanupGraceMs);
+          return;
+        }
         state.received = name;
-        say(`soma-verify: ${name === 'SIGINT' ? 'interrupted' : `${name} received`}, stopping running checks (again to quit at once)`);
+        const again = cleanupGraceMs
+          ? `smoke scenarios clean up first; ${name === 'SIGINT' ? 'Ctrl-C' : name} again quits within ${cleanupGraceMs / 1000} s`
+          : 'again to quit at once';
+        say(`soma-verify: ${name === 'SIGINT' ? 'interrupted' : `${name} received`}, stopping running checks (${again})`);
         controller.abort(name);
       },
     ]),

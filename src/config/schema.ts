@@ -65,6 +65,10 @@ export const environment = z
       .strict()
       .default({}),
     checks: z.array(customCheck).default([]),
+    /** Run the smoke scenarios by default (--no-smoke turns them off); `{ timeout }` sets their budget. */
+    smoke: z
+      .union([z.boolean(), z.object({ timeout: duration.optional() }).strict()], { error: 'expected true, false or { timeout: 45s }' })
+      .default(false),
   })
   .strict();
 

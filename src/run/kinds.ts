@@ -5,6 +5,7 @@ import { resolve } from 'node:path';
 import type { CheckKind } from '../check.js';
 import { ConfigError } from '../config/issues.js';
 import { settleWithin } from './runner.js';
+import { SCENARIOS } from '../scenario/registry.js';
 
 type Loader = () => Promise<{ default: CheckKind }>;
 
@@ -18,6 +19,8 @@ const BUILT_IN: Record<string, Loader> = {
   kafka: () => import('../../checks/kafka.js'),
   qdrant: () => import('../../checks/qdrant.js'),
   opa: () => import('../../checks/opa.js'),
+  // The smoke scenarios (scenarios/), planned only with --smoke.
+  ...Object.fromEntries(SCENARIOS.map((s) => [s.id, s.load])),
 };
 
 export class KindRegistry {

@@ -172,13 +172,29 @@ async function runOne(
   // process exit that follows the report reclaims whatever it left running.
   let onAbort = () => {};
   let grace: NodeJS.Timeout | undefined;
+  let settledByAbort = false;
   const aborted = new Promise<CheckOutcome>((resolve) => {
     onAbort = () => {
       const interrupted = opts.signal?.aborted;
       const byDeadline = (!timeout.signal.aborted || cappedByDeadline) && !interrupted;
       const elapsed = () => Math.round(performance.now() - started);
-      if (interrupted) return resolve({ status: 'fail', message: `interrupted by ${reasonOf(opts.signal!)} after ${elapsed()} ms` });
-      if (byDeadline) return resolve({ status: 'fail', message: `cut by the global deadline after ${elapsed()} ms` });
+      const cause: CheckOutcome = interrupted
+        ? { status: 'fail', message: `interrupted by ${reasonOf(opts.signal!)} after ${elapsed()} ms` }
+        : byDeadline
+          ? { status: 'fail', message: `cut by the global deadline after ${elapsed()} ms` }
+          : { status: 'fail', message: `timed out after ${timeoutMs} ms` };
+      // >>> abortGraceMs (smoke scenarios): timeout, deadline and interrupt all leave the kind
+      // that long to finish its cleanup and report; only if it overruns is the abort reported.
+      const graceMs = check.checkKind.abortGraceMs ?? 0;
+      if (graceMs > 0) {
+        grace = setTimeout(() => {
+          settledByAbort = true;
+          resolve({ status: 'fail', message: `${cause.message}; its cleanup did not finish within ${graceMs} ms` });
+        }, graceMs);
+        return;
+      }
+      // <<< abortGraceMs
+      if (interrupted || byDeadline) return resolve(cause);
       // The check's own timeout: a kind that honours its signal knows the cause ("no response
       // from host within 500 ms", "connect timed out") and says so at once; wait a moment for
       // that line before falling back to the generic one.
@@ -198,6 +214,12 @@ async function runOne(
     clearTimeout(grace);
     signal.removeEventListener('abort', onAbort);
   }
+  // >>> abortGraceMs: a kind that reported within its grace keeps its message (which step ran
+  // out of time, what cleanup did); an interrupt is a skip unless something failed, a cut is a fail.
+  if (check.checkKind.abortGraceMs && signal.aborted && !settledByAbort && outcome.status !== 'fail') {
+    outcome = opts.signal?.aborted ? { ...outcome, status: 'skip' } : { ...outcome, status: 'fail' };
+  }
+  // <<< abortGraceMs
   const durationMs = performance.now() - started;
   // An answer that comes after the timeout is late, even when the timer could not fire in time
   // (a check that blocked the event loop past it): a late pass or warning is a failure.

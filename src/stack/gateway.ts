@@ -1,16 +1,14 @@
 // The SomaAgent01 gateway (contracts section 3).
 import type { HttpServiceModel } from './spec.js';
 import { healthSpec } from './spec.js';
+import { DETECT } from './generation.js';
 
 export const gateway: HttpServiceModel = {
   name: 'gateway',
   checks(config, source) {
     return [
       healthSpec('gateway', config, source, {
-        detect: [
-          { generation: 'gen2', path: '/api/v2/core/health', status: [200], anyKey: ['status'] },
-          { generation: 'gen1', path: '/healthz', status: [200], anyKey: ['status', 'components'] },
-        ],
+        detect: DETECT.gateway,
         variants: {
           // gen1 /healthz adds somabrain_http to postgres, redis and kafka.
           gen1: { path: '/healthz', auth: false },

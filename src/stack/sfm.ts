@@ -1,6 +1,7 @@
 // SomaFractalMemory, the memory store (contracts section 1).
 import type { HttpServiceModel } from './spec.js';
 import { healthSpec, metricsSpec } from './spec.js';
+import { DETECT } from './generation.js';
 
 // What a false store boolean means: gen1 keeps vectors in Qdrant, gen2 in Milvus (no Qdrant).
 const STORES = {
@@ -12,11 +13,7 @@ export const sfm: HttpServiceModel = {
   name: 'sfm',
   checks(config, source) {
     const health = healthSpec('sfm', config, source, {
-      // gen2 guards /health with the bearer token; gen1 answers it openly with the booleans.
-      detect: [
-        { generation: 'gen2', path: '/health', status: [401] },
-        { generation: 'gen1', path: '/health', status: [200], anyKey: ['kv_store'] },
-      ],
+      detect: DETECT.sfm,
       variants: {
         // gen1 /healthz is always 200: the booleans are the verdict.
         gen1: { path: '/healthz', auth: false, componentMeaning: STORES.gen1 },

@@ -1,6 +1,7 @@
 // SomaBrain, the cognitive API (contracts section 2).
 import type { HttpServiceModel } from './spec.js';
 import { healthSpec, metricsSpec } from './spec.js';
+import { DETECT } from './generation.js';
 
 const SFM_DOWN = 'memory backend (SomaFractalMemory) unreachable from SomaBrain';
 
@@ -14,11 +15,7 @@ export const somabrain: HttpServiceModel = {
       config,
       source,
       {
-        // Both generations answer GET /health: one request tells them apart and is judged.
-        detect: [
-          { generation: 'gen2', path: '/health', status: [200], anyKey: ['infrastructure', 'internal_services'] },
-          { generation: 'gen1', path: '/health', status: [200, 403] },
-        ],
+        detect: DETECT.somabrain,
         variants: {
           gen1: {
             path: '/health',

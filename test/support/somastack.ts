@@ -5,9 +5,11 @@
 // huge; every request is recorded so a test can assert what a check sent (no writes, how many
 // probes detection cost, which bearer token arrived).
 //
-// What they do NOT model: the memory routes (POST /memories, /remember...), rate limits, JWTs.
-// soma-verify's health and metrics checks never call those, and a request to them is recorded,
-// so a test can still prove that no write was sent.
+// The memory routes (SFM /memories, SomaBrain /remember, /recall, /delete, /memory/*) follow the
+// same contracts, for the smoke scenarios; their stored data is exposed (`memories`, `longTerm()`,
+// `workingMemory`) so a test asserts from the double's own state that nothing was left behind.
+// A SomaBrain double given an SFM double (`memory`) writes its long-term items into it, as the
+// real SomaBrain writes into SFM. What they do NOT model: rate limits, JWTs, real vector search.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { rawServer, serveOnLoopback, type TcpPeer } from './faults.js';
 
@@ -26,6 +28,8 @@ export interface RecordedRequest {
   /** Path without the query string. */
   path: string;
   headers: IncomingMessage['headers'];
+  /** The request body, parsed as JSON when it is JSON (undefined when empty). */
+  body?: unknown;
 }
 
 export interface Double<State> {
@@ -66,16 +70,29 @@ async function serve<State extends CommonState>(initial: State, route: Router<St
     const path = (req.url ?? '/').split('?')[0]!;
     const recorded: RecordedRequest = { method: req.method ?? 'GET', path, headers: req.headers };
     requests.push(recorded);
-    req.resume(); // drain any body; the doubles never read one
     const fault = state.fault && (!state.fault.paths || state.fault.paths.includes(path)) ? state.fault : undefined;
-    const answer = () => send(res, route(recorded, state), fault);
-    if (fault?.mode === 'silent') return; // hold the socket; close() destroys it
-    if (fault?.mode === 'delay') {
-      const timer = setTimeout(answer, fault.ms);
-      res.on('close', () => clearTimeout(timer));
-      return;
-    }
-    answer();
+    if (fault?.mode === 'silent') return void req.resume(); // hold the socket; close() destroys it
+    // Read the (small) body first: the memory routes need it.
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const raw = Buffer.concat(chunks).toString('utf8');
+      if (raw) {
+        try {
+          recorded.body = JSON.parse(raw);
+        } catch {
+          recorded.body = raw;
+        }
+      }
+      // A delayed answer is routed when it is sent: a write lands late, as on a slow server.
+      const answer = () => send(res, route(recorded, state), fault);
+      if (fault?.mode === 'delay') {
+        const timer = setTimeout(answer, fault.ms);
+        res.on('close', () => clearTimeout(timer));
+        return;
+      }
+      answer();
+    });
   });
   const { port, close } = await serveOnLoopback(server);
   return {
@@ -138,25 +155,62 @@ const bearer = (req: RecordedRequest) => /^Bearer (.+)$/.exec(String(req.headers
 export interface SfmState extends CommonState {
   /** The three backends: false means that store is down (kv = Postgres+Redis, vector = Qdrant). */
   stores: { kv_store: boolean; vector_store: boolean; graph_store: boolean };
-  /** SOMA_API_TOKEN; gen2 /health requires it. */
+  /** SOMA_API_TOKEN; gen2 /health requires it, and the memory routes do. */
   token: string;
   /** gen2 /health overall word; derived from `stores` when unset. */
   gen2Status?: 'healthy' | 'degraded' | 'unhealthy';
+  /** The memory routes take any request (SOMA_API_TOKEN unset). */
+  authOff?: boolean;
+  /** gen1: DELETE /memories/{coord} removes the data, then answers 500 (its vector delete is broken). */
+  deleteAnswers500?: boolean;
+  /** POST /memories/search answers an empty list (gen2 without a vector store whose exact match misses). */
+  searchEmpty?: boolean;
+  /** A degraded 200: POST /memories answers ok: false (gen1) and stores nothing. */
+  writeNotOk?: boolean;
 }
 
-export function sfmDouble(options: Partial<SfmState> & { generation: Generation }): Promise<Double<SfmState>> {
+/** A memory the SFM double holds. */
+export interface StoredMemory {
+  /** Normalised `x,y,z`. */
+  coord: string;
+  coordinate: number[];
+  payload: Record<string, unknown>;
+  memory_type: string;
+  /** gen2 deletes softly: the row stays, marked. */
+  deleted: boolean;
+}
+
+export interface SfmDouble extends Double<SfmState> {
+  /** Every memory held, soft-deleted ones included, by normalised coord. */
+  readonly memories: Map<string, StoredMemory>;
+  /** The memories still there (not deleted). */
+  live(): StoredMemory[];
+}
+
+/** `x,y,z` as SFM parses it: three numbers, or undefined. */
+function parseCoord(text: string): number[] | undefined {
+  const parts = decodeURIComponent(text).split(',').map((p) => (p.trim() === '' ? NaN : Number(p)));
+  return parts.length === 3 && parts.every(Number.isFinite) ? parts : undefined;
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+export async function sfmDouble(options: Partial<SfmState> & { generation: Generation }): Promise<SfmDouble> {
   const started = Date.now();
   const initial: SfmState = {
     stores: { kv_store: true, vector_store: true, graph_store: true },
     token: 'sfm-double-token',
     ...options,
   };
-  return serve(initial, (req, s) => {
+  const memories = new Map<string, StoredMemory>();
+  const live = () => [...memories.values()].filter((m) => !m.deleted);
+  const double = await serve(initial, (req, s) => {
     const all = s.stores.kv_store && s.stores.vector_store && s.stores.graph_store;
     if (req.path === '/ping') return json(200, { ping: 'pong' });
+    if (req.path === '/memories' || req.path.startsWith('/memories/')) return sfmMemories(req, s, memories);
     if (s.generation === 'gen1') {
       if (['/healthz', '/readyz', '/health'].includes(req.path)) return json(200, { ...s.stores });
-      if (req.path === '/stats') return json(200, { total_memories: 3, episodic: 2, semantic: 1 });
+      if (req.path === '/stats') return json(200, { total_memories: 3 + live().length, episodic: 2 + live().length, semantic: 1 });
       if (req.path === '/metrics') return text(200, SFM_GEN1_METRICS);
       return NOT_FOUND;
     }
@@ -188,10 +242,81 @@ export function sfmDouble(options: Partial<SfmState> & { generation: Generation 
         database: { vendor: 'postgresql', connected: s.stores.kv_store },
       });
     }
-    if (req.path === '/stats') return json(200, { total_memories: 3, episodic: 2, semantic: 1, namespace: 'default' });
+    if (req.path === '/stats') return json(200, { total_memories: 3 + live().length, episodic: 2 + live().length, semantic: 1, namespace: 'default' });
     if (req.path === '/metrics') return text(200, PYTHON_PROCESS_METRICS);
     return NOT_FOUND;
   });
+  const reset = double.reset;
+  return Object.assign(double, {
+    memories,
+    live,
+    reset() {
+      reset();
+      memories.clear();
+    },
+  });
+}
+
+/** SFM's /memories routes (contracts section 1), both generations. */
+function sfmMemories(req: RecordedRequest, s: SfmState, memories: Map<string, StoredMemory>): Reply {
+  if (!s.authOff) {
+    const token = bearer(req);
+    if (s.generation === 'gen1') {
+      if (!token) return json(401, { detail: 'Missing bearer token' });
+      if (token !== s.token) return json(403, { detail: 'Invalid token' });
+    } else if (token !== s.token) return json(401, { detail: 'Unauthorized' });
+  }
+  const gen1 = s.generation === 'gen1';
+  const shape = (m: StoredMemory) =>
+    gen1
+      ? { ...m.payload, memory_type: m.memory_type, coordinate: m.coordinate }
+      : { coordinate: m.coordinate, payload: m.payload, memory_type: m.memory_type, created_at: '2026-11-23T06:28:00Z' };
+  if (req.path === '/memories' && req.method === 'POST') {
+    const body = req.body;
+    if (!isRecord(body) || typeof body.coord !== 'string' || !isRecord(body.payload))
+      return json(422, { detail: [{ loc: ['body'], msg: 'field required', type: 'value_error.missing' }] });
+    const memoryType = body.memory_type ?? 'episodic';
+    if (memoryType !== 'episodic' && memoryType !== 'semantic')
+      return json(422, { detail: [{ loc: ['body', 'memory_type'], msg: 'invalid memory_type' }] });
+    const coordinate = parseCoord(body.coord);
+    if (!coordinate) return gen1 ? json(500, { detail: 'Internal Server Error' }) : json(400, { detail: 'Invalid coord' });
+    if (s.writeNotOk) return json(200, { coord: body.coord, memory_type: memoryType, ok: false });
+    const coord = coordinate.join(',');
+    memories.set(coord, { coord, coordinate, payload: body.payload, memory_type: memoryType, deleted: false });
+    return json(200, gen1 ? { coord: body.coord, memory_type: memoryType, ok: true } : { coord: body.coord, memory_type: memoryType });
+  }
+  if (req.path === '/memories/search' && req.method === 'POST') {
+    const body = req.body;
+    if (!isRecord(body) || typeof body.query !== 'string') return json(422, { detail: [{ loc: ['body', 'query'], msg: 'field required' }] });
+    const query = body.query;
+    const topK = typeof body.top_k === 'number' ? body.top_k : 5;
+    if (s.searchEmpty) return json(200, { memories: [] });
+    const found = [...memories.values()].filter((m) => {
+      if (m.deleted) return false;
+      // gen1 (vector search): anything whose payload mentions the query ranks first; gen2 without
+      // a vector store: exact matches on text, content or summary only.
+      if (gen1 || s.stores.vector_store) return JSON.stringify(m.payload).includes(query);
+      return ['text', 'content', 'summary'].some((k) => m.payload[k] === query);
+    });
+    return json(200, { memories: found.slice(0, topK).map(shape) });
+  }
+  const coordinate = parseCoord(req.path.slice('/memories/'.length));
+  if (!coordinate) return gen1 ? json(500, { detail: 'Internal Server Error' }) : json(400, { detail: 'Invalid coord' });
+  const coord = coordinate.join(',');
+  const memory = memories.get(coord);
+  if (req.method === 'GET') {
+    if (!memory || memory.deleted) return json(404, { detail: 'Memory not found' });
+    return json(200, { memory: shape(memory) });
+  }
+  if (req.method === 'DELETE') {
+    const existed = !!memory && !memory.deleted;
+    if (gen1) {
+      memories.delete(coord);
+      if (existed && s.deleteAnswers500) return json(500, { detail: 'Internal Server Error' });
+    } else if (memory) memory.deleted = true;
+    return json(200, { coord: req.path.slice('/memories/'.length), deleted: existed });
+  }
+  return json(405, { detail: 'Method Not Allowed' });
 }
 
 const PYTHON_PROCESS_METRICS = `# HELP python_info Python platform information
@@ -238,14 +363,84 @@ export interface SomabrainState extends CommonState {
   gen2Status?: 'healthy' | 'degraded' | 'critical';
   /** gen2: Django ALLOWED_HOSTS; any other Host header gets 400. */
   allowedHosts: string[];
+  /** The bearer token of the memory routes (gen1 SOMABRAIN_API_TOKEN: 401 missing, 403 invalid;
+   *  gen2 SOMABRAIN_MEMORY_HTTP_TOKEN: 401); unset: dev mode, no auth. */
+  token?: string;
+  /** Long-term writes land this long after remember answers (asynchronous writes). */
+  longTermDelayMs: number;
+  /** The write is only queued: gen1 answers breaker_open/queued, gen2 `coordinate: null`; only
+   *  working memory gets the item. */
+  queueWrites: boolean;
+  /** gen2 recall answers `degraded: true` with working memory only. */
+  recallDegraded: boolean;
 }
+
+/** An item SomaBrain keeps in working memory: an in-process buffer it evicts itself. */
+export interface WorkingMemoryItem {
+  tenant: string;
+  payload: Record<string, unknown>;
+}
+
+export interface SomabrainDouble extends Double<SomabrainState> {
+  /** The long-term items still there: the linked SFM double's live memories, or its own. */
+  longTerm(): StoredMemory[];
+  /** Working memory (no route removes from it; SomaBrain evicts it itself). */
+  readonly workingMemory: WorkingMemoryItem[];
+  /** Long-term writes accepted and not landed yet (longTermDelayMs). */
+  pendingWrites(): number;
+  /** The X-Tenant-ID headers of the memory requests, in order. */
+  tenantHeaders(): Array<string | undefined>;
+}
+
+/** SomaBrain's long-term store: the SFM double's memories when linked (as SomaBrain writes into
+ *  SFM), else its own; writes may land late, and a delete cancels a write still on its way. */
+class LongTermStore {
+  private readonly own = new Map<string, StoredMemory>();
+  private readonly pending = new Map<string, NodeJS.Timeout>();
+  constructor(private readonly sfm?: SfmDouble) {}
+  private get map() {
+    return this.sfm?.memories ?? this.own;
+  }
+  write(coordinate: number[], payload: Record<string, unknown>, delayMs: number): void {
+    const coord = coordinate.join(',');
+    const land = () => {
+      this.pending.delete(coord);
+      this.map.set(coord, { coord, coordinate, payload, memory_type: 'episodic', deleted: false });
+    };
+    if (delayMs <= 0) return land();
+    clearTimeout(this.pending.get(coord));
+    this.pending.set(coord, setTimeout(land, delayMs));
+  }
+  remove(coordinate: number[]): void {
+    const coord = coordinate.join(',');
+    clearTimeout(this.pending.get(coord));
+    this.pending.delete(coord);
+    const m = this.map.get(coord);
+    if (this.sfm?.state.generation === 'gen2' && m) m.deleted = true;
+    else this.map.delete(coord);
+  }
+  live(): StoredMemory[] {
+    return [...this.map.values()].filter((m) => !m.deleted);
+  }
+  pendingCount(): number {
+    return this.pending.size;
+  }
+  clear(): void {
+    for (const t of this.pending.values()) clearTimeout(t);
+    this.pending.clear();
+    this.own.clear();
+  }
+}
+
+const randomCoordinate = () => [0, 0, 0].map(() => Math.round(Math.random() * 2e6) / 1e3 - 1000);
 
 const GEN2_INFRASTRUCTURE = ['postgresql', 'redis', 'kafka', 'milvus', 'opa'];
 const GEN2_INTERNAL = ['soma_fractal_memory', 'cognitive', 'embedder'];
 
-export function somabrainDouble(
+export async function somabrainDouble(
   options: Partial<SomabrainState> & { generation: Generation },
-): Promise<Double<SomabrainState>> {
+  { memory }: { memory?: SfmDouble } = {},
+): Promise<SomabrainDouble> {
   const initial: SomabrainState = {
     memoryOk: true,
     embedderOk: true,
@@ -253,19 +448,119 @@ export function somabrainDouble(
     opaDown: false,
     componentStatus: {},
     allowedHosts: ['127.0.0.1', 'localhost'],
+    longTermDelayMs: 0,
+    queueWrites: false,
+    recallDegraded: false,
     ...options,
   };
   const served = new Map<string, number>(); // gen1 /metrics counts what it really served
-  return serve(initial, (req, s) => {
-    const reply = s.generation === 'gen1' ? somabrainGen1(req, s, served) : somabrainGen2(req, s);
+  const store = new LongTermStore(memory);
+  const workingMemory: WorkingMemoryItem[] = [];
+  const double = await serve(initial, (req, s) => {
+    const reply = s.generation === 'gen1' ? somabrainGen1(req, s, served, store, workingMemory) : somabrainGen2(req, s, store, workingMemory);
     const key = `${req.method} ${req.path} ${reply.status}`;
     served.set(key, (served.get(key) ?? 0) + 1);
     return reply;
   });
+  const { reset, close } = double;
+  return Object.assign(double, {
+    longTerm: () => store.live(),
+    workingMemory,
+    pendingWrites: () => store.pendingCount(),
+    tenantHeaders: () =>
+      double.requests.filter((r) => /remember|recall|delete/.test(r.path)).map((r) => r.headers['x-tenant-id'] as string | undefined),
+    reset() {
+      reset();
+      store.clear();
+      workingMemory.length = 0;
+    },
+    close() {
+      store.clear();
+      return close();
+    },
+  });
 }
 
-function somabrainGen1(req: RecordedRequest, s: SomabrainState, served: Map<string, number>): Reply {
+/** SomaBrain's memory routes (contracts section 2), or undefined for any other path. */
+function brainMemory(
+  req: RecordedRequest,
+  s: SomabrainState,
+  store: LongTermStore,
+  wm: WorkingMemoryItem[],
+): Reply | undefined {
+  const gen1 = s.generation === 'gen1';
+  const path = req.path.replace(/^\/api(?=\/memory\/)/, '');
+  const routes = gen1 ? ['/remember', '/recall', '/delete'] : ['/memory/remember', '/memory/recall'];
+  if (!routes.includes(path)) return undefined;
+  if (req.method !== 'POST') return json(405, { detail: 'Method Not Allowed' });
+  if (s.token) {
+    const token = bearer(req);
+    if (gen1 && !token) return json(401, { detail: 'Missing bearer token' });
+    if (token !== s.token) return json(gen1 ? 403 : 401, { detail: gen1 ? 'Invalid token' : 'Unauthorized' });
+  }
+  const body = isRecord(req.body) ? req.body : {};
+  const headerTenant = req.headers['x-tenant-id'] as string | undefined;
+  if (!gen1 && typeof body.tenant === 'string' && headerTenant !== body.tenant)
+    return json(400, { detail: 'X-Tenant-ID must equal the tenant of the body' });
+  const tenant = (typeof body.tenant === 'string' ? body.tenant : headerTenant) ?? 'public';
+  const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
+  const holds = (payload: unknown, query: string) => JSON.stringify(payload).includes(query);
+
+  if (path === '/remember') {
+    if (!isRecord(body.payload)) return json(422, { detail: [{ loc: ['body', 'payload'], msg: 'field required' }] });
+    const coordinate = typeof body.coord === 'string' ? parseCoord(body.coord) : randomCoordinate();
+    if (!coordinate) return json(422, { detail: [{ loc: ['body', 'coord'], msg: 'invalid coord' }] });
+    wm.push({ tenant, payload: body.payload });
+    const namespace = `somabrain_ns:${tenant}`;
+    if (s.queueWrites) return json(200, { ok: false, success: false, namespace, trace_id: traceId, breaker_open: true, queued: true });
+    store.write(coordinate, body.payload, s.longTermDelayMs);
+    return json(200, { ok: true, success: true, namespace, trace_id: traceId, breaker_open: false, queued: false });
+  }
+  if (path === '/recall' || path === '/memory/recall') {
+    if (typeof body.query !== 'string') return json(422, { detail: [{ loc: ['body', 'query'], msg: 'field required' }] });
+    const query = body.query;
+    const topK = typeof body.top_k === 'number' ? body.top_k : 10;
+    const longTerm = store.live().filter((m) => holds(m.payload, query)).slice(0, topK);
+    if (gen1) {
+      const memoryItems = longTerm.map((m) => ({ score: 0.83, payload: m.payload, coordinate: m.coordinate }));
+      return json(200, {
+        wm: wm.filter((w) => holds(w.payload, query)).map((w) => ({ score: 0.91, payload: w.payload })),
+        memory: memoryItems,
+        results: memoryItems,
+        namespace: `somabrain_ns:${tenant}`,
+        trace_id: traceId,
+      });
+    }
+    // gen2 working memory answers every item of the tenant, whatever the query.
+    const content = (p: Record<string, unknown>) => (typeof p.content === 'string' ? p.content : JSON.stringify(p));
+    const working = wm.filter((w) => w.tenant === tenant).map((w) => ({ content: content(w.payload), layer: 'wm', score: 1.0 }));
+    const results = s.recallDegraded
+      ? working
+      : [...working, ...longTerm.filter((m) => m.payload.tenant === tenant).map((m) => ({ content: content(m.payload), layer: 'ltm', score: 0.83, coordinate: m.coordinate }))];
+    return json(200, { results, total_results: results.length, degraded: s.recallDegraded, query });
+  }
+  if (path === '/delete') {
+    const c = body.coordinate;
+    if (!Array.isArray(c) || c.length !== 3 || !c.every((n) => typeof n === 'number'))
+      return json(422, { detail: [{ loc: ['body', 'coordinate'], msg: 'three numbers expected' }] });
+    store.remove(c as number[]);
+    return json(200, { ok: true });
+  }
+  // gen2 /memory/remember
+  if (!isRecord(body.value) || typeof body.key !== 'string' || typeof body.tenant !== 'string')
+    return json(422, { detail: [{ loc: ['body'], msg: 'tenant, key and value are required' }] });
+  wm.push({ tenant, payload: body.value });
+  const answer = { ok: true, tenant, namespace: body.namespace ?? 'default', key: body.key };
+  if (s.queueWrites) return json(200, { ...answer, coordinate: null, queued: true });
+  const coordinate = randomCoordinate();
+  store.write(coordinate, { ...body.value, key: body.key, tenant, namespace: body.namespace, ttl_seconds: body.ttl_seconds }, s.longTermDelayMs);
+  return json(200, { ...answer, coordinate });
+}
+
+function somabrainGen1(req: RecordedRequest, s: SomabrainState, served: Map<string, number>, store: LongTermStore, wm: WorkingMemoryItem[]): Reply {
   if (s.opaDown) return json(403, { detail: 'Forbidden' });
+  const memoryReply = brainMemory(req, s, store, wm);
+  if (memoryReply) return memoryReply;
   if (req.path === '/health' || req.path === '/healthz') {
     return json(200, {
       // Always false in gen1, whatever the state: a verdict must not use them.
@@ -301,9 +596,11 @@ function somabrainGen1(req: RecordedRequest, s: SomabrainState, served: Map<stri
   return NOT_FOUND;
 }
 
-function somabrainGen2(req: RecordedRequest, s: SomabrainState): Reply {
+function somabrainGen2(req: RecordedRequest, s: SomabrainState, store: LongTermStore, wm: WorkingMemoryItem[]): Reply {
   const host = String(req.headers.host ?? '').replace(/:\d+$/, '');
   if (!s.allowedHosts.includes(host)) return { status: 400, body: '<h1>Bad Request (400)</h1>', type: 'html' };
+  const memoryReply = brainMemory(req, s, store, wm);
+  if (memoryReply) return memoryReply;
   const component = (name: string) => ({ name, status: s.componentStatus[name] ?? 'healthy', response_time_ms: 2.5 });
   const statuses = [...GEN2_INFRASTRUCTURE, ...GEN2_INTERNAL].map((n) => s.componentStatus[n] ?? 'healthy');
   const derived =
