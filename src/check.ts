@@ -68,6 +68,12 @@ export interface CheckKind<Options = any> {
    * against neither the check's latency nor its timeout. Optional; called once per kind.
    */
   prepare?(): Promise<unknown>;
+  /**
+   * True for a kind that writes (a smoke scenario): it runs once per verification, and under
+   * `--wait` only after every other check passed (its dependencies among them); it is never
+   * retried, so its marked data is written once.
+   */
+  once?: boolean;
   /** Observe, never change. Import drivers lazily (here or in `prepare`), honour `ctx.signal`. */
   run(options: Options, ctx: CheckContext): Promise<CheckOutcome>;
 }

@@ -4,6 +4,7 @@
 // takes to start, and the run must start fast.
 import { parseArgs } from 'node:util';
 import type { Argv } from 'yargs';
+import { FORMATS, defaultFormat, type Format } from '../report/index.js';
 import type { VerifyArgs } from './verify.js';
 
 interface OptionSpec {
@@ -15,11 +16,9 @@ interface OptionSpec {
   describe: string;
 }
 
-export const FORMATS = ['table', 'json', 'junit'] as const;
-
 export const OPTIONS = {
   config: { type: 'string', short: 'c', describe: 'config file (default: soma-verify.config.yaml|yml|json here)' },
-  format: { type: 'string', short: 'f', choices: FORMATS, describe: 'report format (default: table)' },
+  format: { type: 'string', short: 'f', choices: FORMATS, describe: 'report format (default: github when GITHUB_ACTIONS=true, else table)' },
   output: { type: 'string', short: 'o', describe: 'write the report to this file (atomically) instead of stdout' },
   only: { type: 'string', multiple: true, describe: 'run only checks whose id matches (glob, repeatable or comma-separated)' },
   skip: { type: 'string', multiple: true, describe: 'leave out checks whose id matches (glob)' },
@@ -29,22 +28,27 @@ export const OPTIONS = {
   deadline: { type: 'string', describe: 'global deadline of the whole run (default 60s)' },
   strict: { type: 'boolean', describe: 'warnings fail the run' },
   verbose: { type: 'boolean', short: 'v', describe: 'progress and address sources on stderr' },
+  wait: { type: 'string', describe: 're-run what fails until all pass or DURATION is spent (then exit 3)' },
+  consecutive: { type: 'number', describe: 'with --wait: attempts in a row in which all must pass (default 1)' },
 } as const satisfies Record<string, OptionSpec>;
 
 const PARSE_ARGS_OPTIONS = Object.fromEntries(
   Object.entries(OPTIONS).map(([name, spec]) => [name, { ...spec, type: spec.type === 'number' ? 'string' : spec.type }]),
 ) as { [K in keyof typeof OPTIONS]: Omit<(typeof OPTIONS)[K], 'type'> & { type: (typeof OPTIONS)[K]['type'] extends 'boolean' ? 'boolean' : 'string' } };
 
-export const USAGE = '$0 [env]\n\nVerify that a SomaStack deployment really works. `local` needs no config.';
+export const USAGE =
+  '$0 [env]\n\nVerify that a SomaStack deployment really works. `local` needs no config.\n' +
+  '`soma-verify serve [env]` runs the checks on an interval for Prometheus (see serve --help).';
 export const EPILOG =
   'Exit codes: 0 all passed (warnings pass unless --strict), 1 a check failed, 2 usage or\n' +
-  'configuration error, 3 the --wait deadline passed, 130 interrupted.';
+  'configuration error, 3 --wait ran out before all passed (the last report is printed),\n' +
+  '130 interrupted (Ctrl-C or SIGTERM; the report of what ran is printed).';
 
 export const HELP_FLAGS = new Set(['--help', '-h']);
 export const VERSION_FLAGS = new Set(['--version', '-V']);
 
 /** The arguments of a well-formed command line, or undefined to let yargs explain what is wrong. */
-export function parseFast(argv: string[]): VerifyArgs | undefined {
+export function parseFast(argv: string[], env: NodeJS.ProcessEnv = process.env): VerifyArgs | undefined {
   let parsed;
   try {
     parsed = parseArgs({ args: argv, options: PARSE_ARGS_OPTIONS, allowPositionals: true, strict: true });
@@ -53,13 +57,14 @@ export function parseFast(argv: string[]): VerifyArgs | undefined {
   }
   const { values, positionals } = parsed;
   if (positionals.length > 1) return undefined;
-  if (values.format !== undefined && !FORMATS.includes(values.format as (typeof FORMATS)[number])) return undefined;
+  if (values.format !== undefined && !FORMATS.includes(values.format as Format)) return undefined;
   // A bad number is verify's to explain (--concurrency: expected a whole number of at least 1).
   const concurrency = values.concurrency === undefined ? undefined : Number(values.concurrency);
+  const consecutive = values.consecutive === undefined ? undefined : Number(values.consecutive);
   return {
     env: positionals[0] ?? 'local',
     config: values.config,
-    format: (values.format as VerifyArgs['format'] | undefined) ?? 'table',
+    format: (values.format as Format | undefined) ?? defaultFormat(env),
     output: values.output,
     only: splitList(values.only),
     skip: splitList(values.skip),
@@ -69,6 +74,8 @@ export function parseFast(argv: string[]): VerifyArgs | undefined {
     deadline: values.deadline,
     strict: values.strict ?? false,
     verbose: values.verbose ?? false,
+    wait: values.wait,
+    consecutive,
   };
 }
 
