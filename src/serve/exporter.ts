@@ -94,8 +94,13 @@ export async function startExporter(opts: ExporterOptions): Promise<Exporter> {
     let lastStatus: Report['status'] | undefined;
     while (!stopping.signal.aborted) {
       const started = performance.now();
+      // A signal per run, linked to the stop: the runner derives signals from the one it gets
+      // (AbortSignal.any), and a source that lives for days would keep every run's alive.
+      const run = new AbortController();
+      const onStop = () => run.abort();
+      stopping.signal.addEventListener('abort', onStop, { once: true });
       try {
-        const report = await opts.run(stopping.signal);
+        const report = await opts.run(run.signal);
         // A run cut short by the stop is not a verdict on the stack: keep the last whole one.
         if (stopping.signal.aborted) break;
         last = report;
@@ -107,6 +112,8 @@ export async function startExporter(opts: ExporterOptions): Promise<Exporter> {
         // An engine fault, not a check's (the runner turns those into results): count it, carry on.
         metrics.runErrors.inc();
         opts.say(`soma-verify serve: run failed: ${(err as Error)?.stack ?? String(err)}`);
+      } finally {
+        stopping.signal.removeEventListener('abort', onStop);
       }
       const pause = Math.max(0, opts.intervalMs - (performance.now() - started));
       try {
