@@ -187,6 +187,18 @@ describe('--wait', () => {
   });
 });
 
+describe('--help', () => {
+  it('lists --wait, --consecutive, the github format and exit code 3', async () => {
+    const dir = await project([]);
+    const r = await runCli(['--help'], { cwd: dir });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/--wait +re-run what fails until all pass or DURATION is spent \(then exit 3\)/);
+    expect(r.stdout).toMatch(/--consecutive +with --wait: attempts in a row/);
+    expect(r.stdout).toMatch(/choices: "table", "json", "junit", "github"/);
+    expect(r.stdout).toMatch(/3 --wait ran out before all passed/);
+  });
+});
+
 describe('--wait and kinds that run once (smoke scenarios, which write)', () => {
   // A plugin marked `once: true` that appends a line per run to a file: what a scenario's write is.
   const plugin = `import { appendFileSync } from 'node:fs';
