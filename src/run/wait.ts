@@ -96,9 +96,12 @@ export async function runUntilPassing(plan: PlannedCheck[], run: RunOptions, wai
   return { results: inPlanOrder(plan, latest, why), attempts, expired: why === 'expired' };
 }
 
-/** Passing for the wait: what would not fail the report (a skip of its own, not a blocked one, passes). */
+/**
+ * Passing for the wait: what would not fail the report. A check skipped because a dependency
+ * failed passes here too, since that dependency does not, and its re-run re-runs the check.
+ */
 function passing(r: CheckResult, strict: boolean): boolean {
-  return r.status === 'pass' || (r.status === 'warn' && !strict) || (r.status === 'skip' && !r.message.startsWith('blocked by'));
+  return r.status === 'pass' || r.status === 'skip' || (r.status === 'warn' && !strict);
 }
 
 /** The checks not passing, and every check that depends on one of them (it ran blocked). */
