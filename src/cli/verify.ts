@@ -124,7 +124,7 @@ async function verifyOrThrow(
       onAttempt: ({ attempt, notPassing, streak, nextInMs }) =>
         say(
           notPassing.length
-            ? `soma-verify: attempt ${attempt}: ${notPassing.length} not passing (${notPassing.map((r) => `${r.id}: ${r.status} ${r.message}`).join('; ')}); next attempt in ${(nextInMs / 1000).toFixed(1)} s`
+            ? `soma-verify: attempt ${attempt}: ${notPassing.length} not passing (${notPassing.slice(0, 10).map((r) => `${r.id}: ${r.status} ${r.message}`).join('; ')}${notPassing.length > 10 ? `; and ${notPassing.length - 10} more` : ''}); next attempt in ${(nextInMs / 1000).toFixed(1)} s`
             : `soma-verify: attempt ${attempt}: all passing (${streak} of ${consecutive} in a row); next attempt in ${(nextInMs / 1000).toFixed(1)} s`,
         ),
     });

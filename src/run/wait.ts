@@ -7,7 +7,7 @@
 // Kinds marked `once` (smoke scenarios, which write) and whatever depends on them run a single
 // time, after everything else passed; they are never retried.
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { CheckKind, CheckResult } from '../check.js';
+import type { CheckContext, CheckKind, CheckResult } from '../check.js';
 import type { PlannedCheck } from './plan.js';
 import { runPlan, type RunOptions } from './runner.js';
 
@@ -143,8 +143,10 @@ function withSettledDependencies(subset: PlannedCheck[], latest: Map<string, Che
   return subset.map((check) => {
     const settled = check.dependsOn.filter((d) => !ids.has(d) && latest.has(d)).map((d) => [d, latest.get(d)!] as const);
     if (settled.length === 0) return check;
-    const kind: CheckKind = Object.create(check.kind);
-    kind.run = (options, ctx) => check.kind.run(options, { ...ctx, dependencies: new Map([...settled, ...ctx.dependencies]) });
+    // Defined, not assigned: a plugin may export a frozen kind.
+    const kind: CheckKind = Object.create(check.kind, {
+      run: { value: (options: unknown, ctx: CheckContext) => check.kind.run(options, { ...ctx, dependencies: new Map([...settled, ...ctx.dependencies]) }) },
+    });
     return { ...check, kind, dependsOn: check.dependsOn.filter((d) => ids.has(d)) };
   });
 }

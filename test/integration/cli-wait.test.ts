@@ -202,8 +202,9 @@ describe('--help', () => {
 
 describe('--wait and kinds that run once (smoke scenarios, which write)', () => {
   // A plugin marked `once: true` that appends a line per run to a file: what a scenario's write is.
+  // Frozen, as a careful plugin author may export it.
   const plugin = `import { appendFileSync } from 'node:fs';
-export default {
+export default Object.freeze({
   kind: 'writes-once',
   once: true,
   options: { '~standard': { version: 1, vendor: 'test', validate: (value) => ({ value }) } },
@@ -212,7 +213,7 @@ export default {
     appendFileSync(o.file, JSON.stringify(Object.fromEntries([...ctx.dependencies].map(([id, r]) => [id, r.status]))) + '\\n');
     return { status: 'pass', message: 'wrote its marked data once' };
   },
-};
+});
 `;
 
   it('runs once, after the checks it depends on pass, however many attempts they took', async () => {
