@@ -66,6 +66,38 @@ export function setupFailed(err: unknown, say: (line: string) => void): number {
   return EXIT.usage;
 }
 
+/** Config -> environment -> plan, with the run's limits; shared by a verification and serve mode. */
+export async function loadPlan(
+  args: PlanArgs,
+  cwd: string,
+  env: NodeJS.ProcessEnv,
+  redactor: Redactor,
+  say: (line: string) => void,
+): Promise<{ plan: PlannedCheck[]; concurrency: number; deadlineMs: number }> {
+  const configPath = findConfigFile(cwd, args.config);
+  const loaded = configPath ? await loadConfig(configPath, env) : undefined;
+  for (const secret of loaded?.secrets ?? []) redactor.add(secret);
+  const timeoutMs = durationArg('--timeout', args.timeout) ?? loaded?.config.defaults.timeout ?? DEFAULTS.timeoutMs;
+  const deadlineMs = durationArg('--deadline', args.deadline) ?? loaded?.config.defaults.deadline ?? DEFAULTS.deadlineMs;
+  const concurrency = args.concurrency ?? loaded?.config.defaults.concurrency ?? DEFAULTS.concurrency;
+  if (!Number.isInteger(concurrency) || concurrency < 1) throw new ConfigError([`--concurrency: expected a whole number of at least 1`]);
+
+  const environment = await environmentFor(args.env, loaded, cwd, env, redactor, say, args.verbose);
+  learnSecrets(redactor, environment);
+
+  const { KindRegistry } = await import('../run/kinds.js');
+  const { buildPlan, selectChecks } = await import('../run/plan.js');
+  const { specsForEnvironment } = await import('../stack/index.js');
+  const kinds = await KindRegistry.create(loaded?.config.plugins ?? [], loaded ? dirname(loaded.path) : cwd);
+  const plan = selectChecks(
+    await buildPlan(specsForEnvironment(environment, args.env), kinds, timeoutMs),
+    args.only,
+    args.skip,
+  );
+  if (plan.length === 0) throw new ConfigError([`environment "${args.env}" has no checks to run${args.only.length || args.skip.length ? ' after --only/--skip' : ''}`]);
+  return { plan, concurrency, deadlineMs };
+}
+
 async function verifyOrThrow(
   args: VerifyArgs,
   cwd: string,
@@ -152,38 +184,6 @@ async function verifyOrThrow(
   if (interrupt.signal.aborted) return EXIT.interrupted;
   if (expired) return EXIT.waitExpired;
   return report.status === 'fail' ? EXIT.failed : EXIT.ok;
-}
-
-/** Config -> environment -> plan, with the run's limits; shared by a verification and serve mode. */
-export async function loadPlan(
-  args: PlanArgs,
-  cwd: string,
-  env: NodeJS.ProcessEnv,
-  redactor: Redactor,
-  say: (line: string) => void,
-): Promise<{ plan: PlannedCheck[]; concurrency: number; deadlineMs: number }> {
-  const configPath = findConfigFile(cwd, args.config);
-  const loaded = configPath ? await loadConfig(configPath, env) : undefined;
-  for (const secret of loaded?.secrets ?? []) redactor.add(secret);
-  const timeoutMs = durationArg('--timeout', args.timeout) ?? loaded?.config.defaults.timeout ?? DEFAULTS.timeoutMs;
-  const deadlineMs = durationArg('--deadline', args.deadline) ?? loaded?.config.defaults.deadline ?? DEFAULTS.deadlineMs;
-  const concurrency = args.concurrency ?? loaded?.config.defaults.concurrency ?? DEFAULTS.concurrency;
-  if (!Number.isInteger(concurrency) || concurrency < 1) throw new ConfigError([`--concurrency: expected a whole number of at least 1`]);
-
-  const environment = await environmentFor(args.env, loaded, cwd, env, redactor, say, args.verbose);
-  learnSecrets(redactor, environment);
-
-  const { KindRegistry } = await import('../run/kinds.js');
-  const { buildPlan, selectChecks } = await import('../run/plan.js');
-  const { specsForEnvironment } = await import('../stack/index.js');
-  const kinds = await KindRegistry.create(loaded?.config.plugins ?? [], loaded ? dirname(loaded.path) : cwd);
-  const plan = selectChecks(
-    await buildPlan(specsForEnvironment(environment, args.env), kinds, timeoutMs),
-    args.only,
-    args.skip,
-  );
-  if (plan.length === 0) throw new ConfigError([`environment "${args.env}" has no checks to run${args.only.length || args.skip.length ? ' after --only/--skip' : ''}`]);
-  return { plan, concurrency, deadlineMs };
 }
 
 async function environmentFor(
