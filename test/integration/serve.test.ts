@@ -112,6 +112,33 @@ describe('soma-verify serve', () => {
     expect(r.stderr).not.toContain(TOKEN);
   });
 
+  it('a service that goes away (connection refused) and comes back on its port', async () => {
+    const server = createServer((req, res) => {
+      req.resume();
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
+    });
+    const peer = await serveOnLoopback(server);
+    let up = true;
+    cleanups.push(async () => {
+      if (up) await peer.close();
+    });
+    const config = { environments: { staging: { checks: [{ id: 'svc', kind: 'health', url: peer.url() }] } } };
+    const { url, cli } = await serve(config, ['--interval', '100ms']);
+    const success = async () => value((await scrape(url)).metrics.samples, 'soma_check_success', { check: 'svc' });
+    await until('a passing run', async () => (await success()) === 1);
+    await peer.close();
+    up = false;
+    await until('the outage in the metrics', async () => (await success()) === 0);
+    const down = (await (await fetch(`${url}/healthz`)).json()) as { checks: Array<{ message: string }> };
+    expect(down.checks[0]!.message).toMatch(/connection refused/);
+    await new Promise<void>((resolve, reject) => server.once('error', reject).listen(peer.port, '127.0.0.1', () => resolve()));
+    up = true;
+    cleanups.push(() => new Promise((r) => { server.closeAllConnections(); server.close(() => r()); }));
+    await until('the recovery in the metrics', async () => (await success()) === 1);
+    cli.child.kill('SIGTERM');
+    expect((await cli.done).code).toBe(0);
+  });
+
   it('a scrape never starts a run, and scrapes during a slow run all answer with the last one', async () => {
     // One check whose endpoint takes 1.5 s; counts requests and how many are in flight at once.
     let inFlight = 0;
