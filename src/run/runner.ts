@@ -153,7 +153,8 @@ function resultOf(check: PlannedCheck, outcome: CheckOutcome, durationMs: number
     target: check.target,
     status: outcome.status,
     durationMs: Math.round(durationMs * 10) / 10,
-    message: outcome.message.replace(/\s*\n\s*/g, ' '),
+    // Every line break, CR alone included: a CI runner reads a line starting with "::" as a command.
+    message: outcome.message.replace(/\s*[\r\n\u2028\u2029]\s*/g, ' '),
     details: outcome.details ?? {},
   };
 }

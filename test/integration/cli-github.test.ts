@@ -18,8 +18,14 @@ beforeAll(async () => {
   echo = await serveOnLoopback(
     createServer((req, res) => {
       req.resume();
+      if (req.url === '/detail') {
+        // A health route that fails, with a detail the health check quotes as it is.
+        res.writeHead(503, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ detail: 'down\r::set-output name=a::b\r::stop-commands::t\u2028::add-mask::y' }));
+        return;
+      }
       res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ status: `auth ${req.headers.authorization}\n::add-mask::x\n::set-output name=a::b` }));
+      res.end(JSON.stringify({ status: `auth ${req.headers.authorization}\n::add-mask::x\r::set-output name=a::b\r\n::stop-commands::t` }));
     }),
   );
   const config = {
@@ -64,6 +70,18 @@ describe('GitHub Actions', () => {
     expect(r.code).toBe(1);
     expect(JSON.parse(r.stdout).status).toBe('fail');
     expect(await readFile(summary, 'utf8')).toMatch(/^### soma-verify: FAIL/);
+  });
+
+  it.each(['table', 'json', 'junit', 'github'])('in any format (%s), no line of output is a command the service wrote', async (format) => {
+    const config = { environments: { staging: { checks: [{ id: 'detail', kind: 'health', url: `${echo.url()}/detail` }] } } };
+    const p = await tempProject({ 'soma-verify.config.yaml': JSON.stringify(config) });
+    const r = await runCli(['staging', '--format', format, '--wait', '300ms'], { cwd: p.dir, env: { GITHUB_ACTIONS: 'true' } }).finally(p.remove);
+    expect(r.code).toBe(3);
+    // Split as the runner does: LF, CRLF and a lone CR all end a line.
+    for (const line of `${r.stdout}\n${r.stderr}`.split(/\r\n|\r|\n/)) {
+      expect(line).not.toMatch(/^\s*::(add-mask|set-output|stop-commands)/);
+    }
+    expect(r.stdout + r.stderr).toContain('set-output'); // the text is there, inert
   });
 
   it('without GITHUB_ACTIONS the table is the default and no summary is looked for', async () => {
