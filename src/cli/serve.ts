@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError } from '../config/issues.js';
 import { Redactor } from '../redact.js';
 import { EXIT } from './exit.js';
-import { OPTIONS } from './verify-options.js';
+import { OPTIONS, splitList } from './verify-options.js';
 import { durationArg, loadPlan, setupFailed, type PlanArgs } from './verify.js';
 
 export const SERVE_DEFAULTS = { port: 9465, interval: '30s', host: '127.0.0.1' } as const;
@@ -68,12 +68,11 @@ export function parseServeArgs(argv: string[]): ServeArgs | 'help' | string {
   } catch (err) {
     return (err as ConfigError).problems.join('; ');
   }
-  const split = (v: string[] | undefined) => (v ?? []).flatMap((x) => x.split(',')).map((x) => x.trim()).filter(Boolean);
   return {
     env: positionals[0] ?? 'local',
     config: values.config,
-    only: split(values.only),
-    skip: split(values.skip),
+    only: splitList(values.only),
+    skip: splitList(values.skip),
     concurrency: values.concurrency === undefined ? undefined : Number(values.concurrency),
     timeout: values.timeout,
     deadline: values.deadline,

@@ -96,6 +96,7 @@ export function describeWithYargs(y: Argv, version: string): Argv {
   return parser.epilog(EPILOG).version(version).alias('h', 'help').alias('V', 'version').strict().wrap(100);
 }
 
-function splitList(values: string[] | undefined): string[] {
+/** --only a,b --only c -> [a, b, c] (serve reads its lists the same way). */
+export function splitList(values: string[] | undefined): string[] {
   return (values ?? []).flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
 }
