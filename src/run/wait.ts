@@ -15,7 +15,7 @@ export const FIRST_PAUSE_MS = 250;
 export const MAX_PAUSE_MS = 5000;
 
 export interface WaitOptions {
-  /** The whole wait, in milliseconds from the first attempt. */
+  /** Milliseconds from the first attempt during which another may start. */
   budgetMs: number;
   /** Attempts in a row in which every check must pass (default 1). */
   consecutive: number;
@@ -65,8 +65,10 @@ export async function runUntilPassing(plan: PlannedCheck[], run: RunOptions, wai
   for (;;) {
     const subset = attempts === 0 || wait.consecutive > 1 ? retried : toRerun(retried, latest, wait.strict);
     attempts++;
-    const deadlineMs = Math.max(1, Math.floor(Math.min(run.deadlineMs, remaining())));
-    const results = await runPlan(withSettledDependencies(subset, latest), { ...run, deadlineMs });
+    // The wait bounds when attempts start, --deadline each attempt: an attempt begun just before
+    // the end still gets its checks' own timeouts, so the last report holds what the stack said,
+    // not "cut by the deadline after 8 ms". The whole takes at most --wait plus one --deadline.
+    const results = await runPlan(withSettledDependencies(subset, latest), run);
     for (const r of results) {
       // A check cut by Ctrl-C says "interrupted"; what it said on the attempt before is worth more.
       if (interrupted() && r.status === 'skip' && latest.has(r.id)) continue;

@@ -129,8 +129,11 @@ describe('soma-verify serve', () => {
     await peer.close();
     up = false;
     await until('the outage in the metrics', async () => (await success()) === 0);
-    const down = (await (await fetch(`${url}/healthz`)).json()) as { checks: Array<{ message: string }> };
-    expect(down.checks[0]!.message).toMatch(/connection refused/);
+    // A run caught mid-request by the close says "reset"; the next ones find the port closed.
+    await until('the outage in /healthz', async () => {
+      const down = (await (await fetch(`${url}/healthz`)).json()) as { checks: Array<{ message: string }> };
+      return /connection refused/.test(down.checks[0]!.message);
+    });
     await new Promise<void>((resolve, reject) => server.once('error', reject).listen(peer.port, '127.0.0.1', () => resolve()));
     up = true;
     cleanups.push(() => new Promise((r) => { server.closeAllConnections(); server.close(() => r()); }));
