@@ -74,6 +74,12 @@ export interface CheckKind<Options = any> {
    * wrote in that time. Optional; without it an aborted check is reported at once.
    */
   abortGraceMs?: number;
+  /**
+   * True for a kind that writes (a smoke scenario): it runs once per verification, and under
+   * `--wait` only after every other check passed (its dependencies among them); it is never
+   * retried, so its marked data is written once.
+   */
+  once?: boolean;
   /** Observe, never change. Import drivers lazily (here or in `prepare`), honour `ctx.signal`. */
   run(options: Options, ctx: CheckContext): Promise<CheckOutcome>;
 }

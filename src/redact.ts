@@ -147,7 +147,8 @@ export class Redactor {
     return {
       ...result,
       target: this.text(result.target),
-      message: this.text(result.message).replace(/\s*\n\s*/g, ' '),
+      // Every line break, CR alone included: a CI runner reads a line starting with "::" as a command.
+      message: this.text(result.message).replace(/\s*[\r\n\u2028\u2029]\s*/g, ' '),
       details: this.value(result.details),
     };
   }

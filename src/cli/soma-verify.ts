@@ -5,6 +5,13 @@ import { EXIT } from './exit.js';
 import { HELP_FLAGS, VERSION_FLAGS, parseFast } from './verify-options.js';
 
 const argv = process.argv.slice(2);
+
+// --- serve mode (issue 10): `soma-verify serve [env]`, its own options and help.
+if (argv[0] === 'serve') {
+  const { serveMain } = await import('./serve.js');
+  process.exit(await serveMain(argv.slice(1)));
+}
+// --- end serve mode
 const only = argv.length === 1 ? argv[0]! : '';
 
 if (HELP_FLAGS.has(only)) {

@@ -4,6 +4,7 @@
 // takes to start, and the run must start fast.
 import { parseArgs } from 'node:util';
 import type { Argv } from 'yargs';
+import { FORMATS, defaultFormat, type Format } from '../report/index.js';
 import type { VerifyArgs } from './verify.js';
 
 interface OptionSpec {
@@ -15,11 +16,9 @@ interface OptionSpec {
   describe: string;
 }
 
-export const FORMATS = ['table', 'json', 'junit'] as const;
-
 export const OPTIONS = {
   config: { type: 'string', short: 'c', describe: 'config file (default: soma-verify.config.yaml|yml|json here)' },
-  format: { type: 'string', short: 'f', choices: FORMATS, describe: 'report format (default: table)' },
+  format: { type: 'string', short: 'f', choices: FORMATS, describe: 'report format (default: github when GITHUB_ACTIONS=true, else table)' },
   output: { type: 'string', short: 'o', describe: 'write the report to this file (atomically) instead of stdout' },
   only: { type: 'string', multiple: true, describe: 'run only checks whose id matches (glob, repeatable or comma-separated)' },
   skip: { type: 'string', multiple: true, describe: 'leave out checks whose id matches (glob)' },
@@ -30,23 +29,27 @@ export const OPTIONS = {
   strict: { type: 'boolean', describe: 'warnings fail the run' },
   smoke: { type: 'boolean', describe: 'also run the smoke scenarios: they write marked data and remove it (--no-smoke: never)' },
   verbose: { type: 'boolean', short: 'v', describe: 'progress and address sources on stderr' },
+  wait: { type: 'string', describe: 're-run what fails until all pass or DURATION is spent (then exit 3)' },
+  consecutive: { type: 'number', describe: 'with --wait: attempts in a row in which all must pass (default 1)' },
 } as const satisfies Record<string, OptionSpec>;
 
 const PARSE_ARGS_OPTIONS = Object.fromEntries(
   Object.entries(OPTIONS).map(([name, spec]) => [name, { ...spec, type: spec.type === 'number' ? 'string' : spec.type }]),
 ) as { [K in keyof typeof OPTIONS]: Omit<(typeof OPTIONS)[K], 'type'> & { type: (typeof OPTIONS)[K]['type'] extends 'boolean' ? 'boolean' : 'string' } };
 
-export const USAGE = '$0 [env]\n\nVerify that a SomaStack deployment really works. `local` needs no config.';
+export const USAGE =
+  '$0 [env]\n\nVerify that a SomaStack deployment really works. `local` needs no config.\n' +
+  '`soma-verify serve [env]` runs the checks on an interval for Prometheus (see serve --help).';
 export const EPILOG =
   'Exit codes: 0 all passed (warnings pass unless --strict), 1 a check failed, 2 usage or\n' +
-  'configuration error, 3 the --wait deadline passed, 128+n stopped by signal n (130 Ctrl-C,\n' +
-  '143 SIGTERM, 129 SIGHUP), with the report of what ran.';
+  'configuration error, 3 --wait ran out before all passed (the last report is printed),\n' +
+  '128+n stopped by signal n (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP), with the report of what ran.';
 
 export const HELP_FLAGS = new Set(['--help', '-h']);
 export const VERSION_FLAGS = new Set(['--version', '-V']);
 
 /** The arguments of a well-formed command line, or undefined to let yargs explain what is wrong. */
-export function parseFast(argv: string[]): VerifyArgs | undefined {
+export function parseFast(argv: string[], env: NodeJS.ProcessEnv = process.env): VerifyArgs | undefined {
   let parsed;
   try {
     // allowNegative: --no-smoke (Node >= 20.16).
@@ -57,13 +60,14 @@ export function parseFast(argv: string[]): VerifyArgs | undefined {
   }
   const { values, positionals } = parsed;
   if (positionals.length > 1) return undefined;
-  if (values.format !== undefined && !FORMATS.includes(values.format as (typeof FORMATS)[number])) return undefined;
+  if (values.format !== undefined && !FORMATS.includes(values.format as Format)) return undefined;
   // A bad number is verify's to explain (--concurrency: expected a whole number of at least 1).
   const concurrency = values.concurrency === undefined ? undefined : Number(values.concurrency);
+  const consecutive = values.consecutive === undefined ? undefined : Number(values.consecutive);
   return {
     env: positionals[0] ?? 'local',
     config: values.config,
-    format: (values.format as VerifyArgs['format'] | undefined) ?? 'table',
+    format: (values.format as Format | undefined) ?? defaultFormat(env),
     output: values.output,
     only: splitList(values.only),
     skip: splitList(values.skip),
@@ -74,6 +78,8 @@ export function parseFast(argv: string[]): VerifyArgs | undefined {
     strict: values.strict ?? false,
     verbose: values.verbose ?? false,
     smoke: values.smoke,
+    wait: values.wait,
+    consecutive,
   };
 }
 
@@ -121,6 +127,7 @@ function joinNegativeValues(argv: string[]): string[] {
   return out;
 }
 
-function splitList(values: string[] | undefined): string[] {
+/** --only a,b --only c -> [a, b, c] (serve reads its lists the same way). */
+export function splitList(values: string[] | undefined): string[] {
   return (values ?? []).flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
 }

@@ -7,12 +7,14 @@ import { findConfigFile, loadConfig, type LoadedConfig } from '../config/load.js
 import { checkDuration } from '../config/duration.js';
 import { SecretError } from '../config/secrets.js';
 import { learnSecrets, MIN_SECRET_LENGTH, Redactor } from '../redact.js';
+import type { Format } from '../report/index.js';
+import type { PlannedCheck } from '../run/plan.js';
 import { EXIT } from './exit.js';
 
 export interface VerifyArgs {
   env: string;
   config?: string;
-  format: 'table' | 'json' | 'junit';
+  format: Format;
   output?: string;
   only: string[];
   skip: string[];
@@ -24,7 +26,14 @@ export interface VerifyArgs {
   verbose: boolean;
   /** --smoke / --no-smoke; unset: the environment's `smoke` setting. */
   smoke?: boolean;
+  /** --wait DURATION: re-run what fails until everything passes (exit 3 when it runs out). */
+  wait?: string;
+  /** --consecutive N: under --wait, attempts in a row in which everything must pass. */
+  consecutive?: number;
 }
+
+/** What a plan needs from the command line (verify and serve share it). */
+export type PlanArgs = Pick<VerifyArgs, 'env' | 'config' | 'only' | 'skip' | 'concurrency' | 'timeout' | 'deadline' | 'verbose' | 'smoke'>;
 
 const DEFAULTS = { timeoutMs: 5000, deadlineMs: 60_000, concurrency: 16 };
 /** After a second Ctrl-C, how long smoke scenarios may still spend removing their data. */
@@ -42,16 +51,7 @@ export async function verify(args: VerifyArgs, cwd = process.cwd(), env = proces
   try {
     return await verifyOrThrow(args, cwd, env, redactor, say, exitGuard);
   } catch (err) {
-    if (err instanceof ConfigError) {
-      for (const problem of err.problems) say(`soma-verify: ${problem}`);
-      return EXIT.usage;
-    }
-    if (err instanceof SecretError) {
-      say(`soma-verify: ${err.message}`);
-      return EXIT.usage;
-    }
-    say(`soma-verify: internal error: ${(err as Error)?.stack ?? String(err)}`);
-    return EXIT.usage;
+    return setupFailed(err, say);
   } finally {
     process.off('uncaughtException', onStray);
     process.off('unhandledRejection', onStray);
@@ -59,14 +59,28 @@ export async function verify(args: VerifyArgs, cwd = process.cwd(), env = proces
   }
 }
 
-async function verifyOrThrow(
-  args: VerifyArgs,
+/** What stops a run before it starts: one clear message per problem, exit code 2 (serve shares it). */
+export function setupFailed(err: unknown, say: (line: string) => void): number {
+  if (err instanceof ConfigError) {
+    for (const problem of err.problems) say(`soma-verify: ${problem}`);
+    return EXIT.usage;
+  }
+  if (err instanceof SecretError) {
+    say(`soma-verify: ${err.message}`);
+    return EXIT.usage;
+  }
+  say(`soma-verify: internal error: ${(err as Error)?.stack ?? String(err)}`);
+  return EXIT.usage;
+}
+
+/** Config -> environment -> plan, with the run's limits; shared by a verification and serve mode. */
+export async function loadPlan(
+  args: PlanArgs,
   cwd: string,
   env: NodeJS.ProcessEnv,
   redactor: Redactor,
   say: (line: string) => void,
-  exitGuard: ProcessExitGuard,
-): Promise<number> {
+): Promise<{ plan: PlannedCheck[]; concurrency: number; deadlineMs: number }> {
   const configPath = findConfigFile(cwd, args.config);
   const loaded = configPath ? await loadConfig(configPath, env) : undefined;
   for (const secret of loaded?.secrets ?? []) redactor.add(secret.value, `\${${secret.name}}`);
@@ -91,13 +105,30 @@ async function verifyOrThrow(
     args.skip,
   );
   if (plan.length === 0) throw new ConfigError([`environment "${args.env}" has no checks to run${args.only.length || args.skip.length ? ' after --only/--skip' : ''}`]);
+  return { plan, concurrency, deadlineMs };
+}
+
+async function verifyOrThrow(
+  args: VerifyArgs,
+  cwd: string,
+  env: NodeJS.ProcessEnv,
+  redactor: Redactor,
+  say: (line: string) => void,
+  exitGuard: ProcessExitGuard,
+): Promise<number> {
+  const { plan, concurrency, deadlineMs } = await loadPlan(args, cwd, env, redactor, say);
+  // --wait: read before anything runs, so that a bad value exits 2 at once.
+  const waitMs = durationArg('--wait', args.wait);
+  if (args.consecutive !== undefined && waitMs === undefined) throw new ConfigError([`--consecutive: only means something with --wait`]);
+  const consecutive = args.consecutive ?? 1;
+  if (!Number.isInteger(consecutive) || consecutive < 1) throw new ConfigError([`--consecutive: expected a whole number of at least 1`]);
 
   if (args.list) {
     // Redact before rendering (a table may wrap a secret, JSON may escape it), and only the
     // target: ids and kinds are the plan's structure.
     const rows = plan.map((c) => ({ id: c.id, kind: c.checkKind.kind, service: c.service, target: redactor.text(c.target), timeoutMs: c.timeoutMs, dependsOn: c.dependsOn }));
     const { renderPlan } = await import('../report/plan.js');
-    await emit(renderPlan(args.env, rows, args.format), args.output);
+    await emit(renderPlan(args.env, rows, args.format === 'json' ? 'json' : 'table'), args.output);
     return EXIT.ok;
   }
 
@@ -110,13 +141,36 @@ async function verifyOrThrow(
   const startedAt = new Date();
   const started = performance.now();
   if (progress) say(`soma-verify: running ${plan.length} checks on ${args.env}`);
-  const results = await runPlan(plan, {
+  const runOptions = {
     concurrency,
     deadlineMs,
     signal: stopper.signal,
     onResult: progress ? (r: CheckResult) => process.stderr.write(`  ${r.status.padEnd(4)} ${r.id} (${Math.round(r.durationMs)} ms) ${redactor.result(r).message}\n`) : undefined,
     log: args.verbose ? say : undefined,
-  });
+  };
+  let expired = false;
+  let results: CheckResult[];
+  if (waitMs === undefined) {
+    results = await runPlan(plan, runOptions);
+  } else {
+    // --wait: progress always goes to stderr (a CI log is no terminal), the report once at the end.
+    const { runUntilPassing } = await import('../run/wait.js');
+    const waited = await runUntilPassing(plan, runOptions, {
+      budgetMs: waitMs,
+      consecutive,
+      strict: args.strict,
+      onAttempt: ({ attempt, notPassing, streak, nextInMs }) =>
+        say(
+          notPassing.length
+            ? `soma-verify: attempt ${attempt}: ${notPassing.length} not passing (${notPassing.slice(0, 10).map((r) => `${r.id}: ${r.status} ${redactor.result(r).message}`).join('; ')}${notPassing.length > 10 ? `; and ${notPassing.length - 10} more` : ''}); next attempt in ${(nextInMs / 1000).toFixed(1)} s`
+            : `soma-verify: attempt ${attempt}: all passing (${streak} of ${consecutive} in a row); next attempt in ${(nextInMs / 1000).toFixed(1)} s`,
+        ),
+    });
+    results = waited.results;
+    expired = waited.expired;
+    if (expired) say(`soma-verify: --wait ${args.wait} ran out after ${waited.attempts} attempts`);
+    else if (!stopper.received) say(`soma-verify: all passing after ${waited.attempts} attempts`);
+  }
 
   const { buildReport } = await import('../report/report.js');
   const { rendererFor } = await import('../report/index.js');
@@ -127,12 +181,20 @@ async function verifyOrThrow(
   const color = args.format === 'table' && !args.output && !!process.stdout.isTTY && !process.env.NO_COLOR;
   const render = await rendererFor(args.format);
   await emit(render(printed, { color, strict: args.strict }), args.output);
+  if (env.GITHUB_STEP_SUMMARY) {
+    // Built from the same masked report as every format: no secret reaches the summary.
+    const { appendStepSummary } = await import('../report/github.js');
+    await appendStepSummary(env.GITHUB_STEP_SUMMARY, printed, args.strict).catch((err: Error) =>
+      say(`soma-verify: cannot append to $GITHUB_STEP_SUMMARY: ${err.message}`),
+    );
+  }
   stopper.dispose();
   if (stopper.received) return 128 + constants.signals[stopper.received];
   if (exitGuard.attempts.length) {
     say(`soma-verify: a check called ${exitGuard.attempts.join(', ')} while the checks ran: the run fails`);
     return EXIT.failed;
   }
+  if (expired) return EXIT.waitExpired;
   return report.status === 'fail' ? EXIT.failed : EXIT.ok;
 }
 
@@ -241,7 +303,7 @@ async function environmentFor(
   throw new ConfigError([`unknown environment "${name}" in ${loaded.path} (known: ${known.join(', ')})`]);
 }
 
-function durationArg(flag: string, value: string | undefined): number | undefined {
+export function durationArg(flag: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
   const checked = checkDuration(value);
   if ('problem' in checked) throw new ConfigError([`${flag}: ${checked.problem}`]);

@@ -137,6 +137,8 @@ export function defineScenario<Options>(def: ScenarioDefinition<Options>): Check
     target: def.target,
     prepare: loadHttpClient,
     abortGraceMs: CLEANUP_BUDGET_MS + 1000,
+    // It writes: once per verification, never retried by --wait.
+    once: true,
     run: (options, ctx) => runScenario(def, options, ctx),
   };
 }

@@ -1,0 +1,259 @@
+// `soma-verify <env> --wait DURATION [--consecutive N]` as a CI job runs it: against HTTP doubles
+// that come up late, never come up, and flap; and the SomaFractalMemory double going from down
+// to healthy. Asserts exit codes, one report on stdout, elapsed time against the budget (with a
+// generous margin: the machine is shared), and how many attempts reached each double.
+import { createServer, type Server } from 'node:http';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { pauseAfter, FIRST_PAUSE_MS, MAX_PAUSE_MS } from '../../src/run/wait.js';
+import { refusedPort, serveOnLoopback, type TcpPeer } from '../support/faults.js';
+import { sfmDouble } from '../support/somastack.js';
+import { checkOf, reportOf, runCli, startCli, tempProject } from '../support/cli.js';
+
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const clean of cleanups.splice(0)) await clean();
+});
+
+/** An HTTP double on a fixed loopback port: answers `statusFor(n)` to its n-th request (1-based). */
+interface HttpDouble {
+  url: string;
+  hits: number;
+  close(): Promise<void>;
+}
+async function httpDouble(statusFor: (n: number) => number, port = 0): Promise<HttpDouble> {
+  const double = { url: '', hits: 0, close: async () => {} };
+  const server: Server = createServer((req, res) => {
+    double.hits++;
+    req.resume();
+    const status = statusFor(double.hits);
+    res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify({ status: status === 200 ? 'ok' : 'down' }));
+  });
+  let peer: TcpPeer;
+  if (port === 0) peer = await serveOnLoopback(server);
+  else {
+    await new Promise<void>((resolve, reject) => server.once('error', reject).listen(port, '127.0.0.1', () => resolve()));
+    peer = { port, url: () => `http://127.0.0.1:${port}`, close: () => new Promise((r) => { server.closeAllConnections(); server.close(() => r()); }) };
+  }
+  double.url = peer.url();
+  double.close = peer.close;
+  cleanups.push(() => peer.close());
+  return double;
+}
+
+/** A folder with a config of these checks on `staging` (and the given plugin files, loaded). */
+async function project(checks: unknown[], plugins: Record<string, string> = {}) {
+  const config = { plugins: Object.keys(plugins).map((f) => `./${f}`), environments: { staging: { checks } } };
+  const p = await tempProject({ 'soma-verify.config.yaml': JSON.stringify(config), ...plugins });
+  cleanups.push(p.remove);
+  return p.dir;
+}
+const attemptsIn = (stderr: string) => (stderr.match(/^soma-verify: attempt \d+:/gm) ?? []).length;
+
+describe('pauses between attempts', () => {
+  it('double from 250 ms to a 5 s cap, jittered between half and all of it', () => {
+    expect(pauseAfter(1, FIRST_PAUSE_MS, MAX_PAUSE_MS, () => 0)).toBe(125);
+    expect(pauseAfter(1, FIRST_PAUSE_MS, MAX_PAUSE_MS, () => 0.999999)).toBe(250);
+    expect(pauseAfter(3, FIRST_PAUSE_MS, MAX_PAUSE_MS, () => 0.5)).toBe(750);
+    expect(pauseAfter(5, FIRST_PAUSE_MS, MAX_PAUSE_MS, () => 0.999999)).toBe(4000);
+    for (const attempt of [6, 7, 50, 10_000]) {
+      expect(pauseAfter(attempt, FIRST_PAUSE_MS, MAX_PAUSE_MS, () => 0.999999)).toBe(5000);
+      expect(pauseAfter(attempt, FIRST_PAUSE_MS, MAX_PAUSE_MS, () => 0)).toBe(2500);
+    }
+  });
+});
+
+describe('--wait', () => {
+  it('a service that comes up late: exit 0 soon after, and the check that passed is not asked again', async () => {
+    const port = await refusedPort();
+    const steady = await httpDouble(() => 200);
+    const dir = await project([
+      { id: 'steady', kind: 'http', url: steady.url },
+      { id: 'late', kind: 'http', url: `http://127.0.0.1:${port}/` },
+      { id: 'after-late', kind: 'http', url: steady.url, dependsOn: ['late'] },
+    ]);
+    const run = startCli(['staging', '--wait', '20s', '--format', 'json'], { cwd: dir, timeoutMs: 30_000 });
+    await run.stderrMatches(/attempt 2:/);
+    const upAt = performance.now();
+    const late = await httpDouble(() => 200, port);
+    const r = await run.done;
+    const noticedAfterMs = performance.now() - upAt;
+    expect(r.code, r.stderr).toBe(0);
+    const report = reportOf(r); // one JSON document on stdout, not one per attempt
+    expect(report.status).toBe('pass');
+    expect(report.checks.map((c) => c.status)).toEqual(['pass', 'pass', 'pass']);
+    expect(steady.hits).toBe(2); // `steady` once, `after-late` once, after `late` passed
+    expect(late.hits).toBe(1);
+    // Noticed within one capped pause (5 s) plus start-up, not at the 20 s budget.
+    expect(noticedAfterMs).toBeLessThan(MAX_PAUSE_MS + 3000);
+    // The root cause, not the checks it blocked (they are re-run with it).
+    expect(r.stderr).toMatch(/attempt 1: 1 not passing \(late: fail connection refused[^;]*\); next attempt/);
+    expect(r.stderr).toMatch(/all passing after \d+ attempts/);
+  });
+
+  it('a service that never comes up: exit 3 with the last report once the budget is spent', async () => {
+    const down = await httpDouble(() => 503);
+    const dir = await project([{ id: 'down', kind: 'http', url: down.url }]);
+    const r = await runCli(['staging', '--wait', '3s', '--format', 'json'], { cwd: dir, timeoutMs: 20_000 });
+    expect(r.code, r.stderr).toBe(3);
+    const report = reportOf(r);
+    expect(report.status).toBe('fail');
+    expect(checkOf(report, 'down').message).toMatch(/503/);
+    // Spent, not abandoned early, and not overrun by more than one attempt and start-up.
+    expect(r.wallMs).toBeGreaterThanOrEqual(3000);
+    expect(r.wallMs).toBeLessThan(3000 + 4000);
+    // Backing off: 125-250, 250-500, 500-1000, 1000-2000 ms pauses fit 4 to 6 attempts in 3 s,
+    // where a fixed 250 ms poll would make 12.
+    expect(down.hits).toBeGreaterThanOrEqual(3);
+    expect(down.hits).toBeLessThanOrEqual(7);
+    expect(r.stderr).toContain(`--wait 3s ran out after ${down.hits} attempts`);
+    expect(attemptsIn(r.stderr)).toBeGreaterThanOrEqual(down.hits - 1); // progress after each attempt
+    expect(r.stderr).toMatch(/attempt 1: 1 not passing \(down: fail HTTP 503/);
+  });
+
+  it('a flapping service: --consecutive 2 needs two passing attempts in a row, and re-runs every check for them', async () => {
+    // pass, fail, pass, pass: done at the 4th attempt, not at the first pass.
+    const flapping = await httpDouble((n) => (n === 2 ? 503 : 200));
+    const steady = await httpDouble(() => 200);
+    const dir = await project([
+      { id: 'flapping', kind: 'http', url: flapping.url },
+      { id: 'steady', kind: 'http', url: steady.url },
+    ]);
+    const r = await runCli(['staging', '--wait', '20s', '--consecutive', '2', '--format', 'json'], { cwd: dir, timeoutMs: 30_000 });
+    expect(r.code, r.stderr).toBe(0);
+    expect(flapping.hits).toBe(4);
+    expect(steady.hits).toBe(4);
+    expect(r.stderr).toMatch(/attempt 1: all passing \(1 of 2 in a row\)/);
+    expect(r.stderr).toMatch(/attempt 2: 1 not passing \(flapping: fail HTTP 503/);
+    expect(r.stderr).toMatch(/attempt 3: all passing \(1 of 2 in a row\)/);
+    expect(reportOf(r).status).toBe('pass');
+  });
+
+  it('the same flapping service without --consecutive passes at the first attempt', async () => {
+    const flapping = await httpDouble((n) => (n === 2 ? 503 : 200));
+    const dir = await project([{ id: 'flapping', kind: 'http', url: flapping.url }]);
+    const r = await runCli(['staging', '--wait', '20s', '--format', 'json'], { cwd: dir });
+    expect(r.code, r.stderr).toBe(0);
+    expect(flapping.hits).toBe(1);
+  });
+
+  it('SomaFractalMemory whose vector store comes back: the health check passes once the double says so', async () => {
+    const sfm = await sfmDouble({ generation: 'gen1', stores: { kv_store: true, vector_store: false, graph_store: true } });
+    cleanups.push(() => sfm.close());
+    const p = await tempProject({
+      'soma-verify.config.yaml': JSON.stringify({ environments: { staging: { services: { sfm: { url: sfm.url, generation: 'gen1' } } } } }),
+    });
+    cleanups.push(p.remove);
+    const run = startCli(['staging', '--wait', '20s', '--format', 'json'], { cwd: p.dir, timeoutMs: 30_000 });
+    await run.stderrMatches(/attempt 1: .*vector_store is false/);
+    sfm.set({ stores: { kv_store: true, vector_store: true, graph_store: true } });
+    const r = await run.done;
+    expect(r.code, r.stderr).toBe(0);
+    expect(reportOf(r).checks.every((c) => c.status === 'pass')).toBe(true);
+    expect(sfm.writes()).toEqual([]);
+  });
+
+  it('SIGTERM ends the wait at once with the last report (the real failure, not "interrupted")', async () => {
+    const down = await httpDouble(() => 503);
+    const dir = await project([{ id: 'down', kind: 'http', url: down.url }]);
+    const run = startCli(['staging', '--wait', '60s', '--format', 'json'], { cwd: dir, timeoutMs: 20_000 });
+    await run.stderrMatches(/attempt 2:/);
+    const sent = performance.now();
+    run.child.kill('SIGTERM');
+    const r = await run.done;
+    expect(performance.now() - sent).toBeLessThan(3000);
+    expect(r.code).toBe(130);
+    const report = reportOf(r);
+    expect(report.status).toBe('fail');
+    expect(checkOf(report, 'down').message).toMatch(/HTTP 503/);
+  });
+
+  it('a configuration error exits 2 at once, whatever the wait', async () => {
+    const dir = await project([{ id: 'x', kind: 'http', url: 'ftp://nope' }]);
+    const r = await runCli(['staging', '--wait', '60s'], { cwd: dir });
+    expect(r.code).toBe(2);
+    expect(r.wallMs).toBeLessThan(10_000);
+    expect(r.stdout).toBe('');
+    const ok = await project([{ id: 'x', kind: 'http', url: 'http://127.0.0.1:9/' }]);
+    const bad = await runCli(['staging', '--wait', 'soon'], { cwd: ok });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--wait: expected a duration like 500ms, 5s or 1m, got "soon"');
+    const alone = await runCli(['staging', '--consecutive', '2'], { cwd: ok });
+    expect(alone.code).toBe(2);
+    expect(alone.stderr).toContain('--consecutive: only means something with --wait');
+    const zero = await runCli(['staging', '--wait', '5s', '--consecutive', '0'], { cwd: ok });
+    expect(zero.code).toBe(2);
+    expect(zero.stderr).toContain('--consecutive: expected a whole number of at least 1');
+  });
+});
+
+describe('--help', () => {
+  it('lists --wait, --consecutive, the github format and exit code 3', async () => {
+    const dir = await project([]);
+    const r = await runCli(['--help'], { cwd: dir });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/--wait +re-run what fails until all pass or DURATION is spent \(then exit 3\)/);
+    expect(r.stdout).toMatch(/--consecutive +with --wait: attempts in a row/);
+    expect(r.stdout).toMatch(/choices: "table", "json", "junit", "github"/);
+    expect(r.stdout).toMatch(/3 --wait ran out before all passed/);
+  });
+});
+
+describe('--wait and kinds that run once (smoke scenarios, which write)', () => {
+  // A plugin marked `once: true` that appends a line per run to a file: what a scenario's write is.
+  // Frozen, as a careful plugin author may export it.
+  const plugin = `import { appendFileSync } from 'node:fs';
+export default Object.freeze({
+  kind: 'writes-once',
+  once: true,
+  options: { '~standard': { version: 1, vendor: 'test', validate: (value) => ({ value }) } },
+  target: (o) => o.file,
+  async run(o, ctx) {
+    appendFileSync(o.file, JSON.stringify(Object.fromEntries([...ctx.dependencies].map(([id, r]) => [id, r.status]))) + '\\n');
+    return { status: 'pass', message: 'wrote its marked data once' };
+  },
+});
+`;
+
+  it('runs once, after the checks it depends on pass, however many attempts they took', async () => {
+    const port = await refusedPort();
+    const logs = await tempProject();
+    cleanups.push(logs.remove);
+    const file = join(logs.dir, 'writes.log');
+    const dir = await project(
+      [
+        { id: 'late', kind: 'http', url: `http://127.0.0.1:${port}/` },
+        { id: 'sfm.smoke', kind: 'writes-once', file, dependsOn: ['late'] },
+      ],
+      { 'writes-once.mjs': plugin },
+    );
+    const run = startCli(['staging', '--wait', '20s', '--format', 'json'], { cwd: dir, timeoutMs: 30_000 });
+    await run.stderrMatches(/attempt 3:/);
+    await httpDouble(() => 200, port);
+    const r = await run.done;
+    expect(r.code, r.stderr).toBe(0);
+    expect(checkOf(reportOf(r), 'sfm.smoke').status).toBe('pass');
+    // One write, and it saw its dependency pass.
+    expect((await readFile(file, 'utf8')).trim().split('\n')).toEqual(['{"late":"pass"}']);
+  });
+
+  it('never runs when the wait runs out first; the report says why', async () => {
+    const logs = await tempProject();
+    cleanups.push(logs.remove);
+    const file = join(logs.dir, 'writes.log');
+    const dir = await project(
+      [
+        { id: 'never', kind: 'http', url: `http://127.0.0.1:${await refusedPort()}/` },
+        { id: 'sfm.smoke', kind: 'writes-once', file, dependsOn: ['never'] },
+      ],
+      { 'writes-once.mjs': plugin },
+    );
+    const r = await runCli(['staging', '--wait', '1500ms', '--format', 'json'], { cwd: dir });
+    expect(r.code).toBe(3);
+    const smoke = checkOf(reportOf(r), 'sfm.smoke');
+    expect(smoke.status).toBe('skip');
+    expect(smoke.message).toMatch(/runs once, after every other check passed, and the --wait time ran out/);
+    await expect(readFile(file, 'utf8')).rejects.toThrow(/ENOENT/);
+  });
+});
