@@ -141,7 +141,8 @@ async function inspect(o: MetricsOptions, ctx: CheckContext): Promise<CheckOutco
         .map((s) => `${s.name}: ${s.series.filter((r) => !r.ok).map((r) => r.summary).join(', ')}`)
         .join('; ')}`,
     );
-  if (problems.length > 0) return fail(`${problems.join('; ')} at ${where}`, details);
+  const latencyMs = res.timings.totalMs;
+  if (problems.length > 0) return { ...fail(`${problems.join('; ')} at ${where}`, details), latencyMs };
 
   const found = [
     ...(matched ? [`${matched.name} matched: ${matched.series.map((r) => r.summary).join(', ')}`] : []),
@@ -152,6 +153,7 @@ async function inspect(o: MetricsOptions, ctx: CheckContext): Promise<CheckOutco
     status: 'pass',
     message: found.length > 0 ? `${head}; ${found.join('; ')}` : `${head} in ${parsed.families.size} families`,
     details,
+    latencyMs,
   };
 }
 

@@ -1,7 +1,10 @@
 // The one HTTP client of the project: checks and scenarios fetch through it, and judge what it
 // returns elsewhere (Gatus keeps clients apart from conditions the same way). Every step is
 // bounded: connect (TLS included), first byte, idle body, body size, and the caller's signal.
+import { subscribe } from 'node:diagnostics_channel';
 import { readFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import type { Socket } from 'node:net';
 import type { Dispatcher } from 'undici';
 import { abortable } from './abortable.js';
 import { loadUndici } from './lazy-modules.js';
@@ -29,6 +32,11 @@ export interface HttpResponse {
   text: string;
   /** The body parsed as JSON, or undefined when it is not JSON. */
   json: unknown;
+  /**
+   * The network exchange, from the request's first byte written on the socket to the response's
+   * last byte read (the last request's, after redirects): the service's latency, free of module
+   * loading and of other checks' work before the request was sent. Falls back to the whole call.
+   */
   timings: { firstByteMs: number; totalMs: number };
 }
 
@@ -46,17 +54,86 @@ export class HttpError extends Error {
 
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 
-/** Load undici ahead of the first request: a kind's `prepare` for HTTP checks. */
+/** When one fetchHttp call's exchange happened (performance.now() times). */
+interface Exchange {
+  sentAt?: number;
+  headersAt?: number;
+  doneAt?: number;
+}
+
+// undici reports, on diagnostics channels, when a request's headers are written to a socket and
+// when its response completes; each fetchHttp call has its own agent, so its sockets are its own.
+const exchangeOfSocket = new WeakMap<Socket, Exchange>();
+const exchangeOfRequest = new WeakMap<object, Exchange>();
+let listening = false;
+function listenToUndici() {
+  if (listening) return;
+  listening = true;
+  subscribe('undici:client:sendHeaders', (m) => {
+    const { request, socket } = m as { request: object; socket: Socket };
+    const exchange = exchangeOfSocket.get(socket);
+    if (!exchange) return;
+    exchange.sentAt ??= performance.now();
+    exchange.headersAt = exchange.doneAt = undefined; // a redirect: the last answer counts
+    exchangeOfRequest.set(request, exchange);
+  });
+  subscribe('undici:request:headers', (m) => {
+    const exchange = exchangeOfRequest.get((m as { request: object }).request);
+    if (exchange) exchange.headersAt = performance.now();
+  });
+  subscribe('undici:request:trailers', (m) => {
+    const exchange = exchangeOfRequest.get((m as { request: object }).request);
+    if (exchange) exchange.doneAt = performance.now();
+  });
+}
+
+let warmed: Promise<unknown> | undefined;
+
+/**
+ * Load undici ahead of the first request (a kind's `prepare` for HTTP checks), and make one
+ * request to a throw-away server of our own on loopback: undici compiles its WASM HTTP parser
+ * and V8 its request path on first use, which would otherwise block the event loop while other
+ * checks' answers wait in their sockets. Best effort: a failure here only costs that warm-up.
+ */
 export function loadHttpClient(): Promise<unknown> {
-  return loadUndici();
+  warmed ??= loadUndici().then(async (undici) => {
+    listenToUndici();
+    await warmUp(undici).catch(() => {});
+    return undici;
+  });
+  return warmed;
+}
+
+async function warmUp(undici: typeof import('undici')) {
+  const server = createServer((socket) => {
+    socket.on('error', () => {});
+    socket.once('data', () => socket.end('HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n'));
+  });
+  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  const agent = new undici.Agent({ pipelining: 0, connect: { timeout: 1000 }, headersTimeout: 1000, bodyTimeout: 1000 });
+  try {
+    const res = await undici.request(`http://127.0.0.1:${port}/`, { dispatcher: agent, signal: AbortSignal.timeout(1000) });
+    await res.body.dump();
+  } finally {
+    await agent.destroy().catch(() => {});
+    server.close();
+  }
 }
 
 export async function fetchHttp(req: HttpRequest): Promise<HttpResponse> {
   const undici = await loadUndici();
+  listenToUndici();
   const url = new URL(req.url);
   const ca = req.tls?.caFile ? await readFile(req.tls.caFile, 'utf8') : undefined;
+  const exchange: Exchange = {};
+  const connector = undici.buildConnector({ timeout: req.timeoutMs, ca, rejectUnauthorized: !req.tls?.insecure });
   let dispatcher: Dispatcher = new undici.Agent({
-    connect: { timeout: req.timeoutMs, ca, rejectUnauthorized: !req.tls?.insecure },
+    connect: (options, callback) =>
+      connector(options, (err, socket) => {
+        if (socket) exchangeOfSocket.set(socket as Socket, exchange);
+        callback(err as Error, socket as never);
+      }),
     headersTimeout: req.timeoutMs,
     bodyTimeout: req.timeoutMs,
     // A check must not keep a socket (and the process) alive after it is done.
@@ -92,17 +169,22 @@ export async function fetchHttp(req: HttpRequest): Promise<HttpResponse> {
       }),
       signal,
     );
-    const firstByteMs = performance.now() - started;
+    const headersAt = performance.now();
     gotHeaders = true;
     const raw = await readCapped(res.body, req.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES);
+    const readAt = performance.now();
     const text = raw.toString('utf8');
+    const from = exchange.sentAt ?? started;
     return {
       status: res.statusCode,
       headers: flattenHeaders(res.headers),
       body: raw,
       text,
       json: parseJson(text),
-      timings: { firstByteMs, totalMs: performance.now() - started },
+      timings: {
+        firstByteMs: (exchange.headersAt ?? headersAt) - from,
+        totalMs: (exchange.doneAt ?? readAt) - from,
+      },
     };
   } catch (err) {
     throw describeFailure(err, url, req.timeoutMs, signal, req.signal, gotHeaders);

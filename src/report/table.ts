@@ -25,7 +25,7 @@ export const renderTable: Renderer = (report, { color }) => {
       c[COLOR[check.status]](LABEL[check.status]),
       check.id,
       check.target,
-      check.status === 'skip' ? '' : formatMs(check.durationMs),
+      check.status === 'skip' ? '' : formatMs(check.latencyMs ?? check.durationMs),
       check.message,
     ]);
   }
