@@ -31,6 +31,22 @@ function largeMetricsBody(): string {
   return `${lines.join('\n')}\n`;
 }
 
+/** A plugin kind whose check blocks the event loop for `ms` (standing in for another check's parsing or a driver's loading). */
+const BUSY_PLUGIN = `export default {
+  kind: 'busy',
+  options: { '~standard': { version: 1, vendor: 'test', validate: (v) => ({ value: v }) } },
+  target: (o) => \`\${o.ms} ms of CPU\`,
+  async run(o) {
+    // Let the checks started before this one issue their requests (microtasks only: no socket
+    // event can come in between), then hold the CPU while their connections are being made.
+    for (let i = 0; i < 1000; i++) await null;
+    const until = performance.now() + o.ms;
+    while (performance.now() < until);
+    return { status: 'pass', message: 'done' };
+  },
+};
+`;
+
 let postgres: PostgresPeer, redis: RedisPeer, kafka: KafkaPeer, sfm: Double<SfmState>;
 let quick: { url: string; server: Server }, slow: { url: string; server: Server }, metrics: { url: string; server: Server };
 let project: { dir: string; remove(): Promise<void> };
@@ -57,13 +73,23 @@ beforeAll(async () => {
         },
         checks: [
           { id: 'big.metrics', kind: 'metrics', url: `${metrics.url}/metrics`, maxBodyBytes: 2_000_000, minSeries: 12_000 },
-          { id: 'loopback', kind: 'http', url: `${quick.url}/ping`, maxLatencyMs: 50 },
+          { id: 'loopback', kind: 'http', url: `${quick.url}/ping` },
           { id: 'slow', kind: 'http', url: `${slow.url}/ping` },
         ],
       },
+      // An HTTP check started first, then a check that holds the CPU for 300 ms once the HTTP
+      // check has asked for its request: the request goes out after those 300 ms, so they are
+      // in its durationMs only.
+      busy: {
+        checks: [
+          { id: 'instant', kind: 'http', url: `${quick.url}/ping`, maxLatencyMs: 250 },
+          { id: 'cpu', kind: 'busy', ms: 300 },
+        ],
+      },
     },
+    plugins: ['./busy.mjs'],
   };
-  project = await tempProject({ 'soma-verify.config.json': JSON.stringify(config) });
+  project = await tempProject({ 'soma-verify.config.json': JSON.stringify(config), 'busy.mjs': BUSY_PLUGIN });
 }, 120_000);
 
 afterAll(async () => {
@@ -73,15 +99,28 @@ afterAll(async () => {
 });
 
 describe('latency is the check\'s own network exchange', () => {
-  it('a loopback check beside pg, ioredis and kafkajs loading and a 900 KB metrics parse meets maxLatencyMs: 50 (its answer is instant; module loading and others\' work are not its latency)', async () => {
+  it('a loopback check in a full plan (pg, ioredis, kafkajs, a 900 KB metrics parse) passes and reports a latency within its duration', async () => {
     const r = await runCli(['full', '--format', 'json'], { cwd: project.dir, timeoutMs: 30_000 });
     const report = reportOf(r);
     for (const id of ['postgres', 'redis', 'kafka', 'big.metrics', 'sfm.health']) expect(checkOf(report, id).status, id).toBe('pass');
     const loopback = checkOf(report, 'loopback') as ReturnType<typeof checkOf> & { latencyMs?: number };
+    console.log("LAT", loopback.latencyMs, loopback.durationMs, report.checks.map((c) => `${c.id}:${c.durationMs}/${(c as { latencyMs?: number }).latencyMs}`).join(" "));
     expect(loopback.status, loopback.message).toBe('pass');
+    // (maxLatencyMs: 50 on it is met on a quiet machine; not asserted: tests never assert speed,
+    // and on a loaded machine other checks' work still delays when its answer is read.)
     expect(loopback.latencyMs).toBeTypeOf('number');
     expect(loopback.latencyMs!).toBeLessThanOrEqual(loopback.durationMs);
     expect(loopback.details.latencyMs).toBe(loopback.latencyMs);
+  });
+
+  it('300 ms of another check\'s CPU while the request is being sent count in durationMs, not in latencyMs, and maxLatencyMs: 250 judges the latency', async () => {
+    const r = await runCli(['busy', '--format', 'json'], { cwd: project.dir, timeoutMs: 30_000 });
+    const report = reportOf(r);
+    const instant = checkOf(report, 'instant') as ReturnType<typeof checkOf> & { latencyMs?: number };
+    expect(checkOf(report, 'cpu').status).toBe('pass');
+    expect(instant.durationMs).toBeGreaterThanOrEqual(300);
+    expect(instant.status, instant.message).toBe('pass');
+    expect(instant.latencyMs!).toBeLessThan(instant.durationMs - 250);
   });
 
   it('the latency holds the server\'s own wait: an answer sent after 300 ms reports at least 300 ms, and no more than the whole check', async () => {
