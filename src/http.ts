@@ -1,10 +1,8 @@
 // The one HTTP client of the project: checks and scenarios fetch through it, and judge what it
 // returns elsewhere (Gatus keeps clients apart from conditions the same way). Every step is
 // bounded: connect (TLS included), first byte, idle body, body size, and the caller's signal.
-import { subscribe } from 'node:diagnostics_channel';
 import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import type { Socket } from 'node:net';
 import type { Dispatcher } from 'undici';
 import { abortable } from './abortable.js';
 import { loadUndici } from './lazy-modules.js';
@@ -53,6 +51,8 @@ export class HttpError extends Error {
 }
 
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
+/** undici's fast timers tick every half second and may be off by up to a second. */
+const UNDICI_TIMER_SLACK_MS = 1000;
 
 /** When one fetchHttp call's exchange happened (performance.now() times). */
 interface Exchange {
@@ -61,30 +61,54 @@ interface Exchange {
   doneAt?: number;
 }
 
-// undici reports, on diagnostics channels, when a request's headers are written to a socket and
-// when its response completes; each fetchHttp call has its own agent, so its sockets are its own.
-const exchangeOfSocket = new WeakMap<Socket, Exchange>();
-const exchangeOfRequest = new WeakMap<object, Exchange>();
-let listening = false;
-function listenToUndici() {
-  if (listening) return;
-  listening = true;
-  subscribe('undici:client:sendHeaders', (m) => {
-    const { request, socket } = m as { request: object; socket: Socket };
-    const exchange = exchangeOfSocket.get(socket);
-    if (!exchange) return;
-    exchange.sentAt ??= performance.now();
-    exchange.headersAt = exchange.doneAt = undefined; // a redirect: the last answer counts
-    exchangeOfRequest.set(request, exchange);
-  });
-  subscribe('undici:request:headers', (m) => {
-    const exchange = exchangeOfRequest.get((m as { request: object }).request);
-    if (exchange) exchange.headersAt = performance.now();
-  });
-  subscribe('undici:request:trailers', (m) => {
-    const exchange = exchangeOfRequest.get((m as { request: object }).request);
-    if (exchange) exchange.doneAt = performance.now();
-  });
+/**
+ * An interceptor that times the exchange through the request's own handler: undici calls
+ * `onConnect` (`onRequestStart` in its newer API) just before it writes the request on the
+ * socket, `onHeaders`/`onResponseStart` when the head is parsed and `onComplete`/`onResponseEnd`
+ * on the last byte. Each hop of a redirect passes here; the first send and the last answer count.
+ */
+function timeExchange(exchange: Exchange): Dispatcher.DispatcherComposeInterceptor {
+  const stamp = (fn: (...args: unknown[]) => unknown, mark: (now: number) => void) =>
+    function (this: unknown, ...args: unknown[]) {
+      mark(performance.now());
+      return fn.apply(this, args);
+    };
+  const marks: Record<string, (now: number) => void> = {
+    onConnect: (now) => (exchange.sentAt ??= now),
+    onRequestStart: (now) => (exchange.sentAt ??= now),
+    onHeaders: (now) => (exchange.headersAt = now),
+    onResponseStart: (now) => (exchange.headersAt = now),
+    onComplete: (now) => (exchange.doneAt = now),
+    onResponseEnd: (now) => (exchange.doneAt = now),
+  };
+  return (dispatch) => (options, handler) =>
+    dispatch(
+      options,
+      new Proxy(handler, {
+        get(target, key, receiver) {
+          const value = Reflect.get(target, key, receiver);
+          if (typeof value !== 'function') return value;
+          // Bound to the handler itself: undici's handlers keep their state in private fields.
+          const mark = typeof key === 'string' ? marks[key] : undefined;
+          return mark ? stamp(value.bind(target), mark) : value.bind(target);
+        },
+      }),
+    );
+}
+
+// One agent per connect settings for the whole run, not one per request: 1000 checks on one
+// origin then share a few kept-alive connections instead of opening (and tearing down) 1000.
+// Every other bound stays per request (first byte, body idle time, body size, the signal).
+// undici unrefs idle sockets, so a kept connection never holds the process open.
+const agents = new Map<string, Dispatcher>();
+function agentFor(undici: typeof import('undici'), timeoutMs: number, ca: string | undefined, insecure: boolean): Dispatcher {
+  const key = JSON.stringify([timeoutMs, ca ?? null, insecure]);
+  let agent = agents.get(key);
+  if (!agent) {
+    agent = new undici.Agent({ connect: { timeout: timeoutMs, ca, rejectUnauthorized: !insecure } });
+    agents.set(key, agent);
+  }
+  return agent;
 }
 
 let warmed: Promise<unknown> | undefined;
@@ -97,7 +121,6 @@ let warmed: Promise<unknown> | undefined;
  */
 export function loadHttpClient(): Promise<unknown> {
   warmed ??= loadUndici().then(async (undici) => {
-    listenToUndici();
     await warmUp(undici).catch(() => {});
     return undici;
   });
@@ -123,27 +146,12 @@ async function warmUp(undici: typeof import('undici')) {
 
 export async function fetchHttp(req: HttpRequest): Promise<HttpResponse> {
   const undici = await loadUndici();
-  listenToUndici();
   const url = new URL(req.url);
   const ca = req.tls?.caFile ? await readFile(req.tls.caFile, 'utf8') : undefined;
   const exchange: Exchange = {};
-  const connector = undici.buildConnector({ timeout: req.timeoutMs, ca, rejectUnauthorized: !req.tls?.insecure });
-  let dispatcher: Dispatcher = new undici.Agent({
-    connect: (options, callback) =>
-      connector(options, (err, socket) => {
-        if (socket) exchangeOfSocket.set(socket as Socket, exchange);
-        callback(err as Error, socket as never);
-      }),
-    headersTimeout: req.timeoutMs,
-    bodyTimeout: req.timeoutMs,
-    // A check must not keep a socket (and the process) alive after it is done.
-    pipelining: 0,
-  });
-  const agent = dispatcher;
+  let dispatcher = agentFor(undici, req.timeoutMs, ca, !!req.tls?.insecure).compose(timeExchange(exchange));
   if (req.maxRedirects) {
-    dispatcher = dispatcher.compose(
-      undici.interceptors.redirect({ maxRedirections: req.maxRedirects }),
-    );
+    dispatcher = dispatcher.compose(undici.interceptors.redirect({ maxRedirections: req.maxRedirects }));
   }
   const timeout = AbortSignal.timeout(req.timeoutMs);
   const signal = req.signal ? AbortSignal.any([req.signal, timeout]) : timeout;
@@ -166,6 +174,10 @@ export async function fetchHttp(req: HttpRequest): Promise<HttpResponse> {
         headers,
         body,
         signal,
+        // undici runs these on coarse timers that may fire up to a second early or late: the
+        // exact bound is `signal` above; these only back it up.
+        headersTimeout: req.timeoutMs + UNDICI_TIMER_SLACK_MS,
+        bodyTimeout: req.timeoutMs + UNDICI_TIMER_SLACK_MS,
       }),
       signal,
     );
@@ -188,8 +200,6 @@ export async function fetchHttp(req: HttpRequest): Promise<HttpResponse> {
     };
   } catch (err) {
     throw describeFailure(err, url, req.timeoutMs, signal, req.signal, gotHeaders);
-  } finally {
-    await agent.destroy().catch(() => {});
   }
 }
 
