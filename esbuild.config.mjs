@@ -116,3 +116,16 @@ await build({
   // Bundled CommonJS (pg, ioredis, kafkajs) calls require() for Node's own modules.
   banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
 });
+
+// `--help` and `--version` as CommonJS, for bin/soma-verify.js to answer before Node starts its
+// ES module loader (src/cli/quick-answer.ts).
+await build({
+  entryPoints: { 'quick-answer': 'src/cli/quick-answer.ts' },
+  outdir: 'dist/bundle/cli',
+  outExtension: { '.js': '.cjs' },
+  bundle: true,
+  format: 'cjs',
+  platform: 'node',
+  target: 'node20',
+  logLevel: 'warning',
+});
