@@ -112,6 +112,7 @@ function agentFor(undici: typeof import('undici'), timeoutMs: number, ca: string
 }
 
 let warmed: Promise<unknown> | undefined;
+const WARM_UP_MS = 250;
 
 /**
  * Load undici ahead of the first request (a kind's `prepare` for HTTP checks), and make one
@@ -134,9 +135,10 @@ async function warmUp(undici: typeof import('undici')) {
   });
   await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as { port: number };
-  const agent = new undici.Agent({ pipelining: 0, connect: { timeout: 1000 }, headersTimeout: 1000, bodyTimeout: 1000 });
+  // A short bound: on a starved machine the warm-up is given up, never waited for.
+  const agent = new undici.Agent({ pipelining: 0, connect: { timeout: WARM_UP_MS }, headersTimeout: WARM_UP_MS, bodyTimeout: WARM_UP_MS });
   try {
-    const res = await undici.request(`http://127.0.0.1:${port}/`, { dispatcher: agent, signal: AbortSignal.timeout(1000) });
+    const res = await undici.request(`http://127.0.0.1:${port}/`, { dispatcher: agent, signal: AbortSignal.timeout(WARM_UP_MS) });
     await res.body.dump();
   } finally {
     await agent.destroy().catch(() => {});

@@ -11,7 +11,7 @@
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { homedir } from 'node:os';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Script } from 'node:vm';
 
@@ -21,7 +21,8 @@ const toSave: Array<{ script: Script; cacheFile: string }> = [];
 /** The folder of the code cache, or undefined when the user turned it off (SOMA_VERIFY_CACHE=off). */
 export function cacheDir(env = process.env): string | undefined {
   if (env.SOMA_VERIFY_CACHE === 'off') return undefined;
-  const base = env.XDG_CACHE_HOME || join(homedir(), '.cache');
+  // The XDG spec: a relative XDG_CACHE_HOME is invalid and must be ignored.
+  const base = env.XDG_CACHE_HOME && isAbsolute(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : join(homedir(), '.cache');
   return join(base, 'soma-verify');
 }
 
