@@ -100,13 +100,20 @@ function timeExchange(exchange: Exchange): Dispatcher.DispatcherComposeIntercept
 // origin then share a few kept-alive connections instead of opening (and tearing down) 1000.
 // Every other bound stays per request (first byte, body idle time, body size, the signal).
 // undici unrefs idle sockets, so a kept connection never holds the process open.
+// The few most recently used are kept (a long-running process sees ever new timeouts when a
+// deadline caps them); one that falls out is closed once its requests are done.
 const agents = new Map<string, Dispatcher>();
+const MAX_AGENTS = 8;
 function agentFor(undici: typeof import('undici'), timeoutMs: number, ca: string | undefined, insecure: boolean): Dispatcher {
   const key = JSON.stringify([timeoutMs, ca ?? null, insecure]);
   let agent = agents.get(key);
-  if (!agent) {
-    agent = new undici.Agent({ connect: { timeout: timeoutMs, ca, rejectUnauthorized: !insecure } });
-    agents.set(key, agent);
+  if (agent) agents.delete(key);
+  else agent = new undici.Agent({ connect: { timeout: timeoutMs, ca, rejectUnauthorized: !insecure } });
+  agents.set(key, agent);
+  for (const [oldKey, old] of agents) {
+    if (agents.size <= MAX_AGENTS) break;
+    agents.delete(oldKey);
+    old.close().catch(() => {});
   }
   return agent;
 }
