@@ -3,10 +3,106 @@
 // spends more time resolving and compiling hundreds of small files than the checks take to run;
 // the bundle runs a verification about a third faster. tsc still type-checks and emits dist/src, dist/checks for the tests;
 // of those, only the declarations of the public entry (dist/src/index.d.ts, check.d.ts) are published.
-import { rmSync } from 'node:fs';
+//
+// The large libraries are built apart, as CommonJS files in dist/bundle/vendor, and the bundle
+// loads them through src/vendor-cache.ts with a V8 code cache: compiling them was most of the
+// tool's own time. Their names carry a content hash, so a cache never outlives its build.
+import { createHash } from 'node:crypto';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { resolve } from 'node:path';
 import { build } from 'esbuild';
 
 rmSync('dist/bundle', { recursive: true, force: true }); // chunk names change with every build
+
+/** Each library the bundle takes from dist/bundle/vendor, and the source of its build. */
+const VENDORED = {
+  zod: 'zod',
+  // The parts of undici src/http.ts uses. undici's index also loads fetch, WebSocket, caches
+  // and mocks, and its cookies module touches globalThis.Headers, which makes Node load its own
+  // copy of undici too: about 50 ms of a run for nothing the bundle calls.
+  undici: {
+    contents: `module.exports = {
+      Agent: require('undici/lib/dispatcher/agent'),
+      buildConnector: require('undici/lib/core/connect'),
+      errors: require('undici/lib/core/errors'),
+      interceptors: { redirect: require('undici/lib/interceptor/redirect') },
+      request(url, { dispatcher, ...opts }) {
+        // undici's own request() minus its global dispatcher: ours always passes one.
+        const target = new URL(url);
+        return require('undici/lib/api').request.call(dispatcher, {
+          ...opts, origin: target.origin, path: target.pathname + target.search, method: opts.method || 'GET',
+        });
+      },
+    };`,
+  },
+  pg: 'pg',
+  ioredis: 'ioredis',
+  kafkajs: 'kafkajs',
+  picomatch: 'picomatch',
+  'cli-table3': 'cli-table3',
+  yaml: 'yaml',
+};
+
+// pg asks whether it runs in a Cloudflare Worker by constructing a `Response`, and on Node 20
+// (no `navigator`) that global makes Node load its internal undici. We run on Node only.
+const pgOnNode = {
+  name: 'pg-on-node',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]pg[\\/]lib[\\/]stream\.js$/ }, async (args) => {
+      const { readFile } = await import('node:fs/promises');
+      const source = await readFile(args.path, 'utf8');
+      const probe = "typeof Response === 'function'";
+      if (!source.includes(probe)) throw new Error(`pg-on-node: ${args.path} changed; review the patch`);
+      return { contents: source.replace(probe, 'false'), loader: 'js' };
+    });
+  },
+};
+
+mkdirSync('dist/bundle/vendor', { recursive: true });
+const vendorFile = {};
+for (const [name, entry] of Object.entries(VENDORED)) {
+  const out = await build({
+    ...(typeof entry === 'string' ? { entryPoints: [entry] } : { stdin: { contents: entry.contents, resolveDir: process.cwd(), loader: 'js' } }),
+    write: false,
+    outfile: `dist/bundle/vendor/${name}.cjs`,
+    bundle: true,
+    format: 'cjs',
+    platform: 'node',
+    target: 'node20',
+    plugins: [pgOnNode],
+    logLevel: 'warning',
+  });
+  const code = out.outputFiles[0].contents;
+  // The name carries a hash of the content: a cache built for it can never meet another build.
+  vendorFile[name] = `${name}-${createHash('sha256').update(code).digest('hex').slice(0, 12)}.cjs`;
+  writeFileSync(`dist/bundle/vendor/${vendorFile[name]}`, code);
+}
+
+// `import x from 'pg'` in our code becomes a module that takes the library from the cache
+// loader, with the same default and named exports Node's ESM loader would give.
+const requireHere = createRequire(import.meta.url);
+const loader = resolve('src/vendor-cache.ts');
+const vendorPlugin = {
+  name: 'vendor-cache',
+  setup(b) {
+    b.onResolve({ filter: new RegExp(`^(${Object.keys(VENDORED).join('|')})$`) }, (args) => ({ path: args.path, namespace: 'vendor' }));
+    b.onLoad({ filter: /.*/, namespace: 'vendor' }, (args) => {
+      const exportsOf = requireHere(resolve('dist/bundle/vendor', vendorFile[args.path]));
+      const names = Object.keys(exportsOf).filter((k) => k !== 'default' && k !== '__esModule' && /^[A-Za-z_$][\w$]*$/.test(k));
+      return {
+        resolveDir: process.cwd(),
+        contents: [
+          `import { loadVendor } from ${JSON.stringify(loader)};`,
+          `const m = loadVendor(${JSON.stringify(vendorFile[args.path])});`,
+          'export default m && m.__esModule ? m.default : m;',
+          // Named through a local: some export names (zod's `catch`) are keywords.
+          ...names.map((n, i) => `const e${i} = m[${JSON.stringify(n)}]; export { e${i} as ${n} };`),
+        ].join('\n'),
+      };
+    });
+  },
+};
 
 await build({
   entryPoints: { 'soma-verify': 'src/cli/soma-verify.ts', 'soma-ports': 'src/cli/soma-ports.ts' },
@@ -17,8 +113,22 @@ await build({
   platform: 'node',
   target: 'node20',
   logLevel: 'warning',
+  plugins: [vendorPlugin],
   // Bundled CommonJS (pg, ioredis, kafkajs) calls require() for Node's own modules.
   banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
+});
+
+// `--help` and `--version` as CommonJS, for bin/soma-verify.js to answer before Node starts its
+// ES module loader (src/cli/quick-answer.ts).
+await build({
+  entryPoints: { 'quick-answer': 'src/cli/quick-answer.ts' },
+  outdir: 'dist/bundle/cli',
+  outExtension: { '.js': '.cjs' },
+  bundle: true,
+  format: 'cjs',
+  platform: 'node',
+  target: 'node20',
+  logLevel: 'warning',
 });
 
 // The public entry a plugin imports (`import { defineCheck } from 'soma-verify'`).

@@ -124,7 +124,7 @@ export default defineCheck<Options>({
       message = `${message}; answered in ${round(res.timings.totalMs)} ms, over ${o.maxLatencyMs} ms`;
     }
     const detected = o.generation === 'auto' || (o.variants && !o.generation) ? ` (detected ${generation})` : generation ? ` (${generation})` : '';
-    return { status, message: `${message}${detected}`, details };
+    return { status, message: `${message}${detected}`, details, latencyMs: res.timings.totalMs };
   },
 });
 

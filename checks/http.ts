@@ -38,15 +38,16 @@ export function judge(res: HttpResponse, o: Pick<Options, 'expectStatus' | 'cond
       status: 'fail',
       message: `HTTP ${res.status}, expected ${o.expectStatus.join(' or ')}`,
       details: { ...details, body: res.text.slice(0, 300) },
+      latencyMs,
     };
   }
   const failed = o.conditions.map((c) => evaluateCondition(c, res.json, res.text)).filter((r) => !r.ok);
-  if (failed.length) return { status: 'fail', message: failed.map((f) => f.description).join('; '), details };
+  if (failed.length) return { status: 'fail', message: failed.map((f) => f.description).join('; '), details, latencyMs };
   if (o.maxLatencyMs && res.timings.totalMs > o.maxLatencyMs) {
-    return { status: 'fail', message: `answered in ${latencyMs} ms, over ${o.maxLatencyMs} ms`, details };
+    return { status: 'fail', message: `answered in ${latencyMs} ms, over ${o.maxLatencyMs} ms`, details, latencyMs };
   }
   const conds = o.conditions.length ? `, ${o.conditions.length} conditions hold` : '';
-  return { status: 'pass', message: `HTTP ${res.status} in ${latencyMs} ms${conds}`, details };
+  return { status: 'pass', message: `HTTP ${res.status} in ${latencyMs} ms${conds}`, details, latencyMs };
 }
 
 export default defineCheck<Options>({

@@ -140,7 +140,8 @@ export function judge(res: HttpResponse, o: Pick<MetricsOptions, 'url' | 'token'
         .map((s) => `${s.name}: ${s.series.filter((r) => !r.ok).map((r) => r.summary).join(', ')}`)
         .join('; ')}`,
     );
-  if (problems.length > 0) return fail(`${problems.join('; ')} at ${where}`, details);
+  const latencyMs = res.timings.totalMs;
+  if (problems.length > 0) return { ...fail(`${problems.join('; ')} at ${where}`, details), latencyMs };
 
   const found = [
     ...(matched ? [`${matched.name} matched: ${matched.series.map((r) => r.summary).join(', ')}`] : []),
@@ -151,6 +152,7 @@ export function judge(res: HttpResponse, o: Pick<MetricsOptions, 'url' | 'token'
     status: 'pass',
     message: found.length > 0 ? `${head}; ${found.join('; ')}` : `${head} in ${parsed.families.size} families`,
     details,
+    latencyMs,
   };
 }
 

@@ -11,7 +11,10 @@ export interface CheckResult {
   /** Where the check looked, free of credentials. */
   target: string;
   status: Status;
+  /** The whole check, from its start to its verdict. */
   durationMs: number;
+  /** The check's own network exchange, when its kind measures one (see CheckOutcome.latencyMs). */
+  latencyMs?: number;
   /** One line a person can act on. */
   message: string;
   details: Record<string, unknown>;
@@ -22,6 +25,12 @@ export interface CheckOutcome {
   status: Exclude<Status, 'skip'> | 'skip';
   message: string;
   details?: Record<string, unknown>;
+  /**
+   * Milliseconds of the check's own network exchange, from the first byte it sent to the last it
+   * read, when the kind can tell: the service's latency, which `durationMs` is not (that also
+   * holds connection set-up, waiting for the event loop and the kind's own work).
+   */
+  latencyMs?: number;
 }
 
 export interface CheckContext {

@@ -1,8 +1,8 @@
 // `soma-verify [env]`: arguments and exit codes only; the pipeline is in ./verify.ts, loaded
 // once the command line is read, so that --help and --version load nothing else.
-import { readFileSync } from 'node:fs';
 import { EXIT } from './exit.js';
-import { HELP_FLAGS, VERSION_FLAGS, parseFast } from './verify-options.js';
+import { quickAnswer, versionOf } from './quick-answer.js';
+import { parseFast } from './verify-options.js';
 
 const argv = process.argv.slice(2);
 
@@ -12,15 +12,12 @@ if (argv[0] === 'serve') {
   process.exit(await serveMain(argv.slice(1)));
 }
 // --- end serve mode
-const only = argv.length === 1 ? argv[0]! : '';
 
-if (HELP_FLAGS.has(only)) {
-  // Rendered by yargs at build time (render-help.ts) from the same option table.
-  const help = readIfPresent(new URL('../../help/soma-verify.txt', import.meta.url));
-  if (help) await exit(help, EXIT.ok);
-}
-const version = (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
-if (VERSION_FLAGS.has(only)) await exit(`${version}\n`, EXIT.ok);
+// The help is rendered by yargs at build time (render-help.ts) from the same option table.
+const packageJson = new URL('../../../package.json', import.meta.url);
+const quick = quickAnswer(argv, { help: new URL('../../help/soma-verify.txt', import.meta.url), packageJson });
+if (quick !== undefined) await exit(quick, EXIT.ok);
+const version = versionOf(packageJson);
 
 const args = parseFast(argv) ?? (await explainWithYargs(argv, version));
 const { verify } = await import('./verify.js');
@@ -41,14 +38,6 @@ async function explainWithYargs(argv: string[], version: string): Promise<never>
   // A command line parseArgs refused but yargs accepted (e.g. --no-strict): say so plainly.
   process.stderr.write(`soma-verify: cannot read the command line: ${argv.join(' ')}\nRun soma-verify --help for usage.\n`);
   process.exit(EXIT.usage);
-}
-
-function readIfPresent(url: URL): string | undefined {
-  try {
-    return readFileSync(url, 'utf8');
-  } catch {
-    return undefined;
-  }
 }
 
 async function exit(text: string, code: number): Promise<never> {

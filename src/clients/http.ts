@@ -2,6 +2,7 @@
 // returns elsewhere (Gatus keeps clients apart from conditions the same way). Every step is
 // bounded: connect (TLS included), first byte, idle body, body size, and the caller's signal.
 import { readFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import type { Dispatcher } from 'undici';
 import { abortable } from '../abortable.js';
 import { loadUndici } from '../lazy-modules.js';
@@ -31,6 +32,11 @@ export interface HttpResponse {
   text: string;
   /** The body parsed as JSON, or undefined when it is not JSON. */
   json: unknown;
+  /**
+   * The network exchange, from the request's first byte written on the socket to the response's
+   * last byte read (the last request's, after redirects): the service's latency, free of module
+   * loading and of other checks' work before the request was sent. Falls back to the whole call.
+   */
   timings: { firstByteMs: number; totalMs: number };
 }
 
@@ -47,6 +53,8 @@ export class HttpError extends Error {
 }
 
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
+/** undici's fast timers tick every half second and may be off by up to a second. */
+const UNDICI_TIMER_SLACK_MS = 1000;
 
 /** One line for a failed request: an HttpError already names the cause. */
 export function describeHttpFailure(err: unknown): string {
@@ -82,27 +90,113 @@ export function remainingBudget(timeoutMs: number): () => number {
   return () => Math.max(1, Math.round(deadline - performance.now()));
 }
 
-/** Load undici ahead of the first request: a kind's `prepare` for HTTP checks. */
+/** When one fetchHttp call's exchange happened (performance.now() times). */
+interface Exchange {
+  sentAt?: number;
+  headersAt?: number;
+  doneAt?: number;
+}
+
+/**
+ * An interceptor that times the exchange through the request's own handler: undici calls
+ * `onConnect` (`onRequestStart` in its newer API) just before it writes the request on the
+ * socket, `onHeaders`/`onResponseStart` when the head is parsed and `onComplete`/`onResponseEnd`
+ * on the last byte. Each hop of a redirect passes here; the first send and the last answer count.
+ */
+function timeExchange(exchange: Exchange): Dispatcher.DispatcherComposeInterceptor {
+  const stamp = (fn: (...args: unknown[]) => unknown, mark: (now: number) => void) =>
+    function (this: unknown, ...args: unknown[]) {
+      mark(performance.now());
+      return fn.apply(this, args);
+    };
+  const marks: Record<string, (now: number) => void> = {
+    onConnect: (now) => (exchange.sentAt ??= now),
+    onRequestStart: (now) => (exchange.sentAt ??= now),
+    onHeaders: (now) => (exchange.headersAt = now),
+    onResponseStart: (now) => (exchange.headersAt = now),
+    onComplete: (now) => (exchange.doneAt = now),
+    onResponseEnd: (now) => (exchange.doneAt = now),
+  };
+  return (dispatch) => (options, handler) =>
+    dispatch(
+      options,
+      new Proxy(handler, {
+        get(target, key, receiver) {
+          const value = Reflect.get(target, key, receiver);
+          if (typeof value !== 'function') return value;
+          // Bound to the handler itself: undici's handlers keep their state in private fields.
+          const mark = typeof key === 'string' ? marks[key] : undefined;
+          return mark ? stamp(value.bind(target), mark) : value.bind(target);
+        },
+      }),
+    );
+}
+
+// One agent per connect settings for the whole run, not one per request: 1000 checks on one
+// origin then share a few kept-alive connections instead of opening (and tearing down) 1000.
+// Every other bound stays per request (first byte, body idle time, body size, the signal).
+// undici unrefs idle sockets, so a kept connection never holds the process open.
+// The few most recently used are kept (a long-running process sees ever new timeouts when a
+// deadline caps them); one that falls out is closed once its requests are done.
+const agents = new Map<string, Dispatcher>();
+const MAX_AGENTS = 8;
+function agentFor(undici: typeof import('undici'), timeoutMs: number, ca: string | undefined, insecure: boolean): Dispatcher {
+  const key = JSON.stringify([timeoutMs, ca ?? null, insecure]);
+  let agent = agents.get(key);
+  if (agent) agents.delete(key);
+  else agent = new undici.Agent({ connect: { timeout: timeoutMs, ca, rejectUnauthorized: !insecure } });
+  agents.set(key, agent);
+  for (const [oldKey, old] of agents) {
+    if (agents.size <= MAX_AGENTS) break;
+    agents.delete(oldKey);
+    old.close().catch(() => {});
+  }
+  return agent;
+}
+
+let warmed: Promise<unknown> | undefined;
+const WARM_UP_MS = 250;
+
+/**
+ * Load undici ahead of the first request (a kind's `prepare` for HTTP checks), and make one
+ * request to a throw-away server of our own on loopback: undici compiles its WASM HTTP parser
+ * and V8 its request path on first use, which would otherwise block the event loop while other
+ * checks' answers wait in their sockets. Best effort: a failure here only costs that warm-up.
+ */
 export function loadHttpClient(): Promise<unknown> {
-  return loadUndici();
+  warmed ??= loadUndici().then(async (undici) => {
+    await warmUp(undici).catch(() => {});
+    return undici;
+  });
+  return warmed;
+}
+
+async function warmUp(undici: typeof import('undici')) {
+  const server = createServer((socket) => {
+    socket.on('error', () => {});
+    socket.once('data', () => socket.end('HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n'));
+  });
+  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  // A short bound: on a starved machine the warm-up is given up, never waited for.
+  const agent = new undici.Agent({ pipelining: 0, connect: { timeout: WARM_UP_MS }, headersTimeout: WARM_UP_MS, bodyTimeout: WARM_UP_MS });
+  try {
+    const res = await undici.request(`http://127.0.0.1:${port}/`, { dispatcher: agent, signal: AbortSignal.timeout(WARM_UP_MS) });
+    await res.body.dump();
+  } finally {
+    await agent.destroy().catch(() => {});
+    server.close();
+  }
 }
 
 export async function fetchHttp(req: HttpRequest): Promise<HttpResponse> {
   const undici = await loadUndici();
   const url = new URL(req.url);
   const ca = req.tls?.caFile ? await readFile(req.tls.caFile, 'utf8') : undefined;
-  let dispatcher: Dispatcher = new undici.Agent({
-    connect: { timeout: req.timeoutMs, ca, rejectUnauthorized: !req.tls?.insecure },
-    headersTimeout: req.timeoutMs,
-    bodyTimeout: req.timeoutMs,
-    // A check must not keep a socket (and the process) alive after it is done.
-    pipelining: 0,
-  });
-  const agent = dispatcher;
+  const exchange: Exchange = {};
+  let dispatcher = agentFor(undici, req.timeoutMs, ca, !!req.tls?.insecure).compose(timeExchange(exchange));
   if (req.maxRedirects) {
-    dispatcher = dispatcher.compose(
-      undici.interceptors.redirect({ maxRedirections: req.maxRedirects }),
-    );
+    dispatcher = dispatcher.compose(undici.interceptors.redirect({ maxRedirections: req.maxRedirects }));
   }
   const timeout = AbortSignal.timeout(req.timeoutMs);
   const signal = req.signal ? AbortSignal.any([req.signal, timeout]) : timeout;
@@ -125,25 +219,32 @@ export async function fetchHttp(req: HttpRequest): Promise<HttpResponse> {
         headers,
         body,
         signal,
+        // undici runs these on coarse timers that may fire up to a second early or late: the
+        // exact bound is `signal` above; these only back it up.
+        headersTimeout: req.timeoutMs + UNDICI_TIMER_SLACK_MS,
+        bodyTimeout: req.timeoutMs + UNDICI_TIMER_SLACK_MS,
       }),
       signal,
     );
-    const firstByteMs = performance.now() - started;
+    const headersAt = performance.now();
     gotHeaders = true;
     const raw = await readCapped(res.body, req.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES);
+    const readAt = performance.now();
     const text = raw.toString('utf8');
+    const from = exchange.sentAt ?? started;
     return {
       status: res.statusCode,
       headers: flattenHeaders(res.headers),
       body: raw,
       text,
       json: parseJson(text),
-      timings: { firstByteMs, totalMs: performance.now() - started },
+      timings: {
+        firstByteMs: (exchange.headersAt ?? headersAt) - from,
+        totalMs: (exchange.doneAt ?? readAt) - from,
+      },
     };
   } catch (err) {
     throw describeFailure(err, url, req.timeoutMs, signal, req.signal, gotHeaders);
-  } finally {
-    await agent.destroy().catch(() => {});
   }
 }
 

@@ -1,5 +1,5 @@
 // The plan that `--list` prints: one row per check, as a table or as JSON. Rendered in one pass,
-// linear in the number of checks (cli-table3, used for the run report, took 21 s for 20k rows).
+// linear in the number of checks (cli-table3 took 21 s for 20k rows).
 // Widths count code points: ids, kinds, targets and durations are ASCII in practice, and a wide
 // character only misaligns its own row.
 

@@ -294,6 +294,7 @@ function resultOf(check: PlannedCheck, outcome: CheckOutcome, durationMs: number
     target: check.target,
     status: outcome.status,
     durationMs: Math.round(durationMs * 10) / 10,
+    ...(outcome.latencyMs === undefined ? {} : { latencyMs: Math.round(outcome.latencyMs * 10) / 10 }),
     message: outcome.message,
     details: outcome.details ?? {},
   };

@@ -1,0 +1,96 @@
+// The bundled CLI's libraries (undici, zod, pg, ioredis, kafkajs...) are built as CommonJS files
+// in dist/bundle/vendor/ and loaded here with a V8 code cache, so that a run does not parse and
+// compile megabytes of JavaScript again each time: that was the largest part of the tool's own
+// time (issue 11). Hand-written because Node 20 has no module.enableCompileCache (Node 22 does);
+// vm.Script's cachedData is the documented way. The cache lives in $XDG_CACHE_HOME/soma-verify
+// (else ~/.cache/soma-verify), one file per library build and Node version; a missing, stale,
+// corrupt or unwritable cache only costs the compilation: V8 rejects data that does not match and
+// the library is compiled from its source, so results never depend on the cache.
+// Only the esbuild bundle uses this file (esbuild.config.mjs routes the imports here); tsc's
+// output and the tests that import src/ load the libraries from node_modules as usual.
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { homedir } from 'node:os';
+import { basename, dirname, isAbsolute, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Script } from 'node:vm';
+
+const loaded = new Map<string, unknown>();
+const toSave: Array<{ script: Script; cacheFile: string }> = [];
+
+/** The folder of the code cache, or undefined when the user turned it off (SOMA_VERIFY_CACHE=off). */
+export function cacheDir(env = process.env): string | undefined {
+  if (env.SOMA_VERIFY_CACHE === 'off') return undefined;
+  // The XDG spec: a relative XDG_CACHE_HOME is invalid and must be ignored.
+  const base = env.XDG_CACHE_HOME && isAbsolute(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : join(homedir(), '.cache');
+  return join(base, 'soma-verify');
+}
+
+/**
+ * module.exports of one vendored library. `file` is its build's name in dist/bundle/vendor/
+ * (content-hashed, so a new build never meets an old cache under the same name).
+ */
+export function loadVendor(file: string): unknown {
+  const known = loaded.get(file);
+  if (known) return known;
+  const filename = fileURLToPath(new URL(`../vendor/${file}`, import.meta.url));
+  const source = readFileSync(filename, 'utf8');
+  const dir = cacheDir();
+  const cacheFile = dir && join(dir, cacheName(basename(file, '.cjs'), process.version, process.arch));
+  let cachedData: Buffer | undefined;
+  try {
+    if (cacheFile) cachedData = readFileSync(cacheFile);
+  } catch {
+    // none yet, or unreadable: compile from source
+  }
+  // Node's own CommonJS wrapper, so the library sees exports, require, module as it expects.
+  const script = new Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, {
+    filename,
+    cachedData,
+  });
+  const module = { exports: {} as unknown };
+  const fn = script.runInThisContext() as (...args: unknown[]) => void;
+  loaded.set(file, module.exports); // a cycle sees the exports in progress, as with require()
+  fn.call(module.exports, module.exports, createRequire(filename), module, filename, dirname(filename));
+  loaded.set(file, module.exports);
+  if (cacheFile && (!cachedData || script.cachedDataRejected)) {
+    if (toSave.length === 0) process.once('exit', saveCaches);
+    toSave.push({ script, cacheFile });
+  }
+  return module.exports;
+}
+
+/**
+ * Written at exit, not at load: by then V8 has compiled the functions this run used, and the
+ * cache holds them too. Atomic (temporary file, then rename), so a reader never sees half a file.
+ */
+function saveCaches() {
+  for (const { script, cacheFile } of toSave.splice(0)) {
+    const temporary = `${cacheFile}.${process.pid}.tmp`;
+    try {
+      mkdirSync(dirname(cacheFile), { recursive: true, mode: 0o700 });
+      writeFileSync(temporary, script.createCachedData(), { mode: 0o600 });
+      renameSync(temporary, cacheFile);
+      dropOlderBuilds(cacheFile);
+    } catch {
+      // an unwritable cache folder only means the next run compiles again
+      rmSync(temporary, { force: true });
+    }
+  }
+}
+
+/** `<library>-<build hash>-<node version>-<arch>.v8cache` */
+function cacheName(build: string, version: string, arch: string) {
+  return `${build}-${version}-${arch}.v8cache`;
+}
+
+/** Each new build of a library replaces the cache of the one before (same Node), not adds to it. */
+function dropOlderBuilds(cacheFile: string) {
+  const name = basename(cacheFile);
+  const suffix = `-${process.version}-${process.arch}.v8cache`;
+  const library = name.slice(0, name.lastIndexOf('-', name.length - suffix.length - 1) + 1);
+  for (const other of readdirSync(dirname(cacheFile))) {
+    if (other !== name && other.startsWith(library) && other.endsWith(suffix) && !other.slice(library.length, -suffix.length).includes('-'))
+      rmSync(join(dirname(cacheFile), other), { force: true });
+  }
+}

@@ -1,0 +1,102 @@
+// The bundled CLI keeps a V8 code cache of its libraries in $XDG_CACHE_HOME/soma-verify
+// (src/vendor-cache.ts). A cache may only save compilation: these runs of the compiled CLI, with
+// no cache, a cold one, a warm one, a corrupt one, an unwritable folder and the cache turned off,
+// must give the same results, and a check's timeout must fire within its bound plus a margin in
+// each.
+import { chmod, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { silentServer, type TcpPeer } from '../support/faults.js';
+import { startPostgresPeer, type PostgresPeer } from '../support/peers/postgres.js';
+import { startRedisPeer, type RedisPeer } from '../support/peers/redis.js';
+import { sfmDouble, type Double, type SfmState } from '../support/somastack.js';
+import { reportOf, runCli, tempProject, type JsonReport } from '../support/cli.js';
+
+// Child start-up on a busy 2-core machine plus slack: not a speed test.
+const MARGIN_MS = 3000;
+
+let postgres: PostgresPeer, redis: RedisPeer, sfm: Double<SfmState>, silent: TcpPeer;
+let project: { dir: string; remove(): Promise<void> };
+
+beforeAll(async () => {
+  [postgres, redis, sfm, silent] = await Promise.all([startPostgresPeer(), startRedisPeer(), sfmDouble({ generation: 'gen1' }), silentServer()]);
+  const config = {
+    environments: {
+      cached: {
+        services: {
+          sfm: { url: sfm.url, generation: 'gen1' },
+          postgres: { dsn: postgres.dsn() },
+          redis: { url: redis.url() },
+        },
+        checks: [
+          { id: 'silent', kind: 'http', url: `${silent.url()}/`, timeout: '500ms' },
+          { id: 'missing', kind: 'http', url: `${sfm.url}/no-such-route`, expectStatus: [200] },
+        ],
+      },
+    },
+  };
+  project = await tempProject({ 'soma-verify.config.json': JSON.stringify(config) });
+}, 60_000);
+
+afterAll(async () => {
+  await Promise.all([postgres?.close(), redis?.close(), sfm?.close(), silent?.close()]);
+  await project?.remove();
+});
+
+/** What must not depend on the cache: each check's id, status and message (figures aside), and the run's status. */
+function outcome(report: JsonReport) {
+  return {
+    status: report.status,
+    checks: report.checks.map((c) => ({ id: c.id, status: c.status, message: c.message.replace(/\d+(\.\d+)?/g, '#'), details: Object.keys(c.details).sort() })),
+  };
+}
+
+async function verifyWith(env: Record<string, string>) {
+  const r = await runCli(['cached', '--format', 'json'], { cwd: project.dir, env, timeoutMs: 20_000 });
+  const report = reportOf(r);
+  const silentCheck = report.checks.find((c) => c.id === 'silent')!;
+  expect(silentCheck.status).toBe('fail');
+  expect(silentCheck.message).toMatch(/within 500 ms/);
+  expect(silentCheck.durationMs).toBeLessThan(500 + MARGIN_MS);
+  expect(r.code).toBe(1);
+  return outcome(report);
+}
+
+describe('the code cache changes nothing but compilation', () => {
+  it('no cache, a cold cache, a warm one, a corrupt one, an unwritable folder and SOMA_VERIFY_CACHE=off give the same results, and timeouts fire in each', async () => {
+    const home = join(project.dir, 'xdg');
+    const folder = join(home, 'soma-verify');
+    const off = await verifyWith({ SOMA_VERIFY_CACHE: 'off', XDG_CACHE_HOME: home });
+    await expect(stat(folder)).rejects.toThrow(); // off means nothing written
+
+    const cold = await verifyWith({ XDG_CACHE_HOME: home });
+    const files = (await readdir(folder)).filter((f) => f.endsWith('.v8cache'));
+    // The libraries this plan used: zod always, undici for HTTP, pg, ioredis.
+    for (const lib of ['zod', 'undici', 'pg', 'ioredis']) expect(files.some((f) => f.startsWith(`${lib}-`)), lib).toBe(true);
+    const written = await Promise.all(files.map(async (f) => (await stat(join(folder, f))).mtimeMs));
+
+    const warm = await verifyWith({ XDG_CACHE_HOME: home });
+    // A cache V8 accepted is used as it is, not written again.
+    const after = await Promise.all(files.map(async (f) => (await stat(join(folder, f))).mtimeMs));
+    expect(after).toEqual(written);
+
+    for (const f of files) await writeFile(join(folder, f), Buffer.alloc(4096, 7));
+    const corrupt = await verifyWith({ XDG_CACHE_HOME: home });
+    // V8 rejected the garbage; the run compiled from source and wrote a good cache back.
+    for (const f of files) expect((await readFile(join(folder, f))).equals(Buffer.alloc(4096, 7))).toBe(false);
+
+    // A cache "folder" that is a file: nothing can be written, nothing breaks.
+    const blocked = join(project.dir, 'blocked');
+    await writeFile(blocked, 'not a folder');
+    const unwritable = await verifyWith({ XDG_CACHE_HOME: blocked });
+    // And one without write permission (root ignores modes, so this only bites for other users).
+    const readOnly = join(project.dir, 'ro');
+    await mkdir(readOnly);
+    await chmod(readOnly, 0o500);
+    const readOnlyRun = await verifyWith({ XDG_CACHE_HOME: readOnly });
+
+    for (const run of [cold, warm, corrupt, unwritable, readOnlyRun]) expect(run).toEqual(off);
+    // The plan really ran: the peers passed, the silent server and the missing route failed.
+    for (const c of off.checks) expect(c.status, c.id).toBe(['silent', 'missing'].includes(c.id) ? 'fail' : 'pass');
+  });
+});
