@@ -11,6 +11,9 @@ export class FileReadError extends Error {
 
 export const MiB = 1024 * 1024;
 
+/** A CA bundle, certificate or key named by a `tls`/`ssl` option. */
+export const CERT_FILE_MAX_BYTES = MiB;
+
 // O_NONBLOCK: opening a FIFO for reading otherwise waits for a writer; a regular file ignores it.
 const FLAGS = fsConstants.O_RDONLY | fsConstants.O_NONBLOCK;
 

@@ -7,6 +7,6 @@ export const EXIT = {
   usage: 2,
   /** --wait DURATION ran out before every check passed (--consecutive times in a row). */
   waitExpired: 3,
-  /** Ctrl-C or SIGTERM: the report of what ran is still printed. */
+  /** Ctrl-C (128 + SIGINT); a signal n gives 128+n. The report of what ran is still printed. */
   interrupted: 130,
 } as const;

@@ -1,7 +1,7 @@
 // The one HTTP client of the project: checks and scenarios fetch through it, and judge what it
 // returns elsewhere (Gatus keeps clients apart from conditions the same way). Every step is
 // bounded: connect (TLS included), first byte, idle body, body size, and the caller's signal.
-import { readFile } from 'node:fs/promises';
+import { CERT_FILE_MAX_BYTES, readRegularFile } from '../read-file.js';
 import { createServer } from 'node:net';
 import type { Dispatcher } from 'undici';
 import { abortable } from '../abortable.js';
@@ -192,7 +192,7 @@ async function warmUp(undici: typeof import('undici')) {
 export async function fetchHttp(req: HttpRequest): Promise<HttpResponse> {
   const undici = await loadUndici();
   const url = new URL(req.url);
-  const ca = req.tls?.caFile ? await readFile(req.tls.caFile, 'utf8') : undefined;
+  const ca = req.tls?.caFile ? (await readRegularFile(req.tls.caFile, CERT_FILE_MAX_BYTES)).toString('utf8') : undefined;
   const exchange: Exchange = {};
   let dispatcher = agentFor(undici, req.timeoutMs, ca, !!req.tls?.insecure).compose(timeExchange(exchange));
   if (req.maxRedirects) {

@@ -12,7 +12,7 @@
 // nothing whatever the version), and the check compares names locally. That same answer carries every
 // topic's partitions and replicas, so no second request is needed. The round trip's producer and
 // consumer only run after the topic was seen to exist, with `allowAutoTopicCreation: false` too.
-import { readFile } from 'node:fs/promises';
+import { CERT_FILE_MAX_BYTES, readRegularFile } from '../read-file.js';
 import { connect as tcpConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { randomBytes } from 'node:crypto';
@@ -446,7 +446,7 @@ async function resolveTls(ssl: KafkaTarget['ssl']): Promise<KafkaTls | undefined
   if (ssl === true) return { rejectUnauthorized: true };
   return {
     rejectUnauthorized: !ssl.insecure,
-    ...(ssl.caFile ? { ca: await readFile(ssl.caFile) } : {}),
+    ...(ssl.caFile ? { ca: await readRegularFile(ssl.caFile, CERT_FILE_MAX_BYTES) } : {}),
   };
 }
 

@@ -7,7 +7,7 @@
 // The password never enters a message: messages are built from host, port, user and database;
 // text quoted from the driver or the server is masked by the engine's redactor, which knows the DSN.
 import { Socket } from 'node:net';
-import { readFileSync } from 'node:fs';
+import { CERT_FILE_MAX_BYTES, readRegularFileSync } from '../read-file.js';
 import type { ConnectionOptions } from 'node:tls';
 import type { Client, ClientConfig } from 'pg';
 import type { CheckContext } from '../check.js';
@@ -205,9 +205,9 @@ const isSslRequired = (error: PgError) => error.code === '28000' && /no encrypti
 /** One TLS setting per connection attempt, in libpq's order for the mode (false = plain). */
 function sslAttempts(ep: PgEndpoint): Array<false | ConnectionOptions> {
   const files: ConnectionOptions = {
-    ...(ep.sslRootCert ? { ca: readFileSync(ep.sslRootCert) } : {}),
-    ...(ep.sslCert ? { cert: readFileSync(ep.sslCert) } : {}),
-    ...(ep.sslKey ? { key: readFileSync(ep.sslKey) } : {}),
+    ...(ep.sslRootCert ? { ca: readRegularFileSync(ep.sslRootCert, CERT_FILE_MAX_BYTES) } : {}),
+    ...(ep.sslCert ? { cert: readRegularFileSync(ep.sslCert, CERT_FILE_MAX_BYTES) } : {}),
+    ...(ep.sslKey ? { key: readRegularFileSync(ep.sslKey, CERT_FILE_MAX_BYTES) } : {}),
   };
   const encryptOnly: ConnectionOptions = { ...files, rejectUnauthorized: false };
   switch (ep.sslMode) {

@@ -12,7 +12,7 @@
 // or console warnings. The password never enters a message: messages are built from host,
 // port, user and db; text quoted from the driver or server is masked with every other output by
 // the engine's redactor, which knows the URL and password.
-import { readFileSync } from 'node:fs';
+import { CERT_FILE_MAX_BYTES, readRegularFileSync } from '../read-file.js';
 import type { ConnectionOptions } from 'node:tls';
 import type { Redis as RedisClient, RedisOptions } from 'ioredis';
 import type { CheckContext } from '../check.js';
@@ -103,7 +103,7 @@ export async function queryRedis(ep: RedisEndpoint, tlsOption: TlsOption | undef
   if (ep.tls) {
     try {
       tls = {
-        ...(tlsOption?.caFile ? { ca: readFileSync(tlsOption.caFile) } : {}),
+        ...(tlsOption?.caFile ? { ca: readRegularFileSync(tlsOption.caFile, CERT_FILE_MAX_BYTES) } : {}),
         rejectUnauthorized: !tlsOption?.insecure,
         ...tlsServerName(ep.host),
       };

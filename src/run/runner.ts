@@ -236,12 +236,19 @@ function checkedOutcome(check: PlannedCheck, answer: unknown): CheckOutcome {
     message: `the ${check.checkKind.kind} check broke the check contract: ${what}`,
   });
   if (!answer || typeof answer !== 'object') return breach(`run() resolved to ${describe(answer)}, not { status, message }`);
-  const { status, message, details } = answer as Record<string, unknown>;
+  const { status, message, details, latencyMs } = answer as Record<string, unknown>;
   if (typeof status !== 'string' || !STATUSES.has(status)) return breach(`status ${describe(status)} is not one of pass, warn, fail, skip`);
   if (typeof message !== 'string') return breach(`message is ${describe(message)}, not a string (status was ${status})`);
   if (details !== undefined && (details === null || typeof details !== 'object' || Array.isArray(details)))
     return breach(`details is ${describe(details)}, not an object (status was ${status})`);
-  return { status: status as Status, message, details: details === undefined ? undefined : (jsonSafe(details, []) as Record<string, unknown>) };
+  if (latencyMs !== undefined && !(typeof latencyMs === 'number' && Number.isFinite(latencyMs) && latencyMs >= 0))
+    return breach(`latencyMs is ${describe(latencyMs)}, not a number of milliseconds (status was ${status})`);
+  return {
+    status: status as Status,
+    message,
+    details: details === undefined ? undefined : (jsonSafe(details, []) as Record<string, unknown>),
+    ...(latencyMs === undefined ? {} : { latencyMs }),
+  };
 }
 
 function describe(value: unknown): string {

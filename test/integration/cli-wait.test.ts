@@ -163,7 +163,7 @@ describe('--wait', () => {
     run.child.kill('SIGTERM');
     const r = await run.done;
     expect(performance.now() - sent).toBeLessThan(3000);
-    expect(r.code).toBe(130);
+    expect(r.code).toBe(143); // 128 + SIGTERM
     const report = reportOf(r);
     expect(report.status).toBe('fail');
     expect(checkOf(report, 'down').message).toMatch(/HTTP 503/);

@@ -14,6 +14,7 @@ describe('http judge', () => {
       status: 'pass',
       message: 'HTTP 200 in 12.3 ms',
       details: { httpStatus: 200, latencyMs: 12.3, firstByteMs: 5.6, bytes: 15 },
+      latencyMs: 12.3,
     });
   });
 

@@ -4,6 +4,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createHttpsServer } from 'node:https';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { runCheck, expectNoSecret } from '../../support/run-check.js';
@@ -129,6 +130,19 @@ describe('http', () => {
     expect(untrusted.status).toBe('fail');
     expect(untrusted.message).toMatch(/^TLS certificate of 127\.0\.0\.1:\d+ not trusted/);
     expect((await runCheck('http', { url: `${tlsBase}/ok`, tls: { insecure: true } })).status).toBe('pass');
+  });
+
+  it('refuses a FIFO as caFile at once instead of waiting on it for a writer', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'soma-http-ca-'));
+    try {
+      const fifo = join(dir, 'ca.pem');
+      execFileSync('mkfifo', [fifo]);
+      const out = await runCheck('http', { url: `${tlsBase}/ok`, tls: { caFile: fifo } }, { timeoutMs: 2000 });
+      expect(out.status).toBe('fail');
+      expect(out.message).toContain(`${fifo} is a FIFO (named pipe), not a regular file`);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('names a plain-HTTP server behind an https URL as a TLS failure', async () => {
