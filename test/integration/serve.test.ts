@@ -6,7 +6,7 @@ import { createServer } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parsePrometheusText, type Sample } from '../../src/prometheus.js';
 import { serveOnLoopback } from '../support/faults.js';
-import { sfmDouble, type Double, type SfmState } from '../support/somastack.js';
+import { sfmDouble, type Double, type SfmDouble, type SfmState } from '../support/somastack.js';
 import { startCli, tempProject, type RunningCli } from '../support/cli.js';
 
 const TOKEN = 'serve-secret-token-0b7e4d21';
@@ -18,7 +18,7 @@ afterEach(async () => {
 const HEALTHY = { kv_store: true, vector_store: true, graph_store: true };
 const DOWN = { kv_store: false, vector_store: true, graph_store: true }; // gen2 says unhealthy
 
-async function sfm(patch: Partial<SfmState> = {}): Promise<Double<SfmState>> {
+async function sfm(patch: Partial<SfmState> = {}): Promise<SfmDouble> {
   const d = await sfmDouble({ generation: 'gen2', token: TOKEN, ...patch });
   cleanups.push(() => d.close());
   return d;
@@ -267,5 +267,24 @@ describe('the exporter in-process', () => {
     expect(value(metrics.samples, 'soma_check_success', labels)).toBe(1); // a warning passes
     expect(value(metrics.samples, 'soma_check_status', { ...labels, status: 'warn' })).toBe(1);
     expect(value(metrics.samples, 'soma_check_duration_seconds', labels)).toBe(0.25);
+  });
+  it('runs the smoke scenarios only with --smoke, on the interval, against the SFM double, and leaves nothing behind', async () => {
+    const smokeOn = { environments: { staging: { smoke: true, services: sfmConfig(await sfm({ stores: HEALTHY })).environments.staging.services } } };
+    // The environment asks for smoke, but serve writes only when told on its command line.
+    const quiet = await serve(smokeOn, ['--interval', '150ms']);
+    await until('a first run', async () => (await scrape(quiet.url)).text.includes('soma_check_success'));
+    expect((await scrape(quiet.url)).text).not.toContain('sfm.smoke');
+
+    const double = await sfm({ stores: HEALTHY });
+    const { url, cli } = await serve(sfmConfig(double), ['--interval', '150ms', '--smoke']);
+    const smoke = { check: 'sfm.smoke', kind: 'sfm.smoke', env: 'staging' };
+    await until('two runs with the scenario', async () => {
+      const m = await scrape(url);
+      return value(m.metrics.samples, 'soma_check_success', smoke) === 1 && double.count('/memories') >= 2;
+    });
+    cli.child.kill('SIGTERM');
+    expect((await cli.done).code).toBe(0);
+    expect(double.writes().length).toBeGreaterThan(0); // it did write...
+    expect(double.live()).toEqual([]); // ...and removed all it wrote
   });
 });
