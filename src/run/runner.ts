@@ -165,7 +165,8 @@ async function runOne(
     signal,
     timeoutMs,
     dependencies,
-    log: (message) => opts.log?.(`${check.id}: ${message}`),
+    // One line, CR alone included: a CI runner reads a line starting with "::" as a command.
+    log: (message) => opts.log?.(`${check.id}: ${String(message).replace(/\s*[\r\n\u2028\u2029]\s*/g, ' ')}`),
   };
   const started = performance.now();
   // A check that ignores its signal still ends at its timeout: the race settles it, and the

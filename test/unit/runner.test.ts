@@ -27,6 +27,20 @@ const planned = (id: string, options: object, extra: Partial<PlannedCheck> = {})
 });
 
 describe('runPlan', () => {
+  it('hands a check\'s progress lines on as one line: a CR from a service cannot start a CI workflow command', async () => {
+    const chatty = defineCheck<Record<string, never>>({
+      kind: 'chatty',
+      options: z.object({}),
+      target: () => '-',
+      run: async (_o, ctx) => {
+        ctx.log('body said: ok\r::error::injected\nnext\u2028line');
+        return { status: 'pass', message: 'ok' };
+      },
+    });
+    const lines: string[] = [];
+    await runPlan([planned('c', {}, { checkKind: chatty })], { concurrency: 1, deadlineMs: 5000, log: (l) => lines.push(l) });
+    expect(lines).toEqual(['c: body said: ok ::error::injected next line']);
+  });
   it('runs checks concurrently: the run takes about as long as the slowest check', async () => {
     const started = performance.now();
     const results = await runPlan(
