@@ -4,7 +4,7 @@ import { defineCheck, type CheckOutcome } from '../src/check.js';
 import { headersOption, httpUrlOption, tlsOption, tokenOption } from '../src/check-options.js';
 import { describeHttpFailure, fetchHttp, DEFAULT_MAX_BODY_BYTES, loadHttpClient, type HttpResponse } from '../src/clients/http.js';
 import { condition, evaluateCondition } from '../src/conditions.js';
-import { maskCredentials } from '../src/redact.js';
+import { excerpt, maskCredentials } from '../src/redact.js';
 
 const options = z
   .object({
@@ -37,7 +37,7 @@ export function judge(res: HttpResponse, o: Pick<Options, 'expectStatus' | 'cond
     return {
       status: 'fail',
       message: `HTTP ${res.status}, expected ${o.expectStatus.join(' or ')}`,
-      details: { ...details, body: res.text.slice(0, 300) },
+      details: { ...details, body: excerpt(res.text, 300) },
       latencyMs,
     };
   }

@@ -11,7 +11,7 @@ import { defineCheck, type CheckOutcome } from '../src/check.js';
 import { httpUrlOption, tlsOption, tokenOption } from '../src/check-options.js';
 import { bodyReason, fetchHttp, firstRequestFailure, remainingBudget, type HttpResponse, loadHttpClient } from '../src/clients/http.js';
 import { isJsonObject } from '../src/conditions.js';
-import { maskCredentials } from '../src/redact.js';
+import { excerpt, maskCredentials } from '../src/redact.js';
 
 const decision = z.object({
   path: z.string().min(1),
@@ -186,9 +186,9 @@ function judgeDecision(d: Decision, res: HttpResponse): DecisionVerdict {
   }
   const result = body.result;
   facts.defined = true;
-  facts.result = excerpt(result);
+  facts.result = valueExcerpt(result);
   if (Object.hasOwn(d, 'expect')) {
-    facts.expected = excerpt(d.expect);
+    facts.expected = valueExcerpt(d.expect);
     facts.matched = isDeepStrictEqual(result, d.expect);
     if (!facts.matched) {
       return {
@@ -222,14 +222,14 @@ function isOpaHealth(res: HttpResponse): boolean {
   return res.status === 500 && typeof body.error === 'string';
 }
 
-function excerpt(value: unknown): unknown {
+function valueExcerpt(value: unknown): unknown {
   const text = JSON.stringify(value) ?? 'undefined';
-  return text.length <= RESULT_EXCERPT_CHARS ? value : `${text.slice(0, RESULT_EXCERPT_CHARS - 3)}...`;
+  return text.length <= RESULT_EXCERPT_CHARS ? value : excerpt(text, RESULT_EXCERPT_CHARS - 3, '...');
 }
 
 function oneLine(value: unknown): string {
   const text = JSON.stringify(value) ?? 'undefined';
-  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+  return excerpt(text, 77, '...');
 }
 
 /** A short, single-line excerpt of a body; OPA puts its reason in `error` or `message`. */

@@ -2,6 +2,7 @@
 // service uses for its own state, and the component lists and maps it nests them in.
 import type { Status } from './check.js';
 import { isJsonObject } from './conditions.js';
+import { excerpt } from './redact.js';
 
 export const WORDS: Record<string, Exclude<Status, 'skip'>> = {
   ok: 'pass', healthy: 'pass', ready: 'pass', up: 'pass', pass: 'pass', passed: 'pass',
@@ -23,7 +24,7 @@ export const worse = (a: Verdict['status'], b: Verdict['status']) => (RANK[a] >=
 export function judgeText(text: string, path: string): Verdict {
   const words = text.toLowerCase().match(/[a-z_]+/g) ?? [];
   const verdicts = words.map((w) => WORDS[w]).filter((v): v is Verdict['status'] => !!v);
-  const snippet = text.trim().slice(0, 80);
+  const snippet = excerpt(text.trim(), 80);
   if (verdicts.length === 0)
     return { status: 'warn', message: `body of ${path} is not JSON and says nothing about health`, details: { body: snippet } };
   const status = verdicts.reduce(worse, 'pass');
@@ -69,8 +70,8 @@ export function componentsAt(value: unknown): Component[] {
     if (typeof latency === 'number') summary.latencyMs = latency;
     const said = raw.detail ?? raw.message ?? raw.error;
     if (typeof said === 'string' && said) {
-      summary.detail = said.slice(0, 200);
-      if (verdict !== 'pass') word = `${word || 'failing'} (${said.slice(0, 120)})`;
+      summary.detail = excerpt(said, 200);
+      if (verdict !== 'pass') word = `${word || 'failing'} (${excerpt(said, 120)})`;
     }
     out.push({ name, word: word || 'ok', verdict, summary });
   }
@@ -79,6 +80,6 @@ export function componentsAt(value: unknown): Component[] {
 
 export function summarize(body: Record<string, unknown>): string {
   const text = JSON.stringify(body);
-  return text.length > 300 ? `${text.slice(0, 300)}…` : text;
+  return excerpt(text, 300);
 }
 

@@ -163,20 +163,36 @@ function safeDecode(text: string): string {
 }
 
 /**
- * A check that shortens a body it quotes may cut a secret in two, leaving its start at the end.
- * Mask such a start (4 characters or more) where a cut is likely: before "..." / "…", or at the
- * end of a long quoted text (a body cut at a fixed length), not at the end of every short message.
+ * A quoted piece of a service's text, at most `max` characters: a longer one is cut and marked
+ * with "…" (or "..."), the marks the redactor looks for. A cut can split a secret in two, and only its start
+ * is then left to find; every check that shortens what it quotes does it here.
+ */
+export function excerpt(text: string, max: number, mark: '…' | '...' = '…'): string {
+  return text.length > max ? `${text.slice(0, max)}${mark}` : text;
+}
+
+/**
+ * Mask the start of a secret (4 characters or more) where a cut left it: before each "..." or
+ * "…" (see `excerpt`), and at the end of a long quoted text (a body cut at a fixed length), not
+ * at the end of every short message.
  */
 const CUT_TEXT_MIN_LENGTH = 100;
 function maskCutSecret(text: string, secrets: string[]): string {
-  const cut = /(?:\.\.\.|…)?["'\s]*$/.exec(text)!;
-  if (!/\.\.\.|…/.test(cut[0]) && text.length < CUT_TEXT_MIN_LENGTH) return text;
-  const before = text.slice(0, cut.index);
+  const cuts = [...text.matchAll(/\.\.\.|…/g)].map((m) => m.index!);
+  const end = /["'\s]*$/.exec(text)!.index;
+  if (text.length >= CUT_TEXT_MIN_LENGTH && !cuts.some((i) => /^(?:\.\.\.|…)["'\s]*$/.test(text.slice(i)))) cuts.push(end);
+  // From the right, so that the places still to look at keep their index.
+  for (const at of cuts.sort((a, b) => b - a)) text = maskStartBefore(text, at, secrets);
+  return text;
+}
+
+function maskStartBefore(text: string, at: number, secrets: string[]): string {
+  const before = text.slice(0, at);
   const tail = before.slice(-4);
   for (const s of secrets) {
     if (tail.length < 4 || !s.includes(tail)) continue;
     for (let n = Math.min(s.length - 1, before.length); n >= 4; n--) {
-      if (before.endsWith(s.slice(0, n))) return `${before.slice(0, before.length - n)}${MASK}${text.slice(cut.index)}`;
+      if (before.endsWith(s.slice(0, n))) return `${before.slice(0, before.length - n)}${MASK}${text.slice(at)}`;
     }
   }
   return text;

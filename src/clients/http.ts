@@ -6,7 +6,7 @@ import { createServer } from 'node:net';
 import type { Dispatcher } from 'undici';
 import { abortable } from '../abortable.js';
 import { loadUndici } from '../lazy-modules.js';
-import { maskCredentials } from '../redact.js';
+import { excerpt, maskCredentials } from '../redact.js';
 import { networkFailure } from './network.js';
 
 export interface HttpRequest {
@@ -69,7 +69,7 @@ export function bodyReason(res: HttpResponse, reason: unknown): string {
   const text = typeof reason === 'string' ? reason : res.text;
   const line = text.replace(/\s+/g, ' ').trim();
   if (!line || line === '{}') return '';
-  return `: ${line.length > 120 ? `${line.slice(0, 117)}...` : line}`;
+  return `: ${excerpt(line, 117, '...')}`;
 }
 
 /**

@@ -2,6 +2,7 @@
 // reports (refused, unresolved, unreachable), address parsing, the TLS sniff, the preview of a
 // wrong-protocol peer's answer, and the guard that stops a driver from buffering what such a peer
 // sends (a flooding peer would otherwise grow a driver's parse buffer to gigabytes).
+import { excerpt } from '../redact.js';
 import { isIP, type Socket } from 'node:net';
 
 /** A failure to reach or understand a peer, sorted so that callers can word and count it. */
@@ -73,7 +74,7 @@ export function isTlsRecord(bytes: Buffer | undefined): boolean {
 export function previewForeignBytes(bytes: Buffer): string {
   const line = bytes.subarray(0, 120).toString('latin1').split(/\r?\n/)[0] ?? '';
   const text = line.replace(/[^\x20-\x7e]+/g, ' ').trim();
-  return text.length > 60 ? `${text.slice(0, 60)}...` : text;
+  return excerpt(text, 60, '...');
 }
 
 /** The socket was cut because the peer does not speak the protocol, or sent more than allowed. */

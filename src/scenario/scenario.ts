@@ -9,7 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import type { CheckContext, CheckKind, CheckOutcome, CheckResult, StandardSchemaV1 } from '../check.js';
 import { fetchHttp, HttpError, loadHttpClient, type HttpRequest, type HttpResponse } from '../clients/http.js';
-import { learnSecrets, Redactor } from '../redact.js';
+import { excerpt, learnSecrets, Redactor } from '../redact.js';
 
 export type StepStatus = 'pass' | 'warn' | 'fail' | 'skip';
 
@@ -366,7 +366,7 @@ export function expectStatus(
 export function detailOf(res: HttpResponse): string {
   const body = res.json;
   if (body && typeof body === 'object' && typeof (body as { detail?: unknown }).detail === 'string') {
-    return (body as { detail: string }).detail.slice(0, 120);
+    return excerpt((body as { detail: string }).detail, 120);
   }
   return '';
 }
@@ -375,5 +375,5 @@ export function detailOf(res: HttpResponse): string {
 export function objectBody(res: HttpResponse, what: string): Record<string, unknown> {
   const body = res.json;
   if (body && typeof body === 'object' && !Array.isArray(body)) return body as Record<string, unknown>;
-  fail(`${what} answered ${res.status} without a JSON object: ${res.text.slice(0, 80)}`);
+  fail(`${what} answered ${res.status} without a JSON object: ${excerpt(res.text, 80)}`);
 }

@@ -21,7 +21,7 @@ describe('http judge', () => {
   it('fails another status, quoting the start of the body', () => {
     const v = judge(answer(503, 'x'.repeat(400)), rules({ expectStatus: [200, 204] }));
     expect(v.message).toBe('HTTP 503, expected 200 or 204');
-    expect((v.details?.body as string).length).toBe(300);
+    expect(v.details?.body).toBe(`${'x'.repeat(300)}…`); // cut where the redactor looks for a cut secret
   });
 
   it('judges body conditions and says which fail', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isSecretName, learnSecrets, maskCredentials, Redactor } from '../../src/redact.js';
+import { excerpt, isSecretName, learnSecrets, maskCredentials, Redactor } from '../../src/redact.js';
 
 describe('maskCredentials', () => {
   it('masks the password of DSNs and URLs but keeps the user, host and database', () => {
@@ -102,6 +102,23 @@ describe('Redactor: every form a server may echo (issue 7)', () => {
     expect(r.text(long)).toBe(long.replace('truncated-sec', '***'));
     // A short message that merely ends like a secret begins is left alone.
     expect(r.text('could not reach trun')).toBe('could not reach trun');
+  });
+  it('masks the start of a secret cut in the middle of a message, before every cut mark', () => {
+    const r = new Redactor();
+    r.add('truncated-secret-value');
+    // What a health component's excerpt gives: the cut inside parentheses, more text after it.
+    const said = `redis failing (auth with ${'truncated-secret-value'.slice(0, 9)}…), kafka failing (x…)`;
+    expect(r.text(said)).toBe('redis failing (auth with ***…), kafka failing (x…)');
+    const twice = `a truncated…; b truncated-se...`;
+    expect(r.text(twice)).toBe('a ***…; b ***...');
+  });
+  it('excerpt cuts with the mark the redactor looks for, and only when it cuts', () => {
+    expect(excerpt('short', 10)).toBe('short');
+    expect(excerpt('0123456789abc', 10)).toBe('0123456789…');
+    expect(excerpt('0123456789abc', 10, '...')).toBe('0123456789...');
+    const r = new Redactor();
+    r.add('a-secret-echoed-by-the-server');
+    expect(r.text(`said: ${excerpt('token a-secret-echoed-by-the-server', 15)}`)).toBe('said: token ***…');
   });
   it('masks the secret query parameters of API keys and signatures', () => {
     for (const p of ['key', 'sig', 'signature', 'auth', 'access_token', 'api_key', 'apikey']) {
