@@ -31,7 +31,11 @@ export async function runPlan(plan: PlannedCheck[], opts: RunOptions): Promise<C
   // A referenced timer, unlike AbortSignal.timeout: it keeps the process alive while a plugin's
   // promise hangs with nothing else pending, so the deadline ends the run with a report.
   const deadlineController = new AbortController();
-  const deadlineTimer = setTimeout(() => deadlineController.abort(), Math.max(1, opts.deadlineMs));
+  // A TimeoutError, like a check's own timeout: a kind tells "out of time" from "interrupted" by it.
+  const deadlineTimer = setTimeout(
+    () => deadlineController.abort(new DOMException('the global deadline passed', 'TimeoutError')),
+    Math.max(1, opts.deadlineMs),
+  );
   const stop = opts.signal ? AbortSignal.any([opts.signal, deadlineController.signal]) : deadlineController.signal;
   const unprepared = await prepareKinds(plan, deadline, stop);
   const results = new Map<string, CheckResult>();
