@@ -11,7 +11,6 @@ import { loadKafkajs } from '../src/lazy-modules.js';
 import {
   formatBroker,
   KafkaClientError,
-  maskKafkaSecrets,
   openKafka,
   parseBrokers,
   type ClusterFacts,
@@ -211,7 +210,7 @@ export default defineCheck<Options>({
       }
     } catch (err) {
       if (err instanceof KafkaClientError) return { status: 'fail', message: err.message };
-      return { status: 'fail', message: maskKafkaSecrets(`kafka check failed unexpectedly: ${describeError(err).message}`, o.sasl) };
+      return { status: 'fail', message: `kafka check failed unexpectedly: ${describeError(err).message}` };
     }
   },
 });

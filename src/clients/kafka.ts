@@ -21,7 +21,6 @@ import type { CheckContext } from '../check.js';
 import type { TlsOption } from '../check-options.js';
 import { abortable, CheckAborted } from '../abortable.js';
 import { loadKafkajs } from '../lazy-modules.js';
-import { maskCredentials } from '../redact.js';
 import { guardForeignBytes, tlsServerName, type ByteGuard } from './network.js';
 import { describeError, explainFailure, type CutConnection } from './kafka-failure.js';
 
@@ -118,15 +117,9 @@ export interface KafkaSession {
   close(): Promise<void>;
 }
 
-/** A failure of the exchange with the cluster, worded for a person (secrets masked). */
+/** A failure of the exchange with the cluster, worded for a person (the CLI's redactor masks it like every output). */
 export class KafkaClientError extends Error {
   override name = 'KafkaClientError';
-}
-
-/** Whatever a broker or kafkajs says goes through here before it reaches the report. */
-export function maskKafkaSecrets(text: string, sasl: KafkaTarget['sasl']): string {
-  const masked = maskCredentials(text);
-  return sasl?.password ? masked.split(sasl.password).join('***') : masked;
 }
 
 export async function openKafka(target: KafkaTarget, ctx: CheckContext): Promise<KafkaSession> {
@@ -176,7 +169,7 @@ export async function openKafka(target: KafkaTarget, ctx: CheckContext): Promise
       return await work();
     } catch (err) {
       const message = await explainFailure(err, { cut: sockets.tripped(), phase, seeds, tlsOptions, errorLogs, budget, deadline, ctx, sasl: target.sasl });
-      throw new KafkaClientError(maskKafkaSecrets(message, target.sasl));
+      throw new KafkaClientError(message);
     }
   };
 
