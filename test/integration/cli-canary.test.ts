@@ -5,7 +5,7 @@
 // everything soma-verify prints: every format, --list, --verbose, --output and stderr.
 // Runs the compiled CLI (npm run build first) against the real local Postgres and Redis.
 import { createServer, type IncomingMessage } from 'node:http';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { refusedPort, serveOnLoopback, type TcpPeer } from '../support/faults.js';

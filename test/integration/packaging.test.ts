@@ -49,9 +49,6 @@ function parseCommand(args: string[]): { serve: ServeArgs } | { verify: NonNulla
   return { verify };
 }
 
-/** The pod spec of a Job, Deployment or Pod. */
-const podSpecOf = (doc: Doc): Doc => (doc.kind === 'Pod' ? doc.spec : doc.spec.template.spec);
-
 /** Restricted Pod Security Standard, and a read-only root with tokens through _FILE variables. */
 function expectRestrictedPod(spec: Doc, where: string) {
   expect(spec.securityContext, where).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });

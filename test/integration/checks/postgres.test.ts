@@ -5,7 +5,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCheck, type ChildOutcome, expectFailure as expectFailureWithin, MARGIN_MS, expectNoSecret } from '../../support/run-check.js';
+import { runCheck, type ChildOutcome, expectFailure as expectFailureWithin, expectNoSecret } from '../../support/run-check.js';
 import { refusedPort, silentServer, type TcpPeer } from '../../support/faults.js';
 import {
   startPostgresAuthPeer,
