@@ -18,24 +18,6 @@ rmSync('dist/bundle', { recursive: true, force: true }); // chunk names change w
 /** Each library the bundle takes from dist/bundle/vendor, and the source of its build. */
 const VENDORED = {
   zod: 'zod',
-  // The parts of undici src/http.ts uses. undici's index also loads fetch, WebSocket, caches
-  // and mocks, and its cookies module touches globalThis.Headers, which makes Node load its own
-  // copy of undici too: about 50 ms of a run for nothing the bundle calls.
-  undici: {
-    contents: `module.exports = {
-      Agent: require('undici/lib/dispatcher/agent'),
-      buildConnector: require('undici/lib/core/connect'),
-      errors: require('undici/lib/core/errors'),
-      interceptors: { redirect: require('undici/lib/interceptor/redirect') },
-      request(url, { dispatcher, ...opts }) {
-        // undici's own request() minus its global dispatcher: ours always passes one.
-        const target = new URL(url);
-        return require('undici/lib/api').request.call(dispatcher, {
-          ...opts, origin: target.origin, path: target.pathname + target.search, method: opts.method || 'GET',
-        });
-      },
-    };`,
-  },
   pg: 'pg',
   ioredis: 'ioredis',
   kafkajs: 'kafkajs',

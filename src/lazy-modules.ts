@@ -6,7 +6,6 @@
 export const loadPg = () => commonJs<typeof import('pg')>(import('pg'));
 export const loadIoredis = () => commonJs<typeof import('ioredis')>(import('ioredis'));
 export const loadKafkajs = () => commonJs<typeof import('kafkajs')>(import('kafkajs'));
-export const loadUndici = () => commonJs<typeof import('undici')>(import('undici'));
 export const loadYaml = () => commonJs<typeof import('yaml')>(import('yaml'));
 
 async function commonJs<T>(pending: Promise<unknown>): Promise<T> {

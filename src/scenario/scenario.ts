@@ -8,7 +8,7 @@
 // an HTTP 401 from a 503, and the steps, captures and cleanup are this project's own shape.
 import { randomBytes } from 'node:crypto';
 import type { CheckContext, CheckKind, CheckOutcome, CheckResult, StandardSchemaV1 } from '../check.js';
-import { fetchHttp, HttpError, loadHttpClient, type HttpRequest, type HttpResponse } from '../clients/http.js';
+import { fetchHttp, HttpError, type HttpRequest, type HttpResponse } from '../clients/http.js';
 import { excerpt, learnSecrets, Redactor } from '../redact.js';
 
 export type StepStatus = 'pass' | 'warn' | 'fail' | 'skip';
@@ -135,7 +135,6 @@ export function defineScenario<Options>(def: ScenarioDefinition<Options>): Check
     kind: def.kind,
     options: def.options,
     target: def.target,
-    prepare: loadHttpClient,
     abortGraceMs: CLEANUP_BUDGET_MS + 1000,
     // It writes: once per verification, never retried by --wait.
     once: true,
