@@ -87,7 +87,8 @@ const vendorPlugin = {
 };
 
 await build({
-  entryPoints: { 'soma-verify': 'src/cli/soma-verify.ts', 'soma-ports': 'src/cli/soma-ports.ts' },
+  // http-worker: the HTTP thread's entry, found beside the chunk that starts it (src/clients/http-thread.ts).
+  entryPoints: { 'soma-verify': 'src/cli/soma-verify.ts', 'soma-ports': 'src/cli/soma-ports.ts', 'http-worker': 'src/clients/http-worker.ts' },
   outdir: 'dist/bundle/cli',
   bundle: true,
   splitting: true,

@@ -9,6 +9,7 @@ import { Agent, request, type ClientRequest, type IncomingMessage } from 'node:h
 import type { Socket } from 'node:net';
 import { CERT_FILE_MAX_BYTES, readRegularFile } from '../read-file.js';
 import { excerpt, maskCredentials } from '../redact.js';
+import { httpThread } from './http-thread.js';
 import { networkFailure, socketHost } from './network.js';
 
 export interface HttpRequest {
@@ -169,7 +170,35 @@ interface Exchange {
   timeoutMs: number;
 }
 
+/** An answer as it came off the wire, before decoding: what the HTTP thread hands back. */
+export interface RawAnswer {
+  status: number;
+  headers: Record<string, string>;
+  body: Buffer;
+  timings: { firstByteMs: number; totalMs: number };
+}
+
+/**
+ * One HTTP call, redirects included. Made on the HTTP thread when there is one (see
+ * ./http-thread.ts: its event loop does nothing else, so the time it measures is the exchange's,
+ * whatever CPU work the checks do meanwhile), else here.
+ */
 export async function fetchHttp(req: HttpRequest): Promise<HttpResponse> {
+  const thread = httpThread();
+  let raw: RawAnswer;
+  if (thread) raw = await thread.exchange(req);
+  else {
+    raw = await exchangeHttp(req);
+    // The exchange is timed; what follows (decoding, judging) is CPU work. Let the other
+    // sockets' answers already waiting be read and timed first.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+  const text = raw.body.toString('utf8');
+  return { ...raw, text, json: parseJson(text) };
+}
+
+/** The exchange itself, in this thread: the HTTP thread runs this. */
+export async function exchangeHttp(req: HttpRequest): Promise<RawAnswer> {
   let url = new URL(req.url);
   if (req.signal?.aborted) throw stopped('aborted', url, req.timeoutMs, req.signal, false);
   const ca = req.tls?.caFile ? (await readRegularFile(req.tls.caFile, CERT_FILE_MAX_BYTES)).toString('utf8') : undefined;
@@ -211,18 +240,11 @@ export async function fetchHttp(req: HttpRequest): Promise<HttpResponse> {
         url = next;
         continue;
       }
-      // The exchange is timed; what follows (decoding, judging) is CPU work. Let the other
-      // sockets' answers already waiting be read and timed first, so that this check's work
-      // never lands in their latency.
-      await new Promise<void>((resolve) => setImmediate(resolve));
-      const text = answer.body.toString('utf8');
       const from = sentAt ?? started;
       return {
         status: answer.status,
         headers: answer.headers,
         body: answer.body,
-        text,
-        json: parseJson(text),
         timings: { firstByteMs: answer.headersAt - from, totalMs: answer.doneAt - from },
       };
     }

@@ -38,8 +38,10 @@ const BUSY_PLUGIN = `export default {
   target: (o) => \`\${o.ms} ms of CPU\`,
   async run(o) {
     // Let the checks started before this one issue their requests (microtasks only: no socket
-    // event can come in between), then hold the CPU while their connections are being made.
+    // event can come in between), then hold the CPU while their connections are being made;
+    // with afterMs, once they have been waiting for their answers that long.
     for (let i = 0; i < 1000; i++) await null;
+    if (o.afterMs) await new Promise((resolve) => setTimeout(resolve, o.afterMs));
     const until = performance.now() + o.ms;
     while (performance.now() < until);
     return { status: 'pass', message: 'done' };
@@ -86,6 +88,14 @@ beforeAll(async () => {
           { id: 'cpu', kind: 'busy', ms: 300 },
         ],
       },
+      // The request is out and the server takes 300 ms; 50 ms in, another check holds the CPU
+      // for 600 ms, so the answer arrives while this process's checks cannot run.
+      busyWhileWaiting: {
+        checks: [
+          { id: 'waiting', kind: 'http', url: `${slow.url}/ping` },
+          { id: 'cpu-later', kind: 'busy', ms: 600, afterMs: 50 },
+        ],
+      },
     },
     plugins: ['./busy.mjs'],
   };
@@ -120,6 +130,18 @@ describe('latency is the check\'s own network exchange', () => {
     expect(instant.durationMs).toBeGreaterThanOrEqual(300);
     expect(instant.status, instant.message).toBe('pass');
     expect(instant.latencyMs!).toBeLessThan(instant.durationMs - 250);
+  });
+
+  it('an answer that arrives while another check holds the CPU is timed when it arrived: the server\'s 300 ms, not the 600 ms of CPU', async () => {
+    const report = reportOf(await runCli(['busyWhileWaiting', '--format', 'json'], { cwd: project.dir, timeoutMs: 30_000 }));
+    const waiting = checkOf(report, 'waiting') as ReturnType<typeof checkOf> & { latencyMs?: number };
+    expect(checkOf(report, 'cpu-later').status).toBe('pass');
+    expect(waiting.status, waiting.message).toBe('pass');
+    // Judged once the CPU was free again...
+    expect(waiting.durationMs).toBeGreaterThanOrEqual(600);
+    // ...but timed by the HTTP thread, whose event loop the busy check does not hold.
+    expect(waiting.latencyMs!).toBeGreaterThanOrEqual(299);
+    expect(waiting.latencyMs!).toBeLessThan(550);
   });
 
   it('the latency holds the server\'s own wait: an answer sent after 300 ms reports at least 300 ms, and no more than the whole check', async () => {

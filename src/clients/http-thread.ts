@@ -1,0 +1,116 @@
+// The thread that makes a run's HTTP exchanges. One JavaScript thread runs every check: an answer
+// that arrives while another check runs its driver or parses a large body is read only once that
+// work is done, and its latency would count that work (issue 11). The exchanges go to a worker
+// thread whose event loop does nothing else; the checks decode and judge the answers here.
+// Only the built code has the thread (http-worker.js beside this module). Run from the TypeScript
+// sources (the tests' in-process imports), or when the thread cannot start or stops, the exchange
+// is made in the calling thread, by the same code.
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { exchangeHttp, HttpError, type HttpRequest, type RawAnswer } from './http.js';
+
+export type ThreadRequest = { id: number; request: Omit<HttpRequest, 'signal'> } | { id: number; abort: 'timeout' | 'aborted' };
+export type ThreadReply =
+  | { id: number; answer: Omit<RawAnswer, 'body'> & { body: ArrayBuffer } }
+  | { id: number; error: { message: string; code: string } };
+
+/** How long past a request's own timeout this side waits for the thread's answer. */
+const THREAD_SLACK_MS = 2000;
+
+let thread: HttpThread | null | undefined;
+
+/** The running HTTP thread, started on first use; undefined when there is none. */
+export function httpThread(): HttpThread | undefined {
+  if (thread === undefined) thread = startThread();
+  return thread ?? undefined;
+}
+
+/** A kind's `prepare`: the thread starts while the other kinds load their drivers. */
+export async function startHttpThread(): Promise<void> {
+  httpThread();
+}
+
+function startThread(): HttpThread | null {
+  if (process.env.SOMA_VERIFY_HTTP_THREAD === 'off') return null;
+  const file = new URL('./http-worker.js', import.meta.url);
+  if (!file.pathname.endsWith('.js') || !import.meta.url.endsWith('.js') || !existsSync(fileURLToPath(file))) return null;
+  try {
+    // Not this process's flags (`--input-type`, `--eval` and others are refused in a worker).
+    // A small young generation: the thread holds little, and memory counts at 1000 endpoints.
+    return new HttpThread(new Worker(file, { execArgv: [], resourceLimits: { maxYoungGenerationSizeMb: 4 } }));
+  } catch {
+    return null;
+  }
+}
+
+interface Pending {
+  request: HttpRequest;
+  settle(outcome: { answer: RawAnswer } | { error: HttpError }): void;
+}
+
+class HttpThread {
+  private lastId = 0;
+  private readonly pending = new Map<number, Pending>();
+  private online = false;
+  private outbox: ThreadRequest[] = [];
+
+  constructor(private readonly worker: Worker) {
+    worker.on('message', (replies: ThreadReply[]) => {
+      for (const reply of replies) {
+        const outcome = 'error' in reply ? { error: new HttpError(reply.error.message, reply.error.code) } : { answer: { ...reply.answer, body: Buffer.from(reply.answer.body) } };
+        this.pending.get(reply.id)?.settle(outcome);
+      }
+    });
+    worker.once('online', () => (this.online = true));
+    worker.on('error', (err) => this.stop(`the HTTP thread failed: ${err.message}`));
+    worker.on('exit', (code) => this.stop(`the HTTP thread stopped (exit code ${code})`));
+    // Never what keeps the process alive (each pending exchange holds a timer that does); after
+    // the listeners, which would take the reference again.
+    worker.unref();
+  }
+
+  exchange(req: HttpRequest): Promise<RawAnswer> {
+    const id = ++this.lastId;
+    const { signal, ...request } = req;
+    const host = new URL(req.url).host;
+    return new Promise<RawAnswer>((resolve, reject) => {
+      const onAbort = () => this.send({ id, abort: signal?.reason?.name === 'TimeoutError' ? 'timeout' : 'aborted' });
+      // The thread bounds the exchange itself; this only covers a thread that never answers.
+      const timer = setTimeout(
+        () => settle({ error: new HttpError(`no response from ${host} within ${req.timeoutMs} ms`, 'TIMEOUT') }),
+        req.timeoutMs + THREAD_SLACK_MS,
+      );
+      const settle: Pending['settle'] = (outcome) => {
+        if (!this.pending.delete(id)) return;
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        if ('answer' in outcome) resolve(outcome.answer);
+        else reject(outcome.error);
+      };
+      this.pending.set(id, { request: req, settle });
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.send({ id, request });
+      if (signal?.aborted) onAbort();
+    });
+  }
+
+  /** Requests go out together, one message for all those made in the same turn. */
+  private send(message: ThreadRequest) {
+    if (this.outbox.length === 0) queueMicrotask(() => this.worker.postMessage(this.outbox.splice(0)));
+    this.outbox.push(message);
+  }
+
+  /**
+   * The thread is gone, and later exchanges are made in the caller's thread. One that never
+   * started sent nothing: what it was given is made here instead. Once running, what it had in
+   * hand may have reached the server, and is not sent twice: it fails.
+   */
+  private stop(why: string) {
+    if (thread === this) thread = null;
+    for (const p of [...this.pending.values()]) {
+      if (this.online) p.settle({ error: new HttpError(`request to ${new URL(p.request.url).host} failed: ${why}`, 'THREAD') });
+      else exchangeHttp(p.request).then((answer) => p.settle({ answer }), (error: HttpError) => p.settle({ error }));
+    }
+  }
+}

@@ -1,0 +1,51 @@
+// The HTTP thread's entry (see ./http-thread.ts): makes each exchange it is sent, in this thread,
+// and replies with the answer as it came off the wire, or the failure.
+import { parentPort } from 'node:worker_threads';
+import { exchangeHttp, HttpError } from './http.js';
+import type { ThreadReply, ThreadRequest } from './http-thread.js';
+
+const port = parentPort!;
+const inFlight = new Map<number, AbortController>();
+
+// Replies go back in batches, one message per turn of this thread's event loop: each message
+// wakes the other thread, and the time an exchange took is measured here, not on arrival there.
+let replies: ThreadReply[] = [];
+let transfers: ArrayBuffer[] = [];
+function reply(message: ThreadReply, transfer?: ArrayBuffer) {
+  if (replies.length === 0) setImmediate(flush);
+  replies.push(message);
+  if (transfer) transfers.push(transfer);
+}
+function flush() {
+  port.postMessage(replies, transfers);
+  replies = [];
+  transfers = [];
+}
+
+port.on('message', (messages: ThreadRequest[]) => {
+  for (const message of messages) receive(message);
+});
+
+function receive(message: ThreadRequest) {
+  if ('abort' in message) {
+    const timeout = message.abort === 'timeout';
+    inFlight.get(message.id)?.abort(new DOMException(timeout ? 'The operation timed out.' : 'The operation was aborted.', timeout ? 'TimeoutError' : 'AbortError'));
+    return;
+  }
+  const { id } = message;
+  const controller = new AbortController();
+  inFlight.set(id, controller);
+  exchangeHttp({ ...message.request, signal: controller.signal })
+    .then(
+      ({ body, ...answer }) => {
+        // A copy of its own: a small Buffer is a view into a shared pool, which cannot be moved.
+        const bytes = new Uint8Array(body);
+        reply({ id, answer: { ...answer, body: bytes.buffer } }, bytes.buffer);
+      },
+      (err: unknown) => {
+        const failure = err instanceof HttpError ? err : new HttpError(`request failed: ${(err as Error)?.message ?? err}`, 'ERROR');
+        reply({ id, error: { message: failure.message, code: failure.code } });
+      },
+    )
+    .finally(() => inFlight.delete(id));
+}
