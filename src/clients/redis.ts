@@ -168,15 +168,24 @@ export async function queryRedis(ep: RedisEndpoint, tlsOption: TlsOption | undef
     }
     if (ep.db !== 0) await step(`SELECT ${ep.db}`, () => client.select(ep.db));
 
+    // PING and the three INFO sections in one round trip (a pipeline): over a network, three
+    // round trips fewer. Read in order, so a failure still names its command.
     const started = performance.now();
-    facts.pong = await step('PING', () => client.ping());
+    const sections = ['server', 'replication', 'memory'] as const;
+    let pipeline = client.pipeline().ping();
+    for (const section of sections) pipeline = pipeline.info(section);
+    const replies = (await step('PING', () => pipeline.exec())) ?? [];
     facts.latencyMs = performance.now() - started;
+    const reply = (i: number, what: string) => {
+      const [err, value] = replies[i] ?? [new Error('Connection is closed.'), undefined];
+      current = what;
+      if (err) throw err;
+      return value as string;
+    };
+    facts.pong = reply(0, 'PING');
     if (facts.pong !== 'PONG') return facts;
-
-    const server = parseInfo(await step('INFO server', () => client.info('server')));
-    const replication = parseInfo(await step('INFO replication', () => client.info('replication')));
-    const memory = parseInfo(await step('INFO memory', () => client.info('memory')));
-    facts.info = { server, replication, memory };
+    const [server, replication, memory] = sections.map((section, i) => parseInfo(reply(i + 1, `INFO ${section}`)));
+    facts.info = { server: server!, replication: replication!, memory: memory! };
     return facts;
   } catch (err) {
     // "Connection is closed." says only that the socket went away; report why, if we know.
