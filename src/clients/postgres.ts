@@ -110,7 +110,7 @@ export interface PostgresFacts {
   failure?: { stage: 'setup' | 'connect' | 'query'; message: string };
 }
 
-/** Connect, run `SELECT 1` (latency), the identity query, then what `queries` asks for. */
+/** Connect, ask the server's identity (timed: the latency), then what `queries` asks for. */
 export async function queryPostgres(ep: PgEndpoint, queries: PostgresQueries, ctx: CheckContext): Promise<PostgresFacts> {
   const facts: PostgresFacts = { host: ep.host, port: ep.port, user: ep.user, database: ep.database, sslMode: ep.sslMode };
   let attempts: Array<false | ConnectionOptions>;
@@ -138,19 +138,17 @@ export async function queryPostgres(ep: PgEndpoint, queries: PostgresQueries, ct
   facts.tls = connected.ssl;
   const query = async <Row extends Record<string, unknown>>(sql: string, params: unknown[] = []) =>
     (await abortable(client.query<Row>(sql, params), ctx.signal, { onAbort: () => socket.destroy() })).rows;
-  let step = 'SELECT 1';
+  // The round trip that times the server also asks what it is (server_version is what
+  // SHOW server_version prints): one query, one round trip, where there were two.
+  let step = 'the server version query';
   try {
     const started = performance.now();
-    await query('SELECT 1');
-    facts.latencyMs = performance.now() - started;
-
-    // current_setting('server_version') is what SHOW server_version prints; one round trip.
-    step = 'the server version query';
     const [info] = await query<{ version: string; version_num: string; in_recovery: boolean }>(
       `SELECT current_setting('server_version') AS version,
               current_setting('server_version_num') AS version_num,
               pg_is_in_recovery() AS in_recovery`,
     );
+    facts.latencyMs = performance.now() - started;
     facts.serverVersion = info!.version;
     facts.serverVersionNum = Number(info!.version_num);
     facts.inRecovery = info!.in_recovery;
