@@ -1,6 +1,8 @@
 // The one HTTP client of the project: checks and scenarios fetch through it, and judge what it
 // returns elsewhere (Gatus keeps clients apart from conditions the same way). Every step is
-// bounded: connect (TLS included), first byte, idle body, body size, and the caller's signal.
+// bounded: the whole call (connect, TLS, first byte, body, redirects) by its timeout and the
+// caller's signal, the body by its size, and a wrong-protocol peer's head by Node's parser, which
+// refuses the first byte that is not HTTP and a head over 16 KiB.
 //
 // Node's own client (node:http), not undici: its parser is built into Node, where undici's is
 // WebAssembly compiled on every run, which cost about 10 ms of each run's first request and a
