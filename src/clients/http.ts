@@ -7,7 +7,8 @@ import type { Dispatcher } from 'undici';
 import { abortable } from '../abortable.js';
 import { loadUndici } from '../lazy-modules.js';
 import { excerpt, maskCredentials } from '../redact.js';
-import { networkFailure } from './network.js';
+import type { CheckOutcome, Unanswered } from '../check.js';
+import { networkFailure, socketHost, unansweredFor } from './network.js';
 
 export interface HttpRequest {
   url: string;
@@ -61,6 +62,24 @@ export function describeHttpFailure(err: unknown): string {
   return maskCredentials(err instanceof HttpError ? err.message : `request failed: ${(err as Error)?.message ?? err}`);
 }
 
+// HttpError codes (undici's, or this file's own) of a request that got no answer at all.
+// TIMEOUT also names a body that stalled after its headers: backing off from that one too is
+// the cautious side.
+const NO_ANSWER_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_SOCKET', 'TIMEOUT']);
+
+/**
+ * CheckOutcome.unanswered for a request to `url` that failed with `err`: where it got no answer
+ * (refused, unresolved, no route, timed out, reset before any answer); undefined when the peer
+ * answered something, or the request never left (an unreadable CA file).
+ */
+export function unansweredBy(err: unknown, url: string): Unanswered | undefined {
+  if (!(err instanceof HttpError)) return undefined;
+  const target = new URL(url);
+  const host = socketHost(target);
+  const port = Number(target.port) || (target.protocol === 'https:' ? 443 : 80);
+  return unansweredFor(err.code, host, port) ?? (NO_ANSWER_CODES.has(err.code) ? { host, port, refused: false } : undefined);
+}
+
 /**
  * `: <reason>` for a message, from the field where a service puts its reason (or the whole
  * body): one line of at most 120 characters; empty when there is nothing to say.
@@ -74,14 +93,18 @@ export function bodyReason(res: HttpResponse, reason: unknown): string {
 
 /**
  * A peer that cannot be reached, hangs or speaks something else fails every request the same
- * way: the first failure, in the order given (the order a person would check them), as
- * `<request>: <cause>`; undefined when every request got an answer.
+ * way: the failure of the first, in the order given (the order a person would check them), as
+ * `<request>: <cause>`, with `unanswered` when it got no answer (every request went to `url`'s
+ * host and port); undefined when every request got an answer.
  */
 export function firstRequestFailure(
   requests: ReadonlyArray<readonly [string, PromiseSettledResult<HttpResponse>]>,
-): string | undefined {
+  url: string,
+): CheckOutcome | undefined {
   const failed = requests.find(([, settled]) => settled.status === 'rejected');
-  return failed && `${failed[0]}: ${describeHttpFailure((failed[1] as PromiseRejectedResult).reason)}`;
+  if (!failed) return undefined;
+  const reason = (failed[1] as PromiseRejectedResult).reason;
+  return { status: 'fail', message: `${failed[0]}: ${describeHttpFailure(reason)}`, unanswered: unansweredBy(reason, url) };
 }
 
 /** For requests that share one budget (a check's several requests): what is left of it, in ms. */
