@@ -149,15 +149,15 @@ async function serveMemory() {
 }
 
 const SCENARIOS = {
-  '503': 'endpoints answer 503 until ready',
-  refused: 'ports refuse connections until ready',
+  '503': 'answering 503 until then',
+  refused: 'ports refusing connections until then',
 };
 const mean = (xs) => xs.reduce((a, x) => a + x, 0) / xs.length;
 const sum = (xs) => xs.reduce((a, x) => a + x, 0);
 for (const [scenario, title] of Object.entries(process.env.BENCH_WAIT_SKIP_NOTICE ? {} : SCENARIOS)) {
   const trials = [];
   for (const readyAfterMs of READY_AFTER_MS) trials.push(await noticeTrial(scenario, readyAfterMs));
-  console.log(`${title}:\nready after   soma-verify --wait      wait-on (250 ms poll)   requests soma-verify / wait-on`);
+  console.log(`3 endpoints, ${title}:\nready after   soma-verify --wait      wait-on (250 ms poll)   requests soma-verify / wait-on`);
   for (const t of trials) {
     console.log(
       `${String(t.readyAfterMs / 1000).padStart(6)} s   ${t.soma.toFixed(0).padStart(8)} ms after ready   ${t.waitOn.toFixed(0).padStart(8)} ms after ready   ${String(t.somaRequests).padStart(6)} / ${t.waitOnRequests}`,
