@@ -3,8 +3,11 @@
 // 1. From the moment a stack becomes ready to `soma-verify staging --wait` exiting 0, against
 //    wait-on (its default fixed 250 ms polling) watching the same three endpoints, and how many
 //    requests each sent. Each tool gets its own copy of the endpoints (so the counts are its
-//    own); the copies answer 503 until the same instant, then 200. Readiness comes after
-//    1, 2.5, 4, 7 and 12 s, as a deploy's services do.
+//    own); the copies become ready at the same instant. Readiness comes after 1, 2.5, 4, 7 and
+//    12 s, as a deploy's services do, in two ways: endpoints that answer 503 until then, 200
+//    after (the service is up, not ready), and ports that refuse connections until then, when a
+//    server starts listening there and answers 200 (the service is not up yet). A refused
+//    connection reaches no server: only requests to a listening endpoint are counted.
 // 2. Serve mode's memory (resident set, V8 heap used) after 1,000 runs against after 10, with a
 //    1 ms interval and the same three endpoints. Each run's timeout and deadline timers live
 //    until they fire, whatever the run: --timeout 1s --deadline 2s keep that tail short, so what
@@ -12,31 +15,60 @@
 //
 // Loopback only; stops by itself.
 import { createServer } from 'node:http';
+import { createServer as createTcpServer } from 'node:net';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { median } from './measure.mjs';
+import { median, reportRow } from './measure.mjs';
 
 const bin = fileURLToPath(new URL('../bin/soma-verify.js', import.meta.url));
 const waitOn = fileURLToPath(new URL('../node_modules/.bin/wait-on', import.meta.url));
 const ENDPOINTS = 3;
+const READY_AFTER_MS = [1000, 2500, 4000, 7000, 12000];
 
-/** Endpoints that answer 503 until `ready()` is called, then 200; they count requests. */
-async function endpoints() {
-  const state = { ready: false, requests: 0, servers: [], urls: [] };
-  for (let i = 0; i < ENDPOINTS; i++) {
-    const server = createServer((req, res) => {
-      state.requests++;
-      req.resume();
-      res.writeHead(state.ready ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ status: state.ready ? 'ok' : 'starting' }));
+/** A loopback port nobody listens on (a connection to it is refused). */
+async function freePort() {
+  const server = createTcpServer();
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/**
+ * Endpoints that count requests and become ready when `ready()` is called: `503` ones listen
+ * from the start and answer 503 until then, 200 after; `refused` ones start listening then.
+ */
+async function endpoints(scenario) {
+  const state = { requests: 0, servers: [], urls: [] };
+  let isReady = false;
+  const listen = (port) =>
+    new Promise((resolve, reject) => {
+      const server = createServer((req, res) => {
+        state.requests++;
+        req.resume();
+        res.writeHead(isReady ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ status: isReady ? 'ok' : 'starting' }));
+      });
+      state.servers.push(server);
+      server.once('error', reject).listen(port, '127.0.0.1', () => resolve(server.address().port));
     });
-    await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-    state.servers.push(server);
-    state.urls.push(`http://127.0.0.1:${server.address().port}/health`);
-  }
+  const ports = [];
+  for (let i = 0; i < ENDPOINTS; i++) ports.push(scenario === 'refused' ? await freePort() : await listen(0));
+  state.urls = ports.map((port) => `http://127.0.0.1:${port}/health`);
+  state.ready = async () => {
+    isReady = true;
+    if (scenario === 'refused') await Promise.all(ports.map(listen));
+  };
   state.close = () => Promise.all(state.servers.map((s) => new Promise((r) => { s.closeAllConnections(); s.close(r); })));
+  return state;
+}
+
+/** Endpoints that answer 200 from the start (serve mode's memory). */
+async function readyEndpoints() {
+  const state = await endpoints('503');
+  await state.ready();
   return state;
 }
 
@@ -55,8 +87,8 @@ function exitTime(command, args, cwd) {
   });
 }
 
-async function noticeTrial(readyAfterMs) {
-  const [mine, theirs] = [await endpoints(), await endpoints()];
+async function noticeTrial(scenario, readyAfterMs) {
+  const [mine, theirs] = [await endpoints(scenario), await endpoints(scenario)];
   const dir = mkdtempSync(join(tmpdir(), 'soma-verify-wait-bench-'));
   const checks = mine.urls.map((url, i) => ({ id: `service-${i}`, kind: 'http', url }));
   writeFileSync(join(dir, 'soma-verify.config.yaml'), JSON.stringify({ environments: { staging: { checks } } }));
@@ -64,15 +96,14 @@ async function noticeTrial(readyAfterMs) {
   const other = exitTime(waitOn, ['--timeout', '60000', ...theirs.urls.map((u) => u.replace(/^http:/, 'http-get:'))], dir);
   await new Promise((r) => setTimeout(r, readyAfterMs));
   const readyAt = performance.now();
-  mine.ready = theirs.ready = true;
+  await Promise.all([mine.ready(), theirs.ready()]);
   const [somaAt, otherAt] = await Promise.all([soma, other]);
   await Promise.all([mine.close(), theirs.close()]);
-  return { readyAfterMs, soma: somaAt - readyAt, waitOn: otherAt - readyAt, somaRequests: mine.requests, waitOnRequests: theirs.requests };
+  return { scenario, readyAfterMs, soma: somaAt - readyAt, waitOn: otherAt - readyAt, somaRequests: mine.requests, waitOnRequests: theirs.requests };
 }
 
 async function serveMemory() {
-  const stack = await endpoints();
-  stack.ready = true;
+  const stack = await readyEndpoints();
   const dir = mkdtempSync(join(tmpdir(), 'soma-verify-serve-bench-'));
   const checks = stack.urls.map((url, i) => ({ id: `service-${i}`, kind: 'http', url }));
   writeFileSync(join(dir, 'soma-verify.config.yaml'), JSON.stringify({ environments: { staging: { checks } } }));
@@ -117,27 +148,49 @@ async function serveMemory() {
   return { ten, thousand, more, seconds };
 }
 
-const trials = [];
-for (const readyAfterMs of process.env.BENCH_WAIT_SKIP_NOTICE ? [] : [1000, 2500, 4000, 7000, 12000]) trials.push(await noticeTrial(readyAfterMs));
-if (trials.length) console.log('ready after   soma-verify --wait      wait-on (250 ms poll)   requests soma-verify / wait-on');
-for (const t of trials) {
-  console.log(
-    `${String(t.readyAfterMs / 1000).padStart(6)} s   ${t.soma.toFixed(0).padStart(8)} ms after ready   ${t.waitOn.toFixed(0).padStart(8)} ms after ready   ${String(t.somaRequests).padStart(6)} / ${t.waitOnRequests}`,
+const SCENARIOS = {
+  '503': 'answering 503 until then',
+  refused: 'ports refusing connections until then',
+};
+const mean = (xs) => xs.reduce((a, x) => a + x, 0) / xs.length;
+const sum = (xs) => xs.reduce((a, x) => a + x, 0);
+for (const [scenario, title] of Object.entries(process.env.BENCH_WAIT_SKIP_NOTICE ? {} : SCENARIOS)) {
+  const trials = [];
+  for (const readyAfterMs of READY_AFTER_MS) trials.push(await noticeTrial(scenario, readyAfterMs));
+  console.log(`3 endpoints, ${title}:\nready after   soma-verify --wait      wait-on (250 ms poll)   requests soma-verify / wait-on`);
+  for (const t of trials) {
+    console.log(
+      `${String(t.readyAfterMs / 1000).padStart(6)} s   ${t.soma.toFixed(0).padStart(8)} ms after ready   ${t.waitOn.toFixed(0).padStart(8)} ms after ready   ${String(t.somaRequests).padStart(6)} / ${t.waitOnRequests}`,
+    );
+  }
+  const soma = trials.map((t) => t.soma);
+  const other = trials.map((t) => t.waitOn);
+  reportRow(
+    `\`--wait\` / wait-on: exit 0 after ready, 3 endpoints ready after 1-12 s, ${title}`,
+    `mean ${mean(soma).toFixed(0)} / ${mean(other).toFixed(0)} ms (median ${median(soma).toFixed(0)} / ${median(other).toFixed(0)})`,
+    'sooner on average',
+    mean(soma) < mean(other),
   );
+  const [somaRequests, otherRequests] = [sum(trials.map((t) => t.somaRequests)), sum(trials.map((t) => t.waitOnRequests))];
+  if (scenario === 'refused') {
+    // Only requests to a listening port reach a server: the figure says nothing of the waits.
+    reportRow(`\`--wait\` / wait-on: requests over those 5 waits, ${title}`, `${somaRequests} / ${otherRequests} (only those sent once the ports listen)`);
+  } else {
+    reportRow(`\`--wait\` / wait-on: requests over those 5 waits, ${title}`, `${somaRequests} / ${otherRequests}`, 'fewer', somaRequests < otherRequests);
+  }
 }
-const med = (key) => median(trials.map((t) => t[key]));
-const mean = (key) => trials.reduce((a, t) => a + t[key], 0) / trials.length;
-if (trials.length) console.log(
-  `noticed after ready: soma-verify median ${med('soma').toFixed(0)} ms (mean ${mean('soma').toFixed(0)}), wait-on median ${med('waitOn').toFixed(0)} ms (mean ${mean('waitOn').toFixed(0)}); ` +
-    `requests: soma-verify ${trials.reduce((a, t) => a + t.somaRequests, 0)}, wait-on ${trials.reduce((a, t) => a + t.waitOnRequests, 0)}`,
-);
 
 const memory = await serveMemory();
 const mib = (b) => (b / 2 ** 20).toFixed(1);
 for (const m of [memory.ten, memory.thousand, memory.more]) {
   console.log(`serve, ${ENDPOINTS} checks, 1 ms interval, after ${String(m.runs).padStart(4)} runs: rss ${mib(m.rss)} MiB, heap used after a collection ${mib(m.heap)} MiB`);
 }
-console.log(
-  `serve memory, 1000 runs / 10 runs: heap ${(memory.thousand.heap / memory.ten.heap).toFixed(2)}x, rss ${(memory.thousand.rss / memory.ten.rss).toFixed(2)}x; ` +
-    `3000 / 1000: heap ${(memory.more.heap / memory.thousand.heap).toFixed(2)}x, rss ${(memory.more.rss / memory.thousand.rss).toFixed(2)}x (${memory.seconds.toFixed(1)} s)`,
+console.log(`serve memory: ${memory.seconds.toFixed(1)} s for 3000 runs`);
+const heapGrowth = memory.thousand.heap / memory.ten.heap;
+reportRow(
+  'serve, heap used after a collection, 1,000 runs / 10 (3,000 / 1,000)',
+  `${mib(memory.thousand.heap)} / ${mib(memory.ten.heap)} MiB = ${heapGrowth.toFixed(2)}x (${(memory.more.heap / memory.thousand.heap).toFixed(2)}x); ` +
+    `RSS ${(memory.thousand.rss / memory.ten.rss).toFixed(2)}x (${(memory.more.rss / memory.thousand.rss).toFixed(2)}x)`,
+  'no growth (<= 1.5x)',
+  heapGrowth <= 1.5,
 );

@@ -9,7 +9,7 @@
 import { z } from 'zod';
 import { defineCheck, type CheckOutcome } from '../src/check.js';
 import { headersOption, httpUrlOption, tlsOption, tokenOption } from '../src/check-options.js';
-import { describeHttpFailure, fetchHttp, type HttpResponse } from '../src/clients/http.js';
+import { describeHttpFailure, fetchHttp, type HttpResponse, unansweredBy } from '../src/clients/http.js';
 import { startHttpThread } from '../src/clients/http-thread.js';
 import { isJsonObject, jsonPathValue } from '../src/conditions.js';
 import { componentsAt, judgeText, summarize, WORDS, worse, type Verdict } from '../src/health-body.js';
@@ -114,7 +114,7 @@ export default defineCheck<Options>({
     try {
       res = await get(path, chosen.auth);
     } catch (err) {
-      return { status: 'fail', message: describeHttpFailure(err), details: generation ? { generation } : {} };
+      return { status: 'fail', message: describeHttpFailure(err), details: generation ? { generation } : {}, unanswered: unansweredBy(err, o.url) };
     }
     const outcome = judge(res, chosen, path || new URL(o.url).pathname);
     const details: Record<string, unknown> = { httpStatus: res.status, latencyMs: round(res.timings.totalMs), ...outcome.details };
@@ -138,7 +138,8 @@ async function detect(o: Options, get: Get): Promise<{ generation: string } | { 
   if (generation) return { generation };
   const failure = answers.find((a) => a.status === 'rejected');
   if (failure && answers.every((a) => a.status === 'rejected')) {
-    return { outcome: { status: 'fail', message: describeHttpFailure((failure as PromiseRejectedResult).reason) } };
+    const reason = (failure as PromiseRejectedResult).reason;
+    return { outcome: { status: 'fail', message: describeHttpFailure(reason), unanswered: unansweredBy(reason, o.url) } };
   }
   const seen = o.detect
     .map((rule, i) => {

@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import { defineCheck, type CheckOutcome } from '../src/check.js';
 import { headersOption, httpUrlOption, tlsOption, tokenOption } from '../src/check-options.js';
-import { describeHttpFailure, fetchHttp, DEFAULT_MAX_BODY_BYTES, type HttpResponse } from '../src/clients/http.js';
+import { describeHttpFailure, fetchHttp, DEFAULT_MAX_BODY_BYTES, unansweredBy, type HttpResponse } from '../src/clients/http.js';
 import { startHttpThread } from '../src/clients/http-thread.js';
 import { condition, evaluateCondition } from '../src/conditions.js';
 import { excerpt, maskCredentials } from '../src/redact.js';
@@ -74,7 +74,7 @@ export default defineCheck<Options>({
       });
       return judge(res, o);
     } catch (err) {
-      return { status: 'fail', message: describeHttpFailure(err) };
+      return { status: 'fail', message: describeHttpFailure(err), unanswered: unansweredBy(err, o.url) };
     }
   },
 });

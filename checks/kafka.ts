@@ -209,7 +209,7 @@ export default defineCheck<Options>({
         await session.close();
       }
     } catch (err) {
-      if (err instanceof KafkaClientError) return { status: 'fail', message: err.message };
+      if (err instanceof KafkaClientError) return { status: 'fail', message: err.message, unanswered: err.unanswered };
       return { status: 'fail', message: `kafka check failed unexpectedly: ${describeError(err).message}` };
     }
   },

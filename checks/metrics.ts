@@ -18,7 +18,7 @@
 import { z } from 'zod';
 import { defineCheck, type CheckOutcome } from '../src/check.js';
 import { headersOption, httpUrlOption, tlsOption, tokenOption } from '../src/check-options.js';
-import { fetchHttp, HttpError, type HttpResponse } from '../src/clients/http.js';
+import { fetchHttp, HttpError, type HttpResponse, unansweredBy } from '../src/clients/http.js';
 import { startHttpThread } from '../src/clients/http-thread.js';
 import { parsePrometheusText, PrometheusParseError, type PrometheusText, type Sample } from '../src/prometheus.js';
 import { maskCredentials } from '../src/redact.js';
@@ -89,7 +89,7 @@ export default defineCheck({
     } catch (err) {
       if (err instanceof HttpError && err.code === 'BODY_TOO_LARGE')
         return fail(`${where}: ${err.message}; raise maxBodyBytes if that is expected`);
-      if (err instanceof HttpError) return fail(err.message);
+      if (err instanceof HttpError) return { ...fail(err.message), unanswered: unansweredBy(err, o.url) };
       // Anything else happened before the request, e.g. an unreadable tls.caFile.
       return fail(`cannot fetch ${where}: ${err instanceof Error ? err.message : String(err)}`);
     }

@@ -93,8 +93,8 @@ export function judge(f: OpaFacts, o: Pick<OpaOptions, 'url' | 'token' | 'bundle
   const health: Step[] = queries.map((q, i) => ({ name: `GET /health${q}`, settled: f.health[i]! }));
   const answers: Step[] = decisions.map((d, i) => ({ name: `POST /v1/data/${d.path}`, settled: f.decisions[i]! }));
 
-  const unanswered = firstRequestFailure([...health, ...answers].map((step) => [step.name, step.settled] as const));
-  if (unanswered) return { status: 'fail', message: unanswered };
+  const unanswered = firstRequestFailure([...health, ...answers].map((step) => [step.name, step.settled] as const), o.url);
+  if (unanswered) return unanswered;
   const [plain, ...healthDetail] = health.map((s) => (s.settled as PromiseFulfilledResult<HttpResponse>).value);
   const responses = answers.map((s) => (s.settled as PromiseFulfilledResult<HttpResponse>).value);
 

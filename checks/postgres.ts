@@ -63,7 +63,7 @@ export function judge(f: PostgresFacts, o: Omit<PostgresOptions, 'dsn'>): CheckO
   if (f.failure) {
     return f.failure.stage === 'setup'
       ? { status: 'fail', message: f.failure.message }
-      : { status: 'fail', message: f.failure.message, details };
+      : { status: 'fail', message: f.failure.message, details, unanswered: f.failure.unanswered };
   }
   const version = f.serverVersion!.split(' ')[0];
   const problems: string[] = [];

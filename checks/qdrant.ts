@@ -101,8 +101,8 @@ export function judge(f: QdrantFacts, o: Pick<QdrantOptions, 'url' | 'apiKey' | 
     ['GET /readyz', ready],
     ['GET /collections', listing],
     ...infos.map((s, i) => [`GET /collections/${expectations[i]!.name}`, s] as const),
-  ]);
-  if (unanswered) return { status: 'fail', message: unanswered };
+  ], o.url);
+  if (unanswered) return unanswered;
   const readyAnswer = readiness((ready as PromiseFulfilledResult<HttpResponse>).value);
   const list = (listing as PromiseFulfilledResult<HttpResponse>).value;
 

@@ -46,7 +46,7 @@ export function judge(f: RedisFacts, o: Pick<RedisCheckOptions, 'role' | 'maxmem
   if (f.failure) {
     return f.failure.stage === 'setup'
       ? { status: 'fail', message: f.failure.message }
-      : { status: 'fail', message: f.failure.message, details };
+      : { status: 'fail', message: f.failure.message, details, unanswered: f.failure.unanswered };
   }
   if (f.pong !== 'PONG') return { status: 'fail', message: `PING on ${at} answered "${String(f.pong)}", not PONG`, details };
   const { server, replication, memory } = f.info!;

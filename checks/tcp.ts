@@ -14,7 +14,8 @@ type Options = z.infer<typeof options>;
 
 /** The verdict on the connection attempt; pure, so it is tested without a peer. */
 export function judge(f: TcpFacts, o: Options): CheckOutcome {
-  if (f.failure !== undefined || f.connectMs === undefined) return { status: 'fail', message: f.failure ?? 'no connection', details: {} };
+  if (f.failure !== undefined || f.connectMs === undefined)
+    return { status: 'fail', message: f.failure ?? 'no connection', details: {}, ...(f.unanswered ? { unanswered: f.unanswered } : {}) };
   return {
     status: 'pass',
     message: `connected to ${o.host}:${o.port} in ${Math.round(f.connectMs)} ms`,

@@ -15,6 +15,8 @@ export interface CheckResult {
   durationMs: number;
   /** The check's own network exchange, when its kind measures one (see CheckOutcome.latencyMs). */
   latencyMs?: number;
+  /** The peer that gave no answer, when the kind can tell (see CheckOutcome.unanswered). */
+  unanswered?: Unanswered;
   /** One line a person can act on. */
   message: string;
   details: Record<string, unknown>;
@@ -31,6 +33,25 @@ export interface CheckOutcome {
    * holds connection set-up, waiting for the event loop and the kind's own work).
    */
   latencyMs?: number;
+  /**
+   * Set on a failure when the check's peer gave no answer at all: the connection was refused,
+   * the host did not resolve or had no route, the connection or the answer timed out, or the
+   * connection was reset before any answer. Without it a failure counts as answered (the peer
+   * is up and said "not ready", or said something wrong). `--wait` paces by it: it re-runs an
+   * answered failure at a steady pace, backs off from a peer that gave no answer, and watches
+   * a refused port with bare TCP connects. Not part of the printed reports.
+   */
+  unanswered?: Unanswered;
+}
+
+/** Where a check's peer gave no answer. */
+export interface Unanswered {
+  /** The host name or address the check connected to. */
+  host: string;
+  /** The TCP port it connected to. */
+  port: number;
+  /** The host refused the TCP connection (ECONNREFUSED): it is up, but nothing listens on the port yet. */
+  refused: boolean;
 }
 
 export interface CheckContext {

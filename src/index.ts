@@ -10,4 +10,5 @@ export type {
   StandardResult,
   StandardSchemaV1,
   Status,
+  Unanswered,
 } from './check.js';

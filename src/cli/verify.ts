@@ -38,6 +38,8 @@ export type PlanArgs = Pick<VerifyArgs, 'env' | 'config' | 'only' | 'skip' | 'co
 const DEFAULTS = { timeoutMs: 5000, deadlineMs: 60_000, concurrency: 16 };
 /** After a second Ctrl-C, how long smoke scenarios may still spend removing their data. */
 const SECOND_SIGNAL_GRACE_MS = 3000;
+/** Under --wait, how often a progress line is printed while what fails stays the same. */
+const PROGRESS_EVERY_MS = 5000;
 
 export async function verify(args: VerifyArgs, cwd = process.cwd(), env = process.env): Promise<number> {
   const redactor = new Redactor();
@@ -155,16 +157,28 @@ async function verifyOrThrow(
   } else {
     // --wait: progress always goes to stderr (a CI log is no terminal), the report once at the end.
     const { runUntilPassing } = await import('../run/wait.js');
+    let lastProgress = { key: '', at: -Infinity };
     const waited = await runUntilPassing(plan, runOptions, {
       budgetMs: waitMs,
       consecutive,
       strict: args.strict,
-      onAttempt: ({ attempt, notPassing, streak, nextInMs }) =>
+      onAttempt: ({ attempt, notPassing, streak, nextInMs, watching }) => {
+        // A gate asks a service that is coming up a few times a second: a line per attempt would
+        // flood the CI log. A line when what fails (or is watched) changes, else one every 5 s.
+        const key = `${notPassing.map((r) => `${r.id} ${r.status}`).join(',')}|${streak}|${watching.join(',')}`;
+        const now = performance.now();
+        if (key === lastProgress.key && now - lastProgress.at < PROGRESS_EVERY_MS) return;
+        lastProgress = { key, at: now };
+        const next = `next attempt in ${(nextInMs / 1000).toFixed(1)} s${
+          watching.length === 1 ? `, or once ${watching[0]} accepts connections` : watching.length > 1 ? `, or once one of ${watching.length} refused ports accepts connections` : ''
+        }`;
         say(
           notPassing.length
-            ? `soma-verify: attempt ${attempt}: ${notPassing.length} not passing (${notPassing.slice(0, 10).map((r) => `${r.id}: ${r.status} ${redactor.result(r).message}`).join('; ')}${notPassing.length > 10 ? `; and ${notPassing.length - 10} more` : ''}); next attempt in ${(nextInMs / 1000).toFixed(1)} s`
-            : `soma-verify: attempt ${attempt}: all passing (${streak} of ${consecutive} in a row); next attempt in ${(nextInMs / 1000).toFixed(1)} s`,
-        ),
+            ? `soma-verify: attempt ${attempt}: ${notPassing.length} not passing (${notPassing.slice(0, 10).map((r) => `${r.id}: ${r.status} ${redactor.result(r).message}`).join('; ')}${notPassing.length > 10 ? `; and ${notPassing.length - 10} more` : ''}); ${next}`
+            : `soma-verify: attempt ${attempt}: all passing (${streak} of ${consecutive} in a row); ${next}`,
+        );
+      },
+      onAccepting: (address, attempt) => say(`soma-verify: ${address} accepts connections now; attempt ${attempt} starts`),
     });
     results = waited.results;
     expired = waited.expired;

@@ -11,8 +11,9 @@ import { Agent, request, type ClientRequest, type IncomingMessage } from 'node:h
 import type { Socket } from 'node:net';
 import { CERT_FILE_MAX_BYTES, readRegularFile } from '../read-file.js';
 import { excerpt, maskCredentials } from '../redact.js';
+import type { CheckOutcome, Unanswered } from '../check.js';
 import { httpThread } from './http-thread.js';
-import { networkFailure, socketHost } from './network.js';
+import { networkFailure, socketHost, unansweredFor } from './network.js';
 
 export interface HttpRequest {
   url: string;
@@ -64,6 +65,23 @@ export function describeHttpFailure(err: unknown): string {
   return maskCredentials(err instanceof HttpError ? err.message : `request failed: ${(err as Error)?.message ?? err}`);
 }
 
+// HttpError codes of a request that got no answer at all: no response within the timeout, or
+// the connection reset before any. (A body cut or stalled after its head has its own codes.)
+const NO_ANSWER_CODES = new Set(['TIMEOUT', 'RESET']);
+
+/**
+ * CheckOutcome.unanswered for a request to `url` that failed with `err`: where it got no answer
+ * (refused, unresolved, no route, timed out, reset before any answer); undefined when the peer
+ * answered something, or the request never left (an unreadable CA file).
+ */
+export function unansweredBy(err: unknown, url: string): Unanswered | undefined {
+  if (!(err instanceof HttpError)) return undefined;
+  const target = new URL(url);
+  const host = socketHost(target);
+  const port = Number(target.port) || (target.protocol === 'https:' ? 443 : 80);
+  return unansweredFor(err.code, host, port) ?? (NO_ANSWER_CODES.has(err.code) ? { host, port, refused: false } : undefined);
+}
+
 /**
  * `: <reason>` for a message, from the field where a service puts its reason (or the whole
  * body): one line of at most 120 characters; empty when there is nothing to say.
@@ -77,14 +95,18 @@ export function bodyReason(res: HttpResponse, reason: unknown): string {
 
 /**
  * A peer that cannot be reached, hangs or speaks something else fails every request the same
- * way: the first failure, in the order given (the order a person would check them), as
- * `<request>: <cause>`; undefined when every request got an answer.
+ * way: the failure of the first, in the order given (the order a person would check them), as
+ * `<request>: <cause>`, with `unanswered` when it got no answer (every request went to `url`'s
+ * host and port); undefined when every request got an answer.
  */
 export function firstRequestFailure(
   requests: ReadonlyArray<readonly [string, PromiseSettledResult<HttpResponse>]>,
-): string | undefined {
+  url: string,
+): CheckOutcome | undefined {
   const failed = requests.find(([, settled]) => settled.status === 'rejected');
-  return failed && `${failed[0]}: ${describeHttpFailure((failed[1] as PromiseRejectedResult).reason)}`;
+  if (!failed) return undefined;
+  const reason = (failed[1] as PromiseRejectedResult).reason;
+  return { status: 'fail', message: `${failed[0]}: ${describeHttpFailure(reason)}`, unanswered: unansweredBy(reason, url) };
 }
 
 /** For requests that share one budget (a check's several requests): what is left of it, in ms. */
@@ -362,7 +384,7 @@ function stopped(why: 'timeout' | 'aborted', url: URL, timeoutMs: number, caller
   const where = url.host;
   if (why === 'aborted' && caller?.reason?.name !== 'TimeoutError') return new HttpError(`aborted before ${where} answered`, 'ABORTED');
   return gotHeaders
-    ? new HttpError(`response body from ${where} incomplete after ${timeoutMs} ms`, 'TIMEOUT')
+    ? new HttpError(`response body from ${where} incomplete after ${timeoutMs} ms`, 'BODY_TIMEOUT')
     : new HttpError(`no response from ${where} within ${timeoutMs} ms`, 'TIMEOUT');
 }
 
@@ -395,7 +417,7 @@ function describeFailure(err: unknown, url: URL, timeoutMs: number, caller: Abor
   // Once the status line and headers have arrived the peer is an HTTP server: a broken body is
   // the connection's fault, whatever the parser calls it.
   if (gotHeaders && (code === 'ECONNRESET' || code === 'EPIPE' || code.startsWith('HPE_')))
-    return say(`connection closed by ${where} before the whole body arrived`, 'RESET');
+    return say(`connection closed by ${where} before the whole body arrived`, 'BODY_CUT');
   const network = networkFailure(code, where, url.hostname);
   if (network) return say(network.message);
   if (code === 'ECONNRESET' || code === 'EPIPE') return say(`connection reset by ${where}`, 'RESET');

@@ -3,9 +3,9 @@
 // these, so a failed connect is followed by a small probe of the seed brokers.
 import { connect as tcpConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
-import type { CheckContext } from '../check.js';
+import type { CheckContext, Unanswered } from '../check.js';
 import { CheckAborted } from '../abortable.js';
-import { describeNetworkError, ForeignProtocolError, isTlsRecord, previewForeignBytes, tlsServerName } from './network.js';
+import { describeNetworkError, ForeignProtocolError, isTlsRecord, previewForeignBytes, tlsServerName, unansweredFor } from './network.js';
 import { formatBroker, type BrokerAddress, type KafkaBudget, type KafkaTls } from './kafka.js';
 
 type ProbeVerdict =
@@ -152,24 +152,32 @@ function describeCut({ error, where }: CutConnection, ssl: boolean): string {
   return `not a Kafka broker on ${where}: it speaks another protocol (answered "${previewForeignBytes(error.firstBytes)}")`;
 }
 
-export async function explainFailure(err: unknown, f: FailureContext): Promise<string> {
+/**
+ * The one-line cause of a failed exchange, and whether the cluster gave no answer at all (see
+ * CheckOutcome.unanswered): then at which broker.
+ */
+export async function explainFailure(err: unknown, f: FailureContext): Promise<{ message: string; unanswered?: Unanswered }> {
   const seedList = f.seeds.map(formatBroker).join(',');
-  if (f.cut) return describeCut(f.cut, f.tlsOptions !== undefined);
+  const said = (message: string) => ({ message });
+  const silent = (message: string, broker: BrokerAddress) => ({ message, unanswered: { host: broker.host, port: broker.port, refused: false } });
+  if (f.cut) return said(describeCut(f.cut, f.tlsOptions !== undefined));
   if (err instanceof CheckAborted) {
-    return `timed out after ${f.ctx.timeoutMs} ms while ${err.phase} (${seedList})`;
+    return silent(`timed out after ${f.ctx.timeoutMs} ms while ${err.phase} (${seedList})`, f.seeds[0]!);
   }
   const { name, message } = describeError(err);
   const lastBroker = [...f.errorLogs].reverse().find((l) => l.broker)?.broker;
   const where = lastBroker ?? formatBroker(f.seeds[0]!);
+  const whereHost = where.replace(/^\[|\]?:\d+$/g, '');
+  const broker = { host: whereHost, port: Number(/:(\d+)$/.exec(where)?.[1] ?? f.seeds[0]!.port) };
 
   const code = NETWORK_CODES.find((c) => message.includes(c));
-  const network = describeNetworkError(code, where, where.replace(/^\[|\]?:\d+$/g, ''));
-  if (network) return network;
+  const network = describeNetworkError(code, where, whereHost);
+  if (network) return { message: network, unanswered: unansweredFor(code, broker.host, broker.port) };
   if (name === 'KafkaJSSASLAuthenticationError' || /SASL .*authentication failed|Authentication failed/i.test(message)) {
-    return `authentication failed for user ${f.sasl?.username ?? '(none)'} (SASL ${f.sasl?.mechanism ?? ''}) on ${where}: ${message}`;
+    return said(`authentication failed for user ${f.sasl?.username ?? '(none)'} (SASL ${f.sasl?.mechanism ?? ''}) on ${where}: ${message}`);
   }
   if (/certificate|ssl|tls|handshake|wrong version number/i.test(message) && f.tlsOptions) {
-    return `TLS handshake with ${where} failed: ${message}`;
+    return said(`TLS handshake with ${where} failed: ${message}`);
   }
 
   // Timed out or closed while talking: probe to tell a silent peer from a foreign protocol.
@@ -187,37 +195,44 @@ export async function explainFailure(err: unknown, f: FailureContext): Promise<s
     const pick = (kind: ProbeVerdict['kind']) => verdicts.find((v) => v.verdict.kind === kind);
     const foreign = pick('other-protocol');
     if (foreign && foreign.verdict.kind === 'other-protocol') {
-      return `not a Kafka broker on ${formatBroker(foreign.seed)}: it speaks another protocol (answered "${foreign.verdict.preview}")`;
+      return said(`not a Kafka broker on ${formatBroker(foreign.seed)}: it speaks another protocol (answered "${foreign.verdict.preview}")`);
     }
     if (pick('tls-listener')) {
-      return `${formatBroker(pick('tls-listener')!.seed)} is a TLS listener: set ssl for this check`;
+      return said(`${formatBroker(pick('tls-listener')!.seed)} is a TLS listener: set ssl for this check`);
     }
     const tls = pick('tls');
     if (tls && tls.verdict.kind === 'tls') {
-      return `TLS handshake with ${formatBroker(tls.seed)} failed (${tls.verdict.reason}): is the listener plaintext? (ssl is set)`;
+      return said(`TLS handshake with ${formatBroker(tls.seed)} failed (${tls.verdict.reason}): is the listener plaintext? (ssl is set)`);
     }
+    // Closed without a byte: also what a port forwarder does while nothing listens behind it.
     const closed = pick('closed');
     if (closed) {
-      return (
+      return silent(
         `not a Kafka broker on ${formatBroker(closed.seed)}: it closed the connection on a Kafka request` +
-        (f.tlsOptions ? '' : ' (or it is a TLS listener: set ssl)')
+          (f.tlsOptions ? '' : ' (or it is a TLS listener: set ssl)'),
+        closed.seed,
       );
     }
-    const silent = pick('silent');
-    if (silent) {
-      return `no answer from ${formatBroker(silent.seed)} within ${f.budget.requestTimeoutMs} ms`;
+    const quiet = pick('silent');
+    if (quiet) {
+      return silent(`no answer from ${formatBroker(quiet.seed)} within ${f.budget.requestTimeoutMs} ms`, quiet.seed);
     }
     const refused = pick('refused');
-    if (refused) return describeNetworkError('ECONNREFUSED', formatBroker(refused.seed), refused.seed.host)!;
+    if (refused) {
+      return {
+        message: describeNetworkError('ECONNREFUSED', formatBroker(refused.seed), refused.seed.host)!,
+        unanswered: unansweredFor('ECONNREFUSED', refused.seed.host, refused.seed.port),
+      };
+    }
     const broken = pick('error');
-    if (broken && broken.verdict.kind === 'error') return `cannot talk to ${formatBroker(broken.seed)}: ${broken.verdict.reason}`;
+    if (broken && broken.verdict.kind === 'error') return said(`cannot talk to ${formatBroker(broken.seed)}: ${broken.verdict.reason}`);
     // The probe got a Kafka answer: the failure was kafkajs' own, report it as it is.
   }
   if (name === 'KafkaJSRequestTimeoutError' || /timed out/i.test(message)) {
-    return `no answer from ${where} within ${f.budget.requestTimeoutMs} ms while ${f.phase}`;
+    return silent(`no answer from ${where} within ${f.budget.requestTimeoutMs} ms while ${f.phase}`, broker);
   }
   if (/Connection timeout/i.test(message)) {
-    return `no answer from ${where} within ${f.budget.connectionTimeoutMs} ms (connection timeout)`;
+    return silent(`no answer from ${where} within ${f.budget.connectionTimeoutMs} ms (connection timeout)`, broker);
   }
-  return `kafka error while ${f.phase} on ${where}: ${message}`;
+  return said(`kafka error while ${f.phase} on ${where}: ${message}`);
 }

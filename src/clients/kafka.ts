@@ -17,7 +17,7 @@ import { connect as tcpConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { randomBytes } from 'node:crypto';
 import type { Admin, Consumer, ISocketFactory, Kafka, KafkaConfig, LogEntry, Producer, SASLOptions } from 'kafkajs';
-import type { CheckContext } from '../check.js';
+import type { CheckContext, Unanswered } from '../check.js';
 import type { TlsOption } from '../check-options.js';
 import { abortable, CheckAborted } from '../abortable.js';
 import { loadKafkajs } from '../lazy-modules.js';
@@ -120,6 +120,13 @@ export interface KafkaSession {
 /** A failure of the exchange with the cluster, worded for a person (the CLI's redactor masks it like every output). */
 export class KafkaClientError extends Error {
   override name = 'KafkaClientError';
+  constructor(
+    message: string,
+    /** Set when the cluster gave no answer at all (see CheckOutcome.unanswered). */
+    readonly unanswered?: Unanswered,
+  ) {
+    super(message);
+  }
 }
 
 export async function openKafka(target: KafkaTarget, ctx: CheckContext): Promise<KafkaSession> {
@@ -168,8 +175,8 @@ export async function openKafka(target: KafkaTarget, ctx: CheckContext): Promise
     try {
       return await work();
     } catch (err) {
-      const message = await explainFailure(err, { cut: sockets.tripped(), phase, seeds, tlsOptions, errorLogs, budget, deadline, ctx, sasl: target.sasl });
-      throw new KafkaClientError(message);
+      const { message, unanswered } = await explainFailure(err, { cut: sockets.tripped(), phase, seeds, tlsOptions, errorLogs, budget, deadline, ctx, sasl: target.sasl });
+      throw new KafkaClientError(message, unanswered);
     }
   };
 

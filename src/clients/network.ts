@@ -4,6 +4,7 @@
 // sends (a flooding peer would otherwise grow a driver's parse buffer to gigabytes).
 import { excerpt } from '../redact.js';
 import { isIP, type Socket } from 'node:net';
+import type { Unanswered } from '../check.js';
 
 /** A failure to reach or understand a peer, sorted so that callers can word and count it. */
 export type FailureKind = 'refused' | 'unresolved' | 'unreachable' | 'timeout' | 'tls' | 'foreign-protocol' | 'auth';
@@ -47,6 +48,27 @@ export function networkFailure(
     case 'EHOSTUNREACH':
     case 'ENETUNREACH':
       return { kind: 'unreachable', message: `no route to ${where} (${code})` };
+  }
+  return undefined;
+}
+
+/**
+ * CheckOutcome.unanswered for a socket-level failure, by the Node error code: the peer gave no
+ * answer (refused, unresolved, no route, timed out, reset). Undefined for other codes. A refusal
+ * on a unix socket (a host that is a path) is no TCP refusal: nothing can watch it with a connect.
+ */
+export function unansweredFor(code: string | undefined, host: string, port: number): Unanswered | undefined {
+  switch (code) {
+    case 'ECONNREFUSED':
+      return { host, port, refused: !host.startsWith('/') };
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+    case 'ETIMEDOUT':
+    case 'ECONNRESET':
+    case 'EPIPE':
+      return { host, port, refused: false };
   }
   return undefined;
 }

@@ -10,7 +10,7 @@ import { Socket } from 'node:net';
 import { CERT_FILE_MAX_BYTES, readRegularFileSync } from '../read-file.js';
 import type { ConnectionOptions } from 'node:tls';
 import type { Client, ClientConfig } from 'pg';
-import type { CheckContext } from '../check.js';
+import type { CheckContext, Unanswered } from '../check.js';
 import { abortable, CheckAborted } from '../abortable.js';
 import { loadPg } from '../lazy-modules.js';
 import {
@@ -21,6 +21,7 @@ import {
   previewForeignBytes,
   socketHost,
   tlsServerName,
+  unansweredFor,
 } from './network.js';
 
 export const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const;
@@ -106,8 +107,11 @@ export interface PostgresFacts {
   migrationTables?: { alembic: boolean; django: boolean };
   alembicHeads?: string[];
   django?: { count: number; lastApplied: string | undefined };
-  /** The cause when a step failed; `stage` says which part of the exchange it was. */
-  failure?: { stage: 'setup' | 'connect' | 'query'; message: string };
+  /**
+   * The cause when a step failed; `stage` says which part of the exchange it was, `unanswered`
+   * whether the server gave no answer at all (see CheckOutcome.unanswered).
+   */
+  failure?: { stage: 'setup' | 'connect' | 'query'; message: string; unanswered?: Unanswered };
 }
 
 /** Connect, ask the server's identity (timed: the latency), then what `queries` asks for. */
@@ -130,7 +134,7 @@ export async function queryPostgres(ep: PgEndpoint, queries: PostgresQueries, ct
     const isLast = i === attempts.length - 1;
     // prefer: the server said it has no SSL; allow: pg_hba wants SSL. Both retry the other way.
     const retryOtherWay = !isLast && !ctx.signal.aborted && (isNoSsl(result.error) || isSslRequired(result.error));
-    if (!retryOtherWay) return { ...facts, failure: { stage: 'connect', message: connectFailureMessage(result, ep, ctx) } };
+    if (!retryOtherWay) return { ...facts, failure: { stage: 'connect', ...connectFailure(result, ep, ctx) } };
   }
   if (!connected) return { ...facts, failure: { stage: 'connect', message: `cannot connect to ${pgWhere(ep)}` } };
 
@@ -189,7 +193,7 @@ export async function queryPostgres(ep: PgEndpoint, queries: PostgresQueries, ct
     }
     return facts;
   } catch (error) {
-    return { ...facts, failure: { stage: 'query', message: queryFailureMessage(error as PgError, step, ep, ctx) } };
+    return { ...facts, failure: { stage: 'query', ...queryFailure(error as PgError, step, ep, ctx) } };
   } finally {
     await closeClient(client, socket);
   }
@@ -289,62 +293,66 @@ async function connectOnce(
   }
 }
 
-/** A one-line cause for a failed connection attempt. */
-function connectFailureMessage(f: AttemptFailure, ep: PgEndpoint, ctx: CheckContext): string {
+/** A one-line cause for a failed connection attempt, and whether the server gave no answer at all. */
+function connectFailure(f: AttemptFailure, ep: PgEndpoint, ctx: CheckContext): { message: string; unanswered?: Unanswered } {
   const at = pgWhere(ep);
   const { error, firstBytes } = f;
   const code = error.code;
+  const said = (message: string) => ({ message });
+  const silent = (message: string) => ({ message, unanswered: { host: ep.host, port: ep.port, refused: false } });
   const network = describeNetworkError(code, at, ep.host);
-  if (network) return network;
-  if (code === 'ENOENT' && ep.host.startsWith('/')) return `no PostgreSQL socket at ${at}`;
+  if (network) return { message: network, unanswered: unansweredFor(code, ep.host, ep.port) };
+  if (code === 'ENOENT' && ep.host.startsWith('/')) return silent(`no PostgreSQL socket at ${at}`);
   if (firstBytes && firstBytes.length > 0 && !PG_FIRST_BYTES.has(firstBytes[0]!)) {
-    return `not a PostgreSQL server on ${at} (it answered "${previewForeignBytes(firstBytes)}")`;
+    return said(`not a PostgreSQL server on ${at} (it answered "${previewForeignBytes(firstBytes)}")`);
   }
-  if (error instanceof ForeignProtocolError) return `not a PostgreSQL server on ${at}: ${error.message}`;
+  if (error instanceof ForeignProtocolError) return said(`not a PostgreSQL server on ${at}: ${error.message}`);
   const timedOut =
     error instanceof CheckAborted || /timeout/i.test(error.message) || ctx.signal.aborted;
   if (timedOut) {
-    if (f.tcpPending) return `TCP connect to ${at} timed out after ${ctx.timeoutMs} ms`;
-    if (!firstBytes) return `no answer from ${at} within ${ctx.timeoutMs} ms`;
-    return `${at} did not complete the PostgreSQL handshake within ${ctx.timeoutMs} ms`;
+    if (f.tcpPending) return silent(`TCP connect to ${at} timed out after ${ctx.timeoutMs} ms`);
+    if (!firstBytes) return silent(`no answer from ${at} within ${ctx.timeoutMs} ms`);
+    return said(`${at} did not complete the PostgreSQL handshake within ${ctx.timeoutMs} ms`);
   }
   if (isNoSsl(error)) {
-    return `TLS mismatch: sslmode=${ep.sslMode} requires TLS but ${at} does not support SSL`;
+    return said(`TLS mismatch: sslmode=${ep.sslMode} requires TLS but ${at} does not support SSL`);
   }
   if (isSslRequired(error)) {
-    return `TLS mismatch: ${at} accepts user ${ep.user} only over SSL, but sslmode=${ep.sslMode} (use sslmode=require or stronger)`;
+    return said(`TLS mismatch: ${at} accepts user ${ep.user} only over SSL, but sslmode=${ep.sslMode} (use sslmode=require or stronger)`);
   }
-  if (code === '28P01') return `authentication failed for user ${ep.user}`;
-  if (code === '28000') return `authentication failed for user ${ep.user}: ${error.message}`;
-  if (code === '3D000') return `database ${ep.database} does not exist on ${at}`;
-  if (code === '57P03') return `${at} is not accepting connections: ${error.message}`;
-  if (code === '53300') return `${at} has no free connection slots: ${error.message}`;
+  if (code === '28P01') return said(`authentication failed for user ${ep.user}`);
+  if (code === '28000') return said(`authentication failed for user ${ep.user}: ${error.message}`);
+  if (code === '3D000') return said(`database ${ep.database} does not exist on ${at}`);
+  if (code === '57P03') return said(`${at} is not accepting connections: ${error.message}`);
+  if (code === '53300') return said(`${at} has no free connection slots: ${error.message}`);
   if (/password must be a string|SASL|SCRAM/i.test(error.message) && ep.password === undefined) {
-    return `authentication failed for user ${ep.user}: the server asks for a password and the dsn has none`;
+    return said(`authentication failed for user ${ep.user}: the server asks for a password and the dsn has none`);
   }
   if (code && /CERT|TLS|SSL|SELF_SIGNED|UNABLE_TO|VERIFY/i.test(code)) {
-    return `TLS handshake with ${at} failed (sslmode=${ep.sslMode}): ${error.message} (${code})`;
+    return said(`TLS handshake with ${at} failed (sslmode=${ep.sslMode}): ${error.message} (${code})`);
   }
   if (code === 'ECONNRESET' || /terminated unexpectedly/i.test(error.message)) {
+    // Closed without a byte: also what a port forwarder does while nothing listens behind it.
     return firstBytes
-      ? `${at} closed the connection during the PostgreSQL handshake`
-      : `${at} closed the connection without answering: not a PostgreSQL server?`;
+      ? said(`${at} closed the connection during the PostgreSQL handshake`)
+      : silent(`${at} closed the connection without answering: not a PostgreSQL server?`);
   }
   const sqlstate = code && /^[0-9A-Z]{5}$/.test(code) ? ` (SQLSTATE ${code})` : code ? ` (${code})` : '';
-  return `cannot connect to ${at}: ${error.message}${sqlstate}`;
+  return said(`cannot connect to ${at}: ${error.message}${sqlstate}`);
 }
 
-function queryFailureMessage(error: PgError, what: string, ep: PgEndpoint, ctx: CheckContext): string {
+/** A one-line cause for a failed query; a server that stops answering gave no answer. */
+function queryFailure(error: PgError, what: string, ep: PgEndpoint, ctx: CheckContext): { message: string; unanswered?: Unanswered } {
   const at = pgWhere(ep);
-  if (error instanceof ForeignProtocolError) return `not a PostgreSQL server on ${at}: ${error.message}`;
+  if (error instanceof ForeignProtocolError) return { message: `not a PostgreSQL server on ${at}: ${error.message}` };
   if (error instanceof CheckAborted || ctx.signal.aborted || /Query read timeout/i.test(error.message)) {
-    return `no answer from ${at} to ${what} within ${ctx.timeoutMs} ms`;
+    return { message: `no answer from ${at} to ${what} within ${ctx.timeoutMs} ms`, unanswered: { host: ep.host, port: ep.port, refused: false } };
   }
-  if (error.code === '57014') return `${what} on ${at} cancelled by statement_timeout (${ctx.timeoutMs} ms)`;
-  if (error.code === '42501') return `permission denied for user ${ep.user} (${what}): ${error.message}`;
-  if (/terminated/i.test(error.message)) return `connection to ${at} lost during ${what}`;
+  if (error.code === '57014') return { message: `${what} on ${at} cancelled by statement_timeout (${ctx.timeoutMs} ms)` };
+  if (error.code === '42501') return { message: `permission denied for user ${ep.user} (${what}): ${error.message}` };
+  if (/terminated/i.test(error.message)) return { message: `connection to ${at} lost during ${what}` };
   const sqlstate = error.code ? ` (SQLSTATE ${error.code})` : '';
-  return `${what} failed on ${at}: ${error.message}${sqlstate}`;
+  return { message: `${what} failed on ${at}: ${error.message}${sqlstate}` };
 }
 
 /** End politely, but never wait on a peer that stopped answering: destroy after a short grace. */

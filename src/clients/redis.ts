@@ -15,7 +15,7 @@
 import { CERT_FILE_MAX_BYTES, readRegularFileSync } from '../read-file.js';
 import type { ConnectionOptions } from 'node:tls';
 import type { Redis as RedisClient, RedisOptions } from 'ioredis';
-import type { CheckContext } from '../check.js';
+import type { CheckContext, Unanswered } from '../check.js';
 import type { TlsOption } from '../check-options.js';
 import { abortable, CheckAborted } from '../abortable.js';
 import { loadIoredis } from '../lazy-modules.js';
@@ -29,6 +29,7 @@ import {
   socketHost,
   tlsServerName,
   type ByteGuard,
+  unansweredFor,
 } from './network.js';
 
 export interface RedisEndpoint {
@@ -77,8 +78,8 @@ export interface RedisFacts {
   info?: { server: Map<string, string>; replication: Map<string, string>; memory: Map<string, string> };
   /** AUTH was answered "no password is set": the server needs none. */
   passwordNotNeeded?: boolean;
-  /** Why a step failed. */
-  failure?: { stage: 'setup' | 'exchange'; message: string };
+  /** Why a step failed, and whether the server gave no answer at all (see CheckOutcome.unanswered). */
+  failure?: { stage: 'setup' | 'exchange'; message: string; unanswered?: Unanswered };
 }
 
 /** `key:value` lines of an INFO answer. */
@@ -191,7 +192,7 @@ export async function queryRedis(ep: RedisEndpoint, tlsOption: TlsOption | undef
     // "Connection is closed." says only that the socket went away; report why, if we know.
     const cause =
       seen.guard?.tripped ?? (/Connection is closed/i.test((err as Error).message) && seen.socketError ? seen.socketError : err);
-    return { ...facts, failure: { stage: 'exchange', message: failureMessage(cause as RedisError, current, ep, seen, ctx) } };
+    return { ...facts, failure: { stage: 'exchange', ...failure(cause as RedisError, current, ep, seen, ctx) } };
   } finally {
     stop();
   }
@@ -207,57 +208,65 @@ interface Observed {
   socketError: Error | undefined;
 }
 
-function failureMessage(error: RedisError, step: string, ep: RedisEndpoint, seen: Observed, ctx: CheckContext): string {
+/** A one-line cause for a failed exchange, and whether the server gave no answer at all. */
+function failure(error: RedisError, step: string, ep: RedisEndpoint, seen: Observed, ctx: CheckContext): { message: string; unanswered?: Unanswered } {
   const at = `${ep.host}:${ep.port}`;
   const code = error.code;
   const text = error.message;
   const firstBytes = seen.guard?.firstBytes;
+  const said = (message: string) => ({ message });
+  const silent = (message: string) => ({ message, unanswered: { host: ep.host, port: ep.port, refused: false } });
   const network = describeNetworkError(code, at, ep.host);
-  if (network) return network;
+  if (network) return { message: network, unanswered: unansweredFor(code, ep.host, ep.port) };
   if (/^(NOAUTH|WRONGPASS)\b|invalid password|invalid username-password/i.test(text)) {
     if (/^NOAUTH/.test(text) && ep.password === undefined) {
-      return `authentication failed: ${at} requires a password and none was given`;
+      return said(`authentication failed: ${at} requires a password and none was given`);
     }
-    return `authentication failed for user ${ep.username ?? 'default'} on ${at}`;
+    return said(`authentication failed for user ${ep.username ?? 'default'} on ${at}`);
   }
   // A TLS record in answer to a plain-text command.
-  if (!ep.tls && isTlsRecord(firstBytes)) return `TLS mismatch: ${at} speaks TLS (use rediss://)`;
-  if (error instanceof ForeignProtocolError && error.reason !== 'first answer') return `not a Redis server on ${at}: ${text}`;
+  if (!ep.tls && isTlsRecord(firstBytes)) return said(`TLS mismatch: ${at} speaks TLS (use rediss://)`);
+  if (error instanceof ForeignProtocolError && error.reason !== 'first answer') return said(`not a Redis server on ${at}: ${text}`);
   if (error instanceof ForeignProtocolError || /Protocol error|ParserError|reply type byte/i.test(text) || error.name === 'ParserError') {
     const answer = firstBytes ? ` (it answered "${previewForeignBytes(firstBytes)}")` : '';
-    return `not a Redis server on ${at}${answer}`;
+    return said(`not a Redis server on ${at}${answer}`);
   }
   if (ep.tls && (/wrong version number|packet length too long|unknown protocol|record layer/i.test(text) || code === 'ERR_SSL_WRONG_VERSION_NUMBER')) {
-    return `TLS mismatch: ${at} does not speak TLS (rediss:// against a plain port? use redis://)`;
+    return said(`TLS mismatch: ${at} does not speak TLS (rediss:// against a plain port? use redis://)`);
   }
   if (ep.tls && code && /CERT|ERR_TLS|SSL|SELF_SIGNED|UNABLE_TO/i.test(code)) {
-    return `TLS certificate check failed for ${at}: ${text} (${code})`;
+    return said(`TLS certificate check failed for ${at}: ${text} (${code})`);
   }
   const timedOut =
     error instanceof CheckAborted || ctx.signal.aborted || code === 'ETIMEDOUT' || /timed out/i.test(text);
   if (timedOut) {
     if (!seen.tcpConnected) {
-      return ep.tls
-        ? `no TLS session with ${at} within ${ctx.timeoutMs} ms (a plain-text port? use redis://)`
-        : `TCP connect to ${at} timed out after ${ctx.timeoutMs} ms`;
+      return silent(
+        ep.tls
+          ? `no TLS session with ${at} within ${ctx.timeoutMs} ms (a plain-text port? use redis://)`
+          : `TCP connect to ${at} timed out after ${ctx.timeoutMs} ms`,
+      );
     }
-    return `no answer from ${at} to ${step} within ${ctx.timeoutMs} ms`;
+    return silent(`no answer from ${at} to ${step} within ${ctx.timeoutMs} ms`);
   }
   if (/Connection is closed/i.test(text) || code === 'ECONNRESET' || code === 'EPIPE') {
     if (!firstBytes) {
       // A Redis server answers every command, even with an error, before it closes. A peer that
-      // closes without a reply speaks something else (Postgres drops a RESP "startup packet").
-      return ep.tls
-        ? `not a Redis server on ${at}: it closed the TLS connection without a RESP reply`
-        : `not a Redis server on ${at}: it closed the connection without a RESP reply (a TLS-only port? use rediss://)`;
+      // closes without a reply speaks something else (Postgres drops a RESP "startup packet"),
+      // or is a port forwarder with nothing listening behind it: no answer either way.
+      return silent(
+        ep.tls
+          ? `not a Redis server on ${at}: it closed the TLS connection without a RESP reply`
+          : `not a Redis server on ${at}: it closed the connection without a RESP reply (a TLS-only port? use rediss://)`,
+      );
     }
-    return `connection to ${at} closed during ${step}`;
+    return said(`connection to ${at} closed during ${step}`);
   }
-  if (/DB index is out of range/i.test(text)) return `db index ${ep.db} is out of range on ${at}`;
+  if (/DB index is out of range/i.test(text)) return said(`db index ${ep.db} is out of range on ${at}`);
   if (/SELECT is not allowed in cluster mode/i.test(text)) {
-    return `db index ${ep.db} unavailable: ${at} runs in cluster mode (only db 0)`;
+    return said(`db index ${ep.db} unavailable: ${at} runs in cluster mode (only db 0)`);
   }
-  if (/^LOADING\b/.test(text)) return `${at} is loading its dataset into memory`;
-  if (/^DENIED\b/.test(text)) return `${at} refused the client: ${text.split('.')[0] ?? text}`;
-  return `${step} failed on ${at}: ${text}`;
+  if (/^LOADING\b/.test(text)) return said(`${at} is loading its dataset into memory`);
+  if (/^DENIED\b/.test(text)) return said(`${at} refused the client: ${text.split('.')[0] ?? text}`);
+  return said(`${step} failed on ${at}: ${text}`);
 }

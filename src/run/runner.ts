@@ -6,7 +6,7 @@
 // A check kind may be a user's plugin, so nothing it returns is trusted: an outcome that breaks
 // the contract of src/check.ts, a promise that never settles, an answer that comes after the
 // timeout (an event loop blocked past it) all end as a failed check that says so.
-import type { CheckContext, CheckOutcome, CheckResult, Status } from '../check.js';
+import type { CheckContext, CheckOutcome, CheckResult, Status, Unanswered } from '../check.js';
 import type { PlannedCheck } from './plan.js';
 
 /** How long a check may take, after its timeout, to report the cause itself. */
@@ -241,19 +241,33 @@ function checkedOutcome(check: PlannedCheck, answer: unknown): CheckOutcome {
     message: `the ${check.checkKind.kind} check broke the check contract: ${what}`,
   });
   if (!answer || typeof answer !== 'object') return breach(`run() resolved to ${describe(answer)}, not { status, message }`);
-  const { status, message, details, latencyMs } = answer as Record<string, unknown>;
+  const { status, message, details, latencyMs, unanswered } = answer as Record<string, unknown>;
   if (typeof status !== 'string' || !STATUSES.has(status)) return breach(`status ${describe(status)} is not one of pass, warn, fail, skip`);
   if (typeof message !== 'string') return breach(`message is ${describe(message)}, not a string (status was ${status})`);
   if (details !== undefined && (details === null || typeof details !== 'object' || Array.isArray(details)))
     return breach(`details is ${describe(details)}, not an object (status was ${status})`);
   if (latencyMs !== undefined && !(typeof latencyMs === 'number' && Number.isFinite(latencyMs) && latencyMs >= 0))
     return breach(`latencyMs is ${describe(latencyMs)}, not a number of milliseconds (status was ${status})`);
+  const peer = unanswered === undefined ? undefined : unansweredPeer(unanswered);
+  if (typeof peer === 'string') return breach(`${peer} (status was ${status})`);
   return {
     status: status as Status,
     message,
     details: details === undefined ? undefined : (jsonSafe(details, []) as Record<string, unknown>),
     ...(latencyMs === undefined ? {} : { latencyMs }),
+    ...(peer === undefined ? {} : { unanswered: peer }),
   };
+}
+
+/** A copy of a well-formed `unanswered` (host, port, refused and nothing else read), or what is wrong with it. */
+function unansweredPeer(value: unknown): Unanswered | string {
+  if (!value || typeof value !== 'object' || Array.isArray(value)) return `unanswered is ${describe(value)}, not { host, port, refused }`;
+  const { host, port, refused } = value as Record<string, unknown>;
+  // A host name or address never holds a space or a control character (it is printed in progress lines).
+  if (typeof host !== 'string' || !/^[^\s\x00-\x1f\x7f]{1,255}$/.test(host)) return `unanswered.host is ${describe(host)}, not a host name`;
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) return `unanswered.port is ${describe(port)}, not a TCP port`;
+  if (typeof refused !== 'boolean') return `unanswered.refused is ${describe(refused)}, not true or false`;
+  return { host, port, refused };
 }
 
 function describe(value: unknown): string {
@@ -309,5 +323,6 @@ function resultOf(check: PlannedCheck, outcome: CheckOutcome, durationMs: number
     ...(outcome.latencyMs === undefined ? {} : { latencyMs: Math.round(outcome.latencyMs * 10) / 10 }),
     message: outcome.message,
     details: outcome.details ?? {},
+    ...(outcome.unanswered === undefined ? {} : { unanswered: outcome.unanswered }),
   };
 }

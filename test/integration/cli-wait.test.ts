@@ -1,12 +1,13 @@
 // `soma-verify <env> --wait DURATION [--consecutive N]` as a CI job runs it: against HTTP doubles
-// that come up late, never come up, and flap; and the SomaFractalMemory double going from down
-// to healthy. Asserts exit codes, one report on stdout, elapsed time against the budget (with a
-// generous margin: the machine is shared), and how many attempts reached each double.
+// that come up late (answering 503 first, or refusing connections first), never come up, and
+// flap; and the SomaFractalMemory double going from down to healthy. Asserts exit codes, one
+// report on stdout, elapsed time against the budget (with a generous margin: the machine is
+// shared), and how many attempts reached each double (the pace), never how fast it went.
 import { createServer, type Server } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { pauseAfter, FIRST_PAUSE_MS, MAX_PAUSE_MS } from '../../src/run/wait.js';
+import { MAX_PAUSE_MS } from '../../src/run/wait.js';
 import { refusedPort, serveOnLoopback, type TcpPeer } from '../support/faults.js';
 import { sfmDouble } from '../support/somastack.js';
 import { checkOf, reportOf, runCli, startCli, tempProject } from '../support/cli.js';
@@ -50,22 +51,15 @@ async function project(checks: unknown[], plugins: Record<string, string> = {}) 
   return p.dir;
 }
 const attemptsIn = (stderr: string) => (stderr.match(/^soma-verify: attempt \d+:/gm) ?? []).length;
-
-describe('pauses between attempts', () => {
-  it('double from 250 ms to a 5 s cap, jittered between half and all of it', () => {
-    expect(pauseAfter(1, FIRST_PAUSE_MS, MAX_PAUSE_MS, () => 0)).toBe(125);
-    expect(pauseAfter(1, FIRST_PAUSE_MS, MAX_PAUSE_MS, () => 0.999999)).toBe(250);
-    expect(pauseAfter(3, FIRST_PAUSE_MS, MAX_PAUSE_MS, () => 0.5)).toBe(750);
-    expect(pauseAfter(5, FIRST_PAUSE_MS, MAX_PAUSE_MS, () => 0.999999)).toBe(4000);
-    for (const attempt of [6, 7, 50, 10_000]) {
-      expect(pauseAfter(attempt, FIRST_PAUSE_MS, MAX_PAUSE_MS, () => 0.999999)).toBe(5000);
-      expect(pauseAfter(attempt, FIRST_PAUSE_MS, MAX_PAUSE_MS, () => 0)).toBe(2500);
-    }
-  });
-});
+/** The attempt count of the closing line ("all passing after N attempts", "ran out after N attempts"). */
+const attemptsMade = (stderr: string) => Number(/(?:all passing|ran out) after (\d+) attempts/.exec(stderr)?.[1]);
+/** Resolves once `condition()` holds, checking every 20 ms. */
+async function until(condition: () => boolean): Promise<void> {
+  while (!condition()) await new Promise((r) => setTimeout(r, 20));
+}
 
 describe('--wait', () => {
-  it('a service that comes up late: exit 0 soon after, and the check that passed is not asked again', async () => {
+  it('a service that refuses connections, then listens: the watch of its port ends the pause at once', async () => {
     const port = await refusedPort();
     const steady = await httpDouble(() => 200);
     const dir = await project([
@@ -73,8 +67,10 @@ describe('--wait', () => {
       { id: 'late', kind: 'http', url: `http://127.0.0.1:${port}/` },
       { id: 'after-late', kind: 'http', url: steady.url, dependsOn: ['late'] },
     ]);
-    const run = startCli(['staging', '--wait', '20s', '--format', 'json'], { cwd: dir, timeoutMs: 30_000 });
-    await run.stderrMatches(/attempt 2:/);
+    const run = startCli(['staging', '--wait', '30s', '--format', 'json'], { cwd: dir, timeoutMs: 40_000 });
+    // Refused until the second progress line (5 s after the first): the backoff's pause is then
+    // near its 5 s cap, so the port opens well inside a pause and only the watch can notice it.
+    await run.stderrMatches(/attempt \d+:[^\n]*\n[\s\S]*attempt \d+: .*next attempt in ([2-9]|\d\d)\.\d s/);
     const upAt = performance.now();
     const late = await httpDouble(() => 200, port);
     const r = await run.done;
@@ -85,14 +81,41 @@ describe('--wait', () => {
     expect(report.checks.map((c) => c.status)).toEqual(['pass', 'pass', 'pass']);
     expect(steady.hits).toBe(2); // `steady` once, `after-late` once, after `late` passed
     expect(late.hits).toBe(1);
-    // Noticed within one capped pause (5 s) plus start-up, not at the 20 s budget.
+    // The root cause, not the checks it blocked (they are re-run with it), and the port watched.
+    expect(r.stderr).toMatch(
+      new RegExp(`attempt 1: 1 not passing \\(late: fail connection refused[^;]*\\); next attempt in \\d+\\.\\d s, or once 127\\.0\\.0\\.1:${port} accepts connections`),
+    );
+    // The watch saw the port accept, and the attempt it started was the last one: the wait did
+    // not sit out the rest of a backoff pause.
+    const woke = new RegExp(`127\\.0\\.0\\.1:${port} accepts connections now; attempt (\\d+) starts`).exec(r.stderr);
+    expect(woke, r.stderr).not.toBeNull();
+    expect(attemptsMade(r.stderr)).toBe(Number(woke![1]));
+    // Noticed within one capped pause plus start-up, not at the 30 s budget (no tighter: shared machine).
     expect(noticedAfterMs).toBeLessThan(MAX_PAUSE_MS + 3000);
-    // The root cause, not the checks it blocked (they are re-run with it).
-    expect(r.stderr).toMatch(/attempt 1: 1 not passing \(late: fail connection refused[^;]*\); next attempt/);
-    expect(r.stderr).toMatch(/all passing after \d+ attempts/);
+    // What paces the wait stays out of the report.
+    for (const c of report.checks) expect(c).not.toHaveProperty('unanswered');
   });
 
-  it('a service that never comes up: exit 3 with the last report once the budget is spent', async () => {
+  it('a service that answers 503 until it is ready: asked again at a steady pace, not backing off', async () => {
+    let ready = false;
+    const coming = await httpDouble(() => (ready ? 200 : 503));
+    const dir = await project([{ id: 'coming', kind: 'http', url: coming.url }]);
+    const run = startCli(['staging', '--wait', '30s', '--format', 'json'], { cwd: dir, timeoutMs: 40_000 });
+    await run.stderrMatches(/attempt 1:/);
+    await new Promise((r) => setTimeout(r, 4500));
+    const hitsWhileStarting = coming.hits;
+    ready = true;
+    const r = await run.done;
+    expect(r.code, r.stderr).toBe(0);
+    expect(coming.hits).toBe(hitsWhileStarting + 1); // done at its first 200
+    // About 4.6 s of 503s: a pause of 300-400 ms asks 12 to 16 times; the backoff (250 ms
+    // doubling to 5 s) would have asked at most 6 times, a 250 ms poll about 19 times.
+    expect(hitsWhileStarting).toBeGreaterThanOrEqual(8);
+    expect(hitsWhileStarting).toBeLessThanOrEqual(20);
+    expect(r.stderr).toMatch(/attempt 1: 1 not passing \(coming: fail HTTP 503[^;]*\); next attempt in 0\.[2-4] s\n/);
+  });
+
+  it('a service that answers 503 and never comes up: exit 3 with the last report once the budget is spent', async () => {
     const down = await httpDouble(() => 503);
     const dir = await project([{ id: 'down', kind: 'http', url: down.url }]);
     const r = await runCli(['staging', '--wait', '3s', '--format', 'json'], { cwd: dir, timeoutMs: 20_000 });
@@ -103,13 +126,60 @@ describe('--wait', () => {
     // Spent, not abandoned early, and not overrun by more than one attempt and start-up.
     expect(r.wallMs).toBeGreaterThanOrEqual(3000);
     expect(r.wallMs).toBeLessThan(3000 + 4000);
-    // Backing off: 125-250, 250-500, 500-1000, 1000-2000 ms pauses fit 4 to 6 attempts in 3 s,
-    // where a fixed 250 ms poll would make 12.
-    expect(down.hits).toBeGreaterThanOrEqual(3);
-    expect(down.hits).toBeLessThanOrEqual(7);
+    // The steady pace: about 9 attempts in 3 s (at most 6 with the backoff).
+    expect(down.hits).toBeGreaterThanOrEqual(5);
+    expect(down.hits).toBeLessThanOrEqual(16);
     expect(r.stderr).toContain(`--wait 3s ran out after ${down.hits} attempts`);
-    expect(attemptsIn(r.stderr)).toBeGreaterThanOrEqual(down.hits - 1); // progress after each attempt
+    // One progress line: what fails did not change, and a line repeats only every 5 s.
+    expect(attemptsIn(r.stderr)).toBe(1);
     expect(r.stderr).toMatch(/attempt 1: 1 not passing \(down: fail HTTP 503/);
+  });
+
+  it('a port that never listens: attempts grow sparse (the backoff), and the wait exits 3 on time', async () => {
+    const port = await refusedPort();
+    const dir = await project([{ id: 'never', kind: 'http', url: `http://127.0.0.1:${port}/` }]);
+    const r = await runCli(['staging', '--wait', '4s', '--format', 'json'], { cwd: dir, timeoutMs: 20_000 });
+    expect(r.code, r.stderr).toBe(3);
+    expect(r.wallMs).toBeGreaterThanOrEqual(4000);
+    expect(r.wallMs).toBeLessThan(4000 + 4000);
+    // Pauses of 125-250, 250-500, 500-1000, 1000-2000, 2000-4000 ms fit 4 to 6 attempts in 4 s,
+    // where the steady pace would make about 12.
+    const attempts = attemptsMade(r.stderr);
+    expect(attempts).toBeGreaterThanOrEqual(3);
+    expect(attempts).toBeLessThanOrEqual(8);
+    expect(r.stderr).not.toMatch(/accepts connections now/);
+    const never = checkOf(reportOf(r), 'never');
+    expect(never.message).toMatch(/connection refused/);
+    expect(never).not.toHaveProperty('unanswered');
+  });
+
+  it('a plugin whose `unanswered` breaks the contract fails naming the breach', async () => {
+    const plugin = `export default {
+  kind: 'says-unanswered',
+  options: { '~standard': { version: 1, vendor: 'test', validate: (value) => ({ value }) } },
+  target: (o) => String(o.port),
+  async run(o) {
+    return { status: 'fail', message: 'no answer', unanswered: { host: '127.0.0.1', port: o.port, refused: o.refused } };
+  },
+};
+`;
+    const dir = await project(
+      [
+        { id: 'garbage', kind: 'says-unanswered', port: 0, refused: true },
+        { id: 'not-boolean', kind: 'says-unanswered', port: 5432, refused: 'maybe' },
+      ],
+      { 'says-unanswered.mjs': plugin },
+    );
+    const r = await runCli(['staging', '--wait', '1500ms', '--format', 'json'], { cwd: dir, timeoutMs: 20_000 });
+    expect(r.code, r.stderr).toBe(3);
+    const report = reportOf(r);
+    expect(checkOf(report, 'garbage')).toMatchObject({
+      status: 'fail',
+      message: 'the says-unanswered check broke the check contract: unanswered.port is 0, not a TCP port (status was fail)',
+    });
+    expect(checkOf(report, 'not-boolean').message).toBe(
+      'the says-unanswered check broke the check contract: unanswered.refused is "maybe", not true or false (status was fail)',
+    );
   });
 
   it('a flapping service: --consecutive 2 needs two passing attempts in a row, and re-runs every check for them', async () => {
@@ -158,7 +228,7 @@ describe('--wait', () => {
     const down = await httpDouble(() => 503);
     const dir = await project([{ id: 'down', kind: 'http', url: down.url }]);
     const run = startCli(['staging', '--wait', '60s', '--format', 'json'], { cwd: dir, timeoutMs: 20_000 });
-    await run.stderrMatches(/attempt 2:/);
+    await until(() => down.hits >= 2);
     const sent = performance.now();
     run.child.kill('SIGTERM');
     const r = await run.done;
@@ -229,7 +299,8 @@ export default Object.freeze({
       { 'writes-once.mjs': plugin },
     );
     const run = startCli(['staging', '--wait', '20s', '--format', 'json'], { cwd: dir, timeoutMs: 30_000 });
-    await run.stderrMatches(/attempt 3:/);
+    await run.stderrMatches(/attempt 1:/);
+    await new Promise((r) => setTimeout(r, 1000));
     await httpDouble(() => 200, port);
     const r = await run.done;
     expect(r.code, r.stderr).toBe(0);

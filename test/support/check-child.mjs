@@ -44,6 +44,7 @@ if (validated.issues) {
     JSON.stringify({
       status: printed.status, message: printed.message, details: printed.details, target: printed.target,
       logs: logs.map((line) => redactor.text(line)), durationMs: printed.durationMs, ...(threw ? { threw } : {}),
+      ...(given.unanswered === undefined ? {} : { unanswered: given.unanswered }),
     }),
   );
 }

@@ -23,6 +23,8 @@ export interface ChildOutcome {
   stderr: string;
   invalid?: string[];
   threw?: boolean;
+  /** The outcome's `unanswered`, as the kind returned it (the pacing of --wait). */
+  unanswered?: { host: string; port: number; refused: boolean };
 }
 
 export async function runCheck(

@@ -133,6 +133,25 @@ describe('runPlan with a plugin that breaks the contract (issue 7)', () => {
       status: 'fail', message: 'the rogue check broke the check contract: run() resolved to undefined, not { status, message }',
     });
   });
+  it('a malformed `unanswered` is a failure naming the breach; a well-formed one is kept as given, and read once', async () => {
+    const breach = (what: string) => `the rogue check broke the check contract: ${what} (status was fail)`;
+    const fail = (unanswered: unknown) => runRogue(() => ({ status: 'fail', message: 'down', unanswered }));
+    expect(await fail('127.0.0.1:80')).toMatchObject({ status: 'fail', message: breach('unanswered is "127.0.0.1:80", not { host, port, refused }') });
+    expect(await fail(null)).toMatchObject({ message: breach('unanswered is null, not { host, port, refused }') });
+    expect(await fail({ host: '', port: 80, refused: true })).toMatchObject({ message: breach('unanswered.host is "", not a host name') });
+    expect(await fail({ host: 'db\n::error::x', port: 80, refused: true })).toMatchObject({ message: expect.stringMatching(/unanswered\.host is .*, not a host name/) });
+    expect(await fail({ host: 'db', port: 0, refused: true })).toMatchObject({ message: breach('unanswered.port is 0, not a TCP port') });
+    expect(await fail({ host: 'db', port: 5432.5, refused: true })).toMatchObject({ message: breach('unanswered.port is 5432.5, not a TCP port') });
+    expect(await fail({ host: 'db', port: '5432', refused: true })).toMatchObject({ message: breach('unanswered.port is "5432", not a TCP port') });
+    expect(await fail({ host: 'db', port: 5432, refused: 'yes' })).toMatchObject({ message: breach('unanswered.refused is "yes", not true or false') });
+    // Only the three fields are copied: nothing else a plugin hangs on the object reaches the engine.
+    const kept = await fail({ host: 'db', port: 5432, refused: true, extra: () => 1 });
+    expect(kept).toMatchObject({ status: 'fail', message: 'down' });
+    expect(kept.unanswered).toEqual({ host: 'db', port: 5432, refused: true });
+    expect(Object.keys(kept.unanswered!)).toEqual(['host', 'port', 'refused']);
+    // Without it a failure counts as answered: the result has no such field.
+    expect(await runRogue(() => ({ status: 'fail', message: 'HTTP 503' }))).not.toHaveProperty('unanswered');
+  });
   it('circular and BigInt details become printable', async () => {
     const details: Record<string, unknown> = { big: 10n ** 20n, nested: { n: 1 } };
     details.self = details;
