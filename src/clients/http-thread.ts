@@ -13,7 +13,7 @@ import { exchangeHttp, HttpError, type HttpRequest, type RawAnswer } from './htt
 export type ThreadRequest = { id: number; request: Omit<HttpRequest, 'signal'> } | { id: number; abort: 'timeout' | 'aborted' };
 export type ThreadReply =
   | { id: number; answer: Omit<RawAnswer, 'body'> & { body: ArrayBuffer } }
-  | { id: number; error: { message: string; code: string } };
+  | { id: number; error: { message: string; code: string; http: boolean } };
 
 /** How long past a request's own timeout this side waits for the thread's answer. */
 const THREAD_SLACK_MS = 2000;
@@ -46,7 +46,12 @@ function startThread(): HttpThread | null {
 
 interface Pending {
   request: HttpRequest;
-  settle(outcome: { answer: RawAnswer } | { error: HttpError }): void;
+  settle(outcome: { answer: RawAnswer } | { error: Error }): void;
+}
+
+/** The failure the thread reported, as the exchange would have thrown it in this thread. */
+function failureOf({ message, code, http }: { message: string; code: string; http: boolean }): Error {
+  return http ? new HttpError(message, code) : Object.assign(new Error(message), { code });
 }
 
 class HttpThread {
@@ -58,7 +63,7 @@ class HttpThread {
   constructor(private readonly worker: Worker) {
     worker.on('message', (replies: ThreadReply[]) => {
       for (const reply of replies) {
-        const outcome = 'error' in reply ? { error: new HttpError(reply.error.message, reply.error.code) } : { answer: { ...reply.answer, body: Buffer.from(reply.answer.body) } };
+        const outcome = 'error' in reply ? { error: failureOf(reply.error) } : { answer: { ...reply.answer, body: Buffer.from(reply.answer.body) } };
         this.pending.get(reply.id)?.settle(outcome);
       }
     });
@@ -110,7 +115,7 @@ class HttpThread {
     if (thread === this) thread = null;
     for (const p of [...this.pending.values()]) {
       if (this.online) p.settle({ error: new HttpError(`request to ${new URL(p.request.url).host} failed: ${why}`, 'THREAD') });
-      else exchangeHttp(p.request).then((answer) => p.settle({ answer }), (error: HttpError) => p.settle({ error }));
+      else exchangeHttp(p.request).then((answer) => p.settle({ answer }), (error: Error) => p.settle({ error }));
     }
   }
 }

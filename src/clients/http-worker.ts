@@ -43,8 +43,10 @@ function receive(message: ThreadRequest) {
         reply({ id, answer: { ...answer, body: bytes.buffer } }, bytes.buffer);
       },
       (err: unknown) => {
-        const failure = err instanceof HttpError ? err : new HttpError(`request failed: ${(err as Error)?.message ?? err}`, 'ERROR');
-        reply({ id, error: { message: failure.message, code: failure.code } });
+        // Not an HttpError (a CA file that cannot be read): the caller gets it as it would here.
+        const e = err as { message?: string; code?: unknown };
+        const code = typeof e?.code === 'string' ? e.code : 'ERROR';
+        reply({ id, error: { message: String(e?.message ?? err), code, http: err instanceof HttpError } });
       },
     )
     .finally(() => inFlight.delete(id));
