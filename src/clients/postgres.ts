@@ -1,14 +1,15 @@
-// The PostgreSQL client: reads a DSN with libpq's rules, connects through `pg` with libpq's
-// sslmode ladder, runs the read-only queries a check asks for, and returns what it found, or a
-// one-line cause: "connection refused on h:p", "authentication failed for user u", "database d
-// does not exist", "not a PostgreSQL server on h:p", "no answer from h:p within N ms", "TLS
-// mismatch: ...". Every step is bounded by ctx.timeoutMs and stopped by ctx.signal; the bytes a
-// peer may send are bounded too (a wrong-protocol peer is cut at its first answer).
+// The PostgreSQL client: reads a DSN with libpq's rules, negotiates SSL on its own socket as libpq
+// does (sslmode=prefer takes one connection, TLS or not), hands that connection to `pg`, runs the
+// read-only queries a check asks for, and returns what it found, or a one-line cause: "connection
+// refused on h:p", "authentication failed for user u", "database d does not exist", "not a
+// PostgreSQL server on h:p", "no answer from h:p within N ms", "TLS mismatch: ...". Every step
+// is bounded by ctx.timeoutMs and stopped by ctx.signal; the bytes a peer may send are bounded too
+// (a wrong-protocol peer is cut at its first answer).
 // The password never enters a message: messages are built from host, port, user and database;
 // text quoted from the driver or the server is masked by the engine's redactor, which knows the DSN.
 import { Socket } from 'node:net';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { CERT_FILE_MAX_BYTES, readRegularFileSync } from '../read-file.js';
-import type { ConnectionOptions } from 'node:tls';
 import type { Client, ClientConfig } from 'pg';
 import type { CheckContext, Unanswered } from '../check.js';
 import { abortable, CheckAborted } from '../abortable.js';
@@ -17,6 +18,7 @@ import {
   describeNetworkError,
   ForeignProtocolError,
   guardForeignBytes,
+  type ByteGuard,
   parseProblem,
   previewForeignBytes,
   socketHost,
@@ -132,9 +134,9 @@ export async function queryPostgres(ep: PgEndpoint, queries: PostgresQueries, ct
       break;
     }
     const isLast = i === attempts.length - 1;
-    // prefer: the server said it has no SSL; allow: pg_hba wants SSL. Both retry the other way.
-    const retryOtherWay = !isLast && !ctx.signal.aborted && (isNoSsl(result.error) || isSslRequired(result.error));
-    if (!retryOtherWay) return { ...facts, failure: { stage: 'connect', ...connectFailure(result, ep, ctx) } };
+    // allow: pg_hba wants SSL, so try again over TLS (libpq does, on a second connection).
+    const retryOverTls = !isLast && !ctx.signal.aborted && isSslRequired(result.error);
+    if (!retryOverTls) return { ...facts, failure: { stage: 'connect', ...connectFailure(result, ep, ctx) } };
   }
   if (!connected) return { ...facts, failure: { stage: 'connect', message: `cannot connect to ${pgWhere(ep)}` } };
 
@@ -201,7 +203,10 @@ export async function queryPostgres(ep: PgEndpoint, queries: PostgresQueries, ct
 
 type PgError = Error & { code?: string };
 
-const isNoSsl = (error: PgError) => error.message === 'The server does not support SSL connections';
+// pg's wording of these answers to SSLRequest, kept now that negotiateSsl reads them.
+const NO_SSL = 'The server does not support SSL connections';
+const NOT_SSL_ANSWER = 'There was an error establishing an SSL connection';
+const isNoSsl = (error: PgError) => error.message === NO_SSL;
 const isSslRequired = (error: PgError) => error.code === '28000' && /no encryption|SSL off/i.test(error.message);
 
 /** One TLS setting per connection attempt, in libpq's order for the mode (false = plain). */
@@ -218,7 +223,8 @@ function sslAttempts(ep: PgEndpoint): Array<false | ConnectionOptions> {
     case 'allow':
       return [false, encryptOnly];
     case 'prefer':
-      return [encryptOnly, false];
+      // Plain text on the same connection when the server has no SSL: see negotiateSsl.
+      return [encryptOnly];
     case 'require':
       // libpq: with a root certificate, require verifies the chain like verify-ca.
       return [ep.sslRootCert ? { ...files, rejectUnauthorized: true, checkServerIdentity: () => undefined } : encryptOnly];
@@ -236,9 +242,9 @@ interface AttemptFailure {
   firstBytes: Buffer | undefined;
   /** The TCP connection was still being established. */
   tcpPending: boolean;
-  ssl: boolean;
 }
 
+/** A connection pg has set up; `socket` is what pg talks over (the TLS socket when `ssl`). */
 type Connected = { client: Client; socket: Socket; ssl: boolean };
 
 // Bytes a PostgreSQL server may send first: the answer to SSLRequest ('S'/'N'), an
@@ -246,6 +252,12 @@ type Connected = { client: Client; socket: Socket; ssl: boolean };
 const PG_FIRST_BYTES = new Set(['S', 'N', 'R', 'E', 'v'].map((c) => c.charCodeAt(0)));
 // The most a connection may carry: the answers to this client's queries are a few kilobytes.
 const PG_MAX_BYTES = 8 * 1024 * 1024;
+/** What a PostgreSQL server may send, watched on the TCP socket and again inside TLS. */
+const PG_BYTES = {
+  protocol: 'PostgreSQL',
+  accepts: (chunk: Buffer, first: boolean) => !first || PG_FIRST_BYTES.has(chunk[0]!),
+  maxBytes: PG_MAX_BYTES,
+};
 
 async function connectOnce(
   pg: typeof import('pg'),
@@ -254,43 +266,138 @@ async function connectOnce(
   ctx: CheckContext,
 ): Promise<Connected | AttemptFailure> {
   const socket = new Socket();
+  // Errors reach whoever waits on the socket (negotiateSsl, then pg); none may crash the process
+  // in between.
+  socket.on('error', () => {});
+  socket.setNoDelay(true);
   // A flooding or foreign peer is cut before pg buffers its bytes.
-  const seen = guardForeignBytes(socket, {
-    protocol: 'PostgreSQL',
-    accepts: (chunk, first) => !first || PG_FIRST_BYTES.has(chunk[0]!),
-    maxBytes: PG_MAX_BYTES,
-  });
+  const seen = guardForeignBytes(socket, PG_BYTES);
+  let tcpConnected = false;
+  socket.once('connect', () => (tcpConnected = true));
+  // What pg talks over: the socket, or the TLS connection over it.
+  let stream: Socket = socket;
+  let seenInTls: ByteGuard | undefined;
   const budget = Math.max(1, Math.floor(ctx.timeoutMs));
-  const config: ClientConfig = {
-    host: ep.host,
-    port: ep.port,
-    user: ep.user,
-    password: ep.password,
-    database: ep.database,
-    ssl: ssl === false ? false : { ...ssl, ...tlsServerName(ep.host) },
-    // Our own socket, so we can see the peer's first bytes and destroy it on abort.
-    stream: () => socket,
-    connectionTimeoutMillis: budget,
-    statement_timeout: budget,
-    query_timeout: budget,
-    application_name: 'soma-verify',
-  };
-  const client = new pg.Client(config);
-  // After connect, a dying connection is reported as an 'error' event; the pending query
-  // rejects with it too, so the event itself carries nothing we would miss.
-  client.on('error', () => {});
   try {
-    await abortable(client.connect(), ctx.signal, { onAbort: () => socket.destroy() });
-    return { client, socket, ssl: ssl !== false };
+    const connecting = nextOn(socket, 'connect');
+    if (ep.host.startsWith('/')) socket.connect(pgWhere(ep));
+    else socket.connect(ep.port, ep.host);
+    await abortable(connecting, ctx.signal, { onAbort: () => socket.destroy() });
+    if (ssl !== false) {
+      const tls = await negotiateSsl(socket, ep, { ...ssl, ...tlsServerName(ep.host) }, ep.sslMode === 'prefer', ctx.signal);
+      if (tls) {
+        stream = tls;
+        seenInTls = guardForeignBytes(stream, PG_BYTES);
+      }
+    }
+    const config: ClientConfig = {
+      host: ep.host,
+      port: ep.port,
+      user: ep.user,
+      password: ep.password,
+      database: ep.database,
+      // Negotiated above: pg must not send an SSLRequest of its own.
+      ssl: false,
+      // Our own connection, so we see the peer's first bytes and can destroy it on abort.
+      stream: () => asConnected(stream),
+      connectionTimeoutMillis: budget,
+      statement_timeout: budget,
+      query_timeout: budget,
+      application_name: 'soma-verify',
+    };
+    const client = new pg.Client(config);
+    // After connect, a dying connection is reported as an 'error' event; the pending query
+    // rejects with it too, so the event itself carries nothing we would miss.
+    client.on('error', () => {});
+    await abortable(client.connect(), ctx.signal, { onAbort: () => stream.destroy() });
+    return { client, socket: stream, ssl: stream !== socket };
   } catch (error) {
+    stream.destroy();
     socket.destroy();
     return {
-      error: (seen.tripped ?? error) as PgError,
+      error: (seen.tripped ?? seenInTls?.tripped ?? error) as PgError,
       firstBytes: seen.firstBytes,
-      tcpPending: socket.connecting,
-      ssl: ssl !== false,
+      tcpPending: !tcpConnected,
     };
   }
+}
+
+// SSLRequest: Int32 length 8, Int32 code 80877103 (1234 << 16 | 5679).
+const SSL_REQUEST = Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]);
+
+/**
+ * libpq's SSL negotiation on a connected socket: send SSLRequest, read the one-byte answer, then
+ * on 'S' start TLS on this connection (resolves with the TLS socket), on 'N' go on in plain text
+ * on it when `plainIfNoSsl` (sslmode=prefer: resolves with undefined) and fail otherwise.
+ * Hand-written because pg cannot go on in plain text after 'N': told to use TLS it closes the
+ * connection, so prefer against a server without SSL needed a second connection (a round trip
+ * more across a network). Bounded by `signal`; a foreign first answer trips the socket's guard.
+ */
+async function negotiateSsl(
+  socket: Socket,
+  ep: PgEndpoint,
+  tls: ConnectionOptions,
+  plainIfNoSsl: boolean,
+  signal: AbortSignal,
+): Promise<Socket | undefined> {
+  const answering = nextOn<Buffer>(socket, 'data');
+  socket.write(SSL_REQUEST);
+  const answer = await abortable(answering, signal, { onAbort: () => socket.destroy() });
+  if (answer[0] === 'N'.charCodeAt(0)) {
+    if (!plainIfNoSsl) throw new Error(NO_SSL);
+    // Never sent by a server, which waits for the startup message: pg reads it as the next message.
+    if (answer.length > 1) socket.unshift(answer.subarray(1));
+    return undefined;
+  }
+  if (answer[0] !== 'S'.charCodeAt(0)) throw new Error(NOT_SSL_ANSWER);
+  // Bytes before the handshake are not protected by it (libpq refuses them too, CVE-2021-23222).
+  if (answer.length > 1) throw new Error('received unencrypted data after SSL response');
+  // `host` for the identity check when there is no servername (an IP address), as pg passes it.
+  const secure = tlsConnect({ ...tls, socket, host: ep.host });
+  secure.on('error', () => {}); // as on the socket: errors reach whoever waits on it
+  await abortable(nextOn(secure, 'secureConnect'), signal, { onAbort: () => secure.destroy() });
+  return secure;
+}
+
+/**
+ * The first `event` on `socket`, with its first argument; rejects on 'error', or when the peer
+ * closes before it. A 'data' chunk leaves the socket paused: no later byte flows past unread.
+ */
+function nextOn<T = void>(socket: Socket, event: 'connect' | 'secureConnect' | 'data'): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const stop = () => {
+      socket.off(event, onEvent).off('error', onError).off('end', onClosed).off('close', onClosed);
+    };
+    const onEvent = (value: T) => {
+      if (event === 'data') socket.pause();
+      stop();
+      resolve(value);
+    };
+    const onError = (error: Error) => {
+      stop();
+      reject(error);
+    };
+    const onClosed = () => {
+      stop();
+      reject(new Error('Connection terminated unexpectedly'));
+    };
+    socket.on(event, onEvent).on('error', onError).on('end', onClosed).on('close', onClosed);
+  });
+}
+
+/**
+ * pg calls connect() on the stream it is given and waits for 'connect'. This one is connected
+ * already: answer at once instead, and let the bytes flow to the listeners pg has just attached.
+ */
+function asConnected(stream: Socket): Socket {
+  stream.connect = function (this: Socket) {
+    process.nextTick(() => {
+      stream.resume();
+      stream.emit('connect');
+    });
+    return this;
+  } as Socket['connect'];
+  return stream;
 }
 
 /** A one-line cause for a failed connection attempt, and whether the server gave no answer at all. */

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCheck, type ChildOutcome, expectFailure as expectFailureWithin, expectNoSecret } from '../../support/run-check.js';
 import { refusedPort, silentServer, type TcpPeer } from '../../support/faults.js';
+import { countingProxy } from '../../support/counting-proxy.js';
 import {
   startPostgresAuthPeer,
   startPostgresPeer,
@@ -171,6 +172,20 @@ describe('postgres check against a real server', () => {
     expectFailure(result, /authentication failed for user sv_nobody/);
   });
 
+  // libpq goes on in plain text on the connection where the server answered "N" to SSLRequest;
+  // a second connection would cost a round trip more over a network.
+  it('makes one connection under sslmode=prefer when the server has no SSL', async () => {
+    const proxy = await countingProxy(peer.host, peer.port);
+    try {
+      const result = await check({ dsn: peer.dsn(undefined, { port: proxy.port }) });
+      expect(result.status, result.message).toBe('pass');
+      expect(result.details?.tls).toBe(false);
+      expect(proxy.accepted()).toBe(1);
+    } finally {
+      await proxy.close();
+    }
+  });
+
   // Neither the local server nor the postgres image enables SSL.
   it('fails sslmode=require against a server without SSL with a TLS mismatch message', async () => {
     const result = await check({ dsn: peer.dsn(undefined, { query: 'sslmode=require' }) });
@@ -185,6 +200,30 @@ describe('postgres check against a password-protected, TLS-only server (scram-sh
     expect(result.details?.tls).toBe(true);
     expectNoSecret(result.output, authPeer.password);
     expect(result.target).toContain(':***@');
+  });
+
+  it('passes under sslmode=prefer over TLS on one connection', async () => {
+    const proxy = await countingProxy(authPeer.host, authPeer.port);
+    try {
+      const result = await check({ dsn: authPeer.dsn(undefined, { port: proxy.port, query: 'sslmode=prefer' }) });
+      expect(result.status, result.message).toBe('pass');
+      expect(result.details?.tls).toBe(true);
+      expect(proxy.accepted()).toBe(1);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('passes under sslmode=allow over TLS on a second connection, as libpq does', async () => {
+    const proxy = await countingProxy(authPeer.host, authPeer.port);
+    try {
+      const result = await check({ dsn: authPeer.dsn(undefined, { port: proxy.port, query: 'sslmode=allow' }) });
+      expect(result.status, result.message).toBe('pass');
+      expect(result.details?.tls).toBe(true);
+      expect(proxy.accepted()).toBe(2);
+    } finally {
+      await proxy.close();
+    }
   });
 
   it('fails with "authentication failed for user" for a wrong password and never prints it', async () => {

@@ -35,8 +35,11 @@ export interface PostgresPeer {
   password: string | undefined;
   /** The database that always exists. */
   database: string;
-  /** A postgres:// DSN to `database` (or another), with the peer's credentials unless overridden. */
-  dsn(database?: string, override?: { user?: string; password?: string | null; query?: string }): string;
+  /**
+   * A postgres:// DSN to `database` (or another), with the peer's credentials and address unless
+   * overridden (`port`: a proxy on 127.0.0.1 in front of the peer).
+   */
+  dsn(database?: string, override?: { user?: string; password?: string | null; query?: string; port?: number }): string;
   /** A client connected as the superuser, for test setup (create/drop databases and tables). */
   admin(database?: string): Promise<pg.Client>;
   close(): Promise<void>;
@@ -52,7 +55,8 @@ function peerOf(
     const user = encodeURIComponent(override.user ?? at.user);
     const password = override.password === null ? undefined : (override.password ?? at.password);
     const auth = password === undefined ? user : `${user}:${encodeURIComponent(password)}`;
-    return `postgres://${auth}@${at.host}:${at.port}/${database}${override.query ? `?${override.query}` : ''}`;
+    const where = override.port === undefined ? `${at.host}:${at.port}` : `127.0.0.1:${override.port}`;
+    return `postgres://${auth}@${where}/${database}${override.query ? `?${override.query}` : ''}`;
   };
   return {
     provider,
