@@ -11,6 +11,7 @@ import { Worker } from 'node:worker_threads';
 import { exchangeHttp, HttpError, type HttpRequest, type RawAnswer } from './http.js';
 
 export type ThreadRequest = { id: number; request: Omit<HttpRequest, 'signal'> } | { id: number; abort: 'timeout' | 'aborted' };
+/** The thread's messages: batches of replies; its first, empty, says it has loaded. */
 export type ThreadReply =
   | { id: number; answer: Omit<RawAnswer, 'body'> & { body: ArrayBuffer } }
   | { id: number; error: { message: string; code: string; http: boolean } };
@@ -54,20 +55,21 @@ function failureOf({ message, code, http }: { message: string; code: string; htt
   return http ? new HttpError(message, code) : Object.assign(new Error(message), { code });
 }
 
-class HttpThread {
+export class HttpThread {
   private lastId = 0;
   private readonly pending = new Map<number, Pending>();
-  private online = false;
+  /** The thread has loaded: from then on, what it was given may have reached a server. */
+  private loaded = false;
   private outbox: ThreadRequest[] = [];
 
   constructor(private readonly worker: Worker) {
     worker.on('message', (replies: ThreadReply[]) => {
+      this.loaded = true;
       for (const reply of replies) {
         const outcome = 'error' in reply ? { error: failureOf(reply.error) } : { answer: { ...reply.answer, body: Buffer.from(reply.answer.body) } };
         this.pending.get(reply.id)?.settle(outcome);
       }
     });
-    worker.once('online', () => (this.online = true));
     worker.on('error', (err) => this.stop(`the HTTP thread failed: ${err.message}`));
     worker.on('exit', (code) => this.stop(`the HTTP thread stopped (exit code ${code})`));
     // Never what keeps the process alive (each pending exchange holds a timer that does); after
@@ -108,13 +110,13 @@ class HttpThread {
 
   /**
    * The thread is gone, and later exchanges are made in the caller's thread. One that never
-   * started sent nothing: what it was given is made here instead. Once running, what it had in
+   * loaded sent nothing: what it was given is made here instead. Once loaded, what it had in
    * hand may have reached the server, and is not sent twice: it fails.
    */
   private stop(why: string) {
     if (thread === this) thread = null;
     for (const p of [...this.pending.values()]) {
-      if (this.online) p.settle({ error: new HttpError(`request to ${new URL(p.request.url).host} failed: ${why}`, 'THREAD') });
+      if (this.loaded) p.settle({ error: new HttpError(`request to ${new URL(p.request.url).host} failed: ${why}`, 'THREAD') });
       else exchangeHttp(p.request).then((answer) => p.settle({ answer }), (error: Error) => p.settle({ error }));
     }
   }

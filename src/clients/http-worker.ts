@@ -25,6 +25,7 @@ function flush() {
 port.on('message', (messages: ThreadRequest[]) => {
   for (const message of messages) receive(message);
 });
+port.postMessage([] satisfies ThreadReply[]); // loaded: see HttpThread
 
 function receive(message: ThreadRequest) {
   if ('abort' in message) {
