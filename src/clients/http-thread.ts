@@ -39,7 +39,7 @@ function startThread(): HttpThread | null {
   try {
     // Not this process's flags (`--input-type`, `--eval` and others are refused in a worker).
     // A small young generation: the thread holds little, and memory counts at 1000 endpoints.
-    return new HttpThread(new Worker(file, { execArgv: [], resourceLimits: { maxYoungGenerationSizeMb: 4 } }));
+    return new HttpThread(new Worker(file, { execArgv: [], resourceLimits: { maxYoungGenerationSizeMb: 2 } }));
   } catch {
     return null;
   }
