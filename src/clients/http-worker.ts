@@ -1,10 +1,12 @@
 // The HTTP thread's entry (see ./http-thread.ts): makes each exchange it is sent, in this thread,
 // and replies with the answer as it came off the wire, or the failure.
+import { createServer } from 'node:http';
 import { parentPort } from 'node:worker_threads';
 import { exchangeHttp, HttpError } from './http.js';
 import type { ThreadReply, ThreadRequest } from './http-thread.js';
 
 const port = parentPort!;
+const WARM_UP_MS = 250;
 const inFlight = new Map<number, AbortController>();
 
 // Replies go back in batches, one message per turn of this thread's event loop: each message
@@ -22,10 +24,29 @@ function flush() {
   transfers = [];
 }
 
+// One exchange with a throwaway server of our own first: a fresh thread runs Node's HTTP client
+// and this file cold, and that one-time work would otherwise land inside the first checks'
+// exchanges, between the request written and the answer read. Bounded, and best effort.
+await warmUp().catch(() => {});
 port.on('message', (messages: ThreadRequest[]) => {
   for (const message of messages) receive(message);
 });
 port.postMessage([] satisfies ThreadReply[]); // loaded: see HttpThread
+
+async function warmUp() {
+  const server = createServer((req, res) => {
+    req.resume();
+    res.end('{}');
+  });
+  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve));
+  try {
+    const { port: local } = server.address() as { port: number };
+    await exchangeHttp({ url: `http://127.0.0.1:${local}/`, timeoutMs: WARM_UP_MS });
+  } finally {
+    server.closeAllConnections();
+    server.close();
+  }
+}
 
 function receive(message: ThreadRequest) {
   if ('abort' in message) {
