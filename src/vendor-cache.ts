@@ -1,4 +1,4 @@
-// The bundled CLI's libraries (undici, zod, pg, ioredis, kafkajs...) are built as CommonJS files
+// The bundled CLI's libraries (zod, pg, ioredis, kafkajs...) are built as CommonJS files
 // in dist/bundle/vendor/ and loaded here with a V8 code cache, so that a run does not parse and
 // compile megabytes of JavaScript again each time: that was the largest part of the tool's own
 // time (issue 11). Hand-written because Node 20 has no module.enableCompileCache (Node 22 does);

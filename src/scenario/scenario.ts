@@ -265,7 +265,7 @@ async function runStep(
         // slow server.
         const capped = left < requestTimeoutMs;
         return fetchHttp({ ...req, timeoutMs: capped ? left : requestTimeoutMs, signal }).catch((err: unknown) => {
-          // (undici's coarse timers may fire its own timeout a little before the step's end)
+          // (the request's own timeout, set to what was left of the step, may fire just before it)
           if (capped && err instanceof HttpError && /TIMEOUT/i.test(err.code)) throw new StepEnded();
           throw err;
         });
