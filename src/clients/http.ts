@@ -124,14 +124,11 @@ export function remainingBudget(timeoutMs: number): () => number {
  */
 const agents = new Map<string, Agent>();
 const MAX_AGENTS = 8;
-function agentFor(https: typeof import('node:https') | undefined, ca: string | undefined, insecure: boolean): Agent {
-  const key = https ? JSON.stringify([ca ?? null, insecure]) : 'http';
+function agentFor(https: typeof import('node:https') | undefined, tls: TlsSettings): Agent {
+  const key = https ? JSON.stringify([tls.ca ?? null, tls.rejectUnauthorized]) : 'http';
   let agent = agents.get(key);
   if (agent) agents.delete(key);
-  else
-    agent = https
-      ? new https.Agent({ keepAlive: true, scheduling: 'lifo', ca, rejectUnauthorized: !insecure })
-      : new Agent({ keepAlive: true, scheduling: 'lifo' });
+  else agent = https ? new https.Agent({ keepAlive: true, scheduling: 'lifo', ...tls }) : new Agent({ keepAlive: true, scheduling: 'lifo' });
   agents.set(key, agent);
   for (const [oldKey, old] of agents) {
     if (agents.size <= MAX_AGENTS) break;
@@ -183,6 +180,12 @@ interface Answer {
   doneAt: number;
 }
 
+/** What an HTTPS connection trusts: its agent's settings, and a retry's that goes around the agent. */
+interface TlsSettings {
+  ca: string | undefined;
+  rejectUnauthorized: boolean;
+}
+
 interface Exchange {
   url: URL;
   method: string;
@@ -190,6 +193,7 @@ interface Exchange {
   body: string | undefined;
   agent: Agent;
   https: typeof import('node:https') | undefined;
+  tls: TlsSettings;
   maxBodyBytes: number;
   timeoutMs: number;
 }
@@ -225,7 +229,10 @@ export async function fetchHttp(req: HttpRequest): Promise<HttpResponse> {
 export async function exchangeHttp(req: HttpRequest): Promise<RawAnswer> {
   let url = new URL(req.url);
   if (req.signal?.aborted) throw stopped('aborted', url, req.timeoutMs, req.signal, false);
-  const ca = req.tls?.caFile ? (await readRegularFile(req.tls.caFile, CERT_FILE_MAX_BYTES)).toString('utf8') : undefined;
+  const tls: TlsSettings = {
+    ca: req.tls?.caFile ? (await readRegularFile(req.tls.caFile, CERT_FILE_MAX_BYTES)).toString('utf8') : undefined,
+    rejectUnauthorized: !req.tls?.insecure,
+  };
   const headers: Record<string, string> = { 'user-agent': 'soma-verify', ...req.headers };
   let body = req.body;
   if (req.json !== undefined) {
@@ -244,8 +251,9 @@ export async function exchangeHttp(req: HttpRequest): Promise<RawAnswer> {
         method,
         headers,
         body,
-        agent: agentFor(https, ca, !!req.tls?.insecure),
+        agent: agentFor(https, tls),
         https,
+        tls,
         maxBodyBytes: req.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
         timeoutMs: req.timeoutMs,
       };
@@ -318,7 +326,7 @@ function requestOnce(exchange: Exchange, bound: CallBound, fresh = false): Promi
       method,
       headers: body === undefined ? headers : { ...headers, 'content-length': String(Buffer.byteLength(body)) },
       agent: fresh ? false : exchange.agent,
-      ...(fresh && exchange.https ? exchangeTls(exchange) : {}),
+      ...(fresh && exchange.https ? exchange.tls : {}),
     };
     const client: ClientRequest = (exchange.https ? exchange.https.request : request)(options);
     const finish = (outcome: () => void) => {
@@ -352,11 +360,13 @@ function requestOnce(exchange: Exchange, bound: CallBound, fresh = false): Promi
         if (size > maxBodyBytes) return fail(new HttpError(`body larger than ${formatBytes(maxBodyBytes)}`, 'BODY_TOO_LARGE'));
         chunks.push(chunk);
       });
+      // The connection closed before the whole body: a reset, whichever event tells it.
+      const cutShort = () => fail(Object.assign(new Error('aborted'), { code: 'ECONNRESET' }));
       res.on('error', fail);
-      res.on('aborted', () => fail(Object.assign(new Error('aborted'), { code: 'ECONNRESET' })));
+      res.on('aborted', cutShort);
       res.on('end', () => {
         const doneAt = performance.now();
-        if (!res.complete) return fail(Object.assign(new Error('aborted'), { code: 'ECONNRESET' }));
+        if (!res.complete) return cutShort();
         finish(() =>
           resolve({
             status: res.statusCode ?? 0,
@@ -371,12 +381,6 @@ function requestOnce(exchange: Exchange, bound: CallBound, fresh = false): Promi
     });
     client.end(body);
   });
-}
-
-/** A retried request's own TLS settings: it goes around the agent, which holds them otherwise. */
-function exchangeTls(exchange: Exchange) {
-  const options = (exchange.agent as Agent & { options: { ca?: string; rejectUnauthorized?: boolean } }).options;
-  return { ca: options.ca, rejectUnauthorized: options.rejectUnauthorized };
 }
 
 /** The failure for a call stopped by its timeout or by the caller's signal. */
