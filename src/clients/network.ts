@@ -58,19 +58,9 @@ export function networkFailure(
  * on a unix socket (a host that is a path) is no TCP refusal: nothing can watch it with a connect.
  */
 export function unansweredFor(code: string | undefined, host: string, port: number): Unanswered | undefined {
-  switch (code) {
-    case 'ECONNREFUSED':
-      return { host, port, refused: !host.startsWith('/') };
-    case 'ENOTFOUND':
-    case 'EAI_AGAIN':
-    case 'EHOSTUNREACH':
-    case 'ENETUNREACH':
-    case 'ETIMEDOUT':
-    case 'ECONNRESET':
-    case 'EPIPE':
-      return { host, port, refused: false };
-  }
-  return undefined;
+  const network = networkFailure(code, `${host}:${port}`, host);
+  if (network) return { host, port, refused: network.kind === 'refused' && !host.startsWith('/') };
+  return code === 'ETIMEDOUT' || code === 'ECONNRESET' || code === 'EPIPE' ? { host, port, refused: false } : undefined;
 }
 
 /** Why `parse` refuses `text` (its error message), or undefined when it reads it. */
