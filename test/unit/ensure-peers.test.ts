@@ -2,7 +2,7 @@
 // decision rule, and the script itself run as a user who cannot install kcat, who must get the
 // exact command within a second instead of a failing Kafka test minutes later.
 import { spawn } from 'node:child_process';
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,10 +16,25 @@ afterAll(async () => {
   await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
 });
 
-function run(env: Record<string, string>, uid?: number): Promise<{ code: number | null; stderr: string; ms: number }> {
+/**
+ * The script as another user sees it: a copy in a folder anyone can read (it imports nothing of
+ * the project), since the checkout may sit in a folder only its owner can enter (mktemp -d).
+ */
+async function readableCopy(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'ensure-peers-script-'));
+  dirs.push(dir);
+  await chmod(dir, 0o755);
+  const copy = join(dir, 'ensure-peers.mjs');
+  await copyFile(SCRIPT, copy);
+  await chmod(copy, 0o644);
+  return copy;
+}
+
+async function run(env: Record<string, string>, uid?: number): Promise<{ code: number | null; stderr: string; ms: number }> {
+  const script = uid === undefined ? SCRIPT : await readableCopy();
   const started = performance.now();
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [SCRIPT], {
+    const child = spawn(process.execPath, [script], {
       env,
       stdio: ['ignore', 'ignore', 'pipe'],
       ...(uid === undefined ? {} : { uid, gid: uid }),
