@@ -1,6 +1,6 @@
 // Misbehaving peers for fault tests: a port nobody listens on, a socket that accepts and never
 // answers, and a raw TCP server that answers whatever bytes it is given.
-import { createServer, type Server, type Socket } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 
 export interface TcpPeer {
@@ -35,11 +35,29 @@ export async function serveOnLoopback(server: Server): Promise<TcpPeer> {
   };
 }
 
-/** A loopback port with no listener: connecting is refused at once. */
+/**
+ * A loopback port with no listener: connecting is refused at once. Taken from 10000-19999, under
+ * Linux's ephemeral range (32768 and up) and apart from ports.json's ranges: a port another test
+ * got from listen(0) and then closed could be handed to the next listen(0), which made a
+ * "refused" port answer now and then while the suite ran in parallel.
+ */
 export async function refusedPort(): Promise<number> {
-  const peer = await serveOnLoopback(createServer());
-  await peer.close();
-  return peer.port;
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = 10_000 + Math.floor(Math.random() * 10_000);
+    if (await refuses(port)) return port;
+  }
+  throw new Error('refusedPort: no refused loopback port found in 10000-19999');
+}
+
+function refuses(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED'));
+  });
 }
 
 /** Accepts connections and never sends a byte. */
