@@ -172,8 +172,9 @@ export async function runUntilPassing(plan: PlannedCheck[], run: RunOptions, wai
       const ran: Ran[] = [];
       let cameUp = false;
       for (const r of results) {
-        // A check cut by Ctrl-C says "interrupted"; what it said on the attempt before is worth more.
-        if (interrupted() && r.status === 'skip' && latest.has(r.id)) continue;
+        // A check cut by Ctrl-C or SIGTERM (mid-exchange: "interrupted by", or never started) says
+        // nothing of the stack; what it said on the attempt before is worth more.
+        if (interrupted() && r.status !== 'pass' && latest.has(r.id)) continue;
         const before = latest.get(r.id);
         latest.set(r.id, r);
         const nowPassing = passing(r, wait.strict);
