@@ -5,7 +5,7 @@
 // of those, only the declarations of the public entry (dist/src/index.d.ts, check.d.ts) are published.
 //
 // The large libraries are built apart, as CommonJS files in dist/bundle/vendor, and the bundle
-// loads them through src/vendor-cache.ts with a V8 code cache: compiling them was most of the
+// loads them through src/code-cache.ts with a V8 code cache: compiling them was most of the
 // tool's own time. Their names carry a content hash, so a cache never outlives its build.
 import { createHash } from 'node:crypto';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -17,13 +17,14 @@ rmSync('dist/bundle', { recursive: true, force: true }); // chunk names change w
 
 /** Each library the bundle takes from dist/bundle/vendor, and the source of its build. */
 const VENDORED = {
-  zod: 'zod',
   pg: 'pg',
   ioredis: 'ioredis',
   kafkajs: 'kafkajs',
   picomatch: 'picomatch',
   'cli-table3': 'cli-table3',
   yaml: 'yaml',
+  yargs: 'yargs',
+  'prom-client': 'prom-client',
 };
 
 // pg asks whether it runs in a Cloudflare Worker by constructing a `Response`, and on Node 20
@@ -41,6 +42,12 @@ const pgOnNode = {
   },
 };
 
+/** `import.meta.url` for ES module sources built as CommonJS. */
+const importMetaUrlInCommonJs = {
+  define: { 'import.meta.url': '__importMetaUrl' },
+  banner: { js: "const __importMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
+};
+
 mkdirSync('dist/bundle/vendor', { recursive: true });
 const vendorFile = {};
 for (const [name, entry] of Object.entries(VENDORED)) {
@@ -54,6 +61,7 @@ for (const [name, entry] of Object.entries(VENDORED)) {
     target: 'node20',
     plugins: [pgOnNode],
     logLevel: 'warning',
+    ...importMetaUrlInCommonJs, // yargs is an ES module that asks for its own URL
   });
   const code = out.outputFiles[0].contents;
   // The name carries a hash of the content: a cache built for it can never meet another build.
@@ -64,9 +72,9 @@ for (const [name, entry] of Object.entries(VENDORED)) {
 // `import x from 'pg'` in our code becomes a module that takes the library from the cache
 // loader, with the same default and named exports Node's ESM loader would give.
 const requireHere = createRequire(import.meta.url);
-const loader = resolve('src/vendor-cache.ts');
+const loader = resolve('src/code-cache.ts');
 const vendorPlugin = {
-  name: 'vendor-cache',
+  name: 'code-cache',
   setup(b) {
     b.onResolve({ filter: new RegExp(`^(${Object.keys(VENDORED).join('|')})$`) }, (args) => ({ path: args.path, namespace: 'vendor' }));
     b.onLoad({ filter: /.*/, namespace: 'vendor' }, (args) => {
@@ -87,8 +95,7 @@ const vendorPlugin = {
 };
 
 await build({
-  // http-worker: the HTTP thread's entry, found beside the chunk that starts it (src/clients/http-thread.ts).
-  entryPoints: { 'soma-verify': 'src/cli/soma-verify.ts', 'soma-ports': 'src/cli/soma-ports.ts', 'http-worker': 'src/clients/http-worker.ts' },
+  entryPoints: { 'soma-ports': 'src/cli/soma-ports.ts' },
   outdir: 'dist/bundle/cli',
   bundle: true,
   splitting: true,
@@ -101,10 +108,18 @@ await build({
   banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
 });
 
-// `--help` and `--version` as CommonJS, for bin/soma-verify.js to answer before Node starts its
-// ES module loader (src/cli/quick-answer.ts).
-await build({
-  entryPoints: { 'quick-answer': 'src/cli/quick-answer.ts' },
+// soma-verify and its HTTP thread as one CommonJS file each. bin/soma-verify.js runs the CLI from
+// launch.cjs with a V8 code cache (src/code-cache.ts): ES modules take no code cache on Node 20,
+// and the ES loader spent a third of a verification's own time resolving, linking and compiling
+// chunks. The CLI's name carries a hash of its content, as the libraries' do.
+// src/import-module.ts stays a file of its own, which Node loads: import() needs that (it says why).
+const importModuleApart = {
+  name: 'import-module-apart',
+  setup(b) {
+    b.onResolve({ filter: /[\\/]import-module\.js$/ }, () => ({ path: './import-module.cjs', external: true }));
+  },
+};
+const commonJs = {
   outdir: 'dist/bundle/cli',
   outExtension: { '.js': '.cjs' },
   bundle: true,
@@ -112,7 +127,15 @@ await build({
   platform: 'node',
   target: 'node20',
   logLevel: 'warning',
-});
+  plugins: [vendorPlugin, importModuleApart],
+  ...importMetaUrlInCommonJs,
+};
+await build({ ...commonJs, entryPoints: { 'import-module': 'src/import-module.ts' }, plugins: [] });
+// http-worker: the HTTP thread's entry, found beside the CLI (src/clients/http-thread.ts).
+await build({ ...commonJs, entryPoints: { 'http-worker': 'src/clients/http-worker.ts' } });
+const cli = await build({ ...commonJs, entryPoints: { 'soma-verify': 'src/cli/soma-verify.ts' }, entryNames: '[name]-[hash]', metafile: true });
+const cliBundle = Object.keys(cli.metafile.outputs).find((f) => f.endsWith('.cjs')).split('/').pop();
+await build({ ...commonJs, entryPoints: { launch: 'src/cli/launch.ts' }, define: { ...importMetaUrlInCommonJs.define, CLI_BUNDLE: JSON.stringify(cliBundle) } });
 
 // The public entry a plugin imports (`import { defineCheck } from 'soma-verify'`).
 await build({

@@ -1,12 +1,4 @@
 #!/usr/bin/env node
-// CommonJS (bin/package.json), so that --help and --version answer before Node starts its ES
-// module loader; everything else runs the ES bundle.
-const { join } = require('node:path');
-
-const root = join(__dirname, '..');
-const quick = require('../dist/bundle/cli/quick-answer.cjs').quickAnswer(process.argv.slice(2), {
-  help: join(root, 'dist/help/soma-verify.txt'),
-  packageJson: join(root, 'package.json'),
-});
-if (quick !== undefined) process.stdout.write(quick);
-else import('../dist/bundle/cli/soma-verify.js');
+// CommonJS (bin/package.json): --help and --version answer before anything else loads, and the
+// CLI runs from one file with a V8 code cache (src/cli/launch.ts).
+require('../dist/bundle/cli/launch.cjs').launch(require('node:path').join(__dirname, '..'));

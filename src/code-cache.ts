@@ -1,11 +1,12 @@
-// The bundled CLI's libraries (zod, pg, ioredis, kafkajs...) are built as CommonJS files
-// in dist/bundle/vendor/ and loaded here with a V8 code cache, so that a run does not parse and
-// compile megabytes of JavaScript again each time: that was the largest part of the tool's own
-// time (issue 11). Hand-written because Node 20 has no module.enableCompileCache (Node 22 does);
-// vm.Script's cachedData is the documented way. The cache lives in $XDG_CACHE_HOME/soma-verify
-// (else ~/.cache/soma-verify), one file per library build and Node version; a missing, stale,
-// corrupt or unwritable cache only costs the compilation: V8 rejects data that does not match and
-// the library is compiled from its source, so results never depend on the cache.
+// The built CLI (dist/bundle/cli/soma-verify-<hash>.cjs) and its libraries (zod, pg, ioredis,
+// kafkajs... in dist/bundle/vendor/) are CommonJS files run here with a V8 code cache, so that a
+// run does not parse and compile megabytes of JavaScript again each time: that was the largest
+// part of the tool's own time (issue 11). Hand-written because Node 20 has no
+// module.enableCompileCache (Node 22 does) and its ES module loader takes no cache; vm.Script's
+// cachedData is the documented way. The cache lives in $XDG_CACHE_HOME/soma-verify (else
+// ~/.cache/soma-verify), one file per build of a file and Node version; a missing, stale, corrupt
+// or unwritable cache only costs the compilation: V8 rejects data that does not match and the file
+// is compiled from its source, so results never depend on the cache.
 // Only the esbuild bundle uses this file (esbuild.config.mjs routes the imports here); tsc's
 // output and the tests that import src/ load the libraries from node_modules as usual.
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -31,28 +32,35 @@ export function cacheDir(env = process.env): string | undefined {
  * (content-hashed, so a new build never meets an old cache under the same name).
  */
 export function loadVendor(file: string): unknown {
-  const known = loaded.get(file);
+  return runCommonJs(fileURLToPath(new URL(`../vendor/${file}`, import.meta.url)));
+}
+
+/**
+ * Runs a CommonJS file once, as require() would, and returns its module.exports. Its name must
+ * change with its content (a hash in it): V8 checks a cache against the source's length only.
+ */
+export function runCommonJs(filename: string): unknown {
+  const known = loaded.get(filename);
   if (known) return known;
-  const filename = fileURLToPath(new URL(`../vendor/${file}`, import.meta.url));
   const source = readFileSync(filename, 'utf8');
   const dir = cacheDir();
-  const cacheFile = dir && join(dir, cacheName(basename(file, '.cjs'), process.version, process.arch));
+  const cacheFile = dir && join(dir, cacheName(basename(filename, '.cjs'), process.version, process.arch));
   let cachedData: Buffer | undefined;
   try {
     if (cacheFile) cachedData = readFileSync(cacheFile);
   } catch {
     // none yet, or unreadable: compile from source
   }
-  // Node's own CommonJS wrapper, so the library sees exports, require, module as it expects.
+  // Node's own CommonJS wrapper, so the file sees exports, require, module as it expects.
   const script = new Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, {
     filename,
     cachedData,
   });
   const module = { exports: {} as unknown };
   const fn = script.runInThisContext() as (...args: unknown[]) => void;
-  loaded.set(file, module.exports); // a cycle sees the exports in progress, as with require()
+  loaded.set(filename, module.exports); // a cycle sees the exports in progress, as with require()
   fn.call(module.exports, module.exports, createRequire(filename), module, filename, dirname(filename));
-  loaded.set(file, module.exports);
+  loaded.set(filename, module.exports);
   if (cacheFile && (!cachedData || script.cachedDataRejected)) {
     if (toSave.length === 0) process.once('exit', saveCaches);
     toSave.push({ script, cacheFile });

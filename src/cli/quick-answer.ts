@@ -1,7 +1,6 @@
-// `soma-verify --help` and `--version`, answered before anything else loads. Built twice: into
-// the ES bundle (soma-verify.ts asks it first) and as CommonJS for bin/soma-verify.js, which asks
-// it before Node starts its ES module loader: that loader alone costs a tenth of Node's start-up,
-// more than the answer itself (issue 11: within 1.1x of a bare `node -e ""`).
+// `soma-verify --help` and `--version`, answered before anything else loads: bin/soma-verify.js
+// asks it first (./launch.ts), then soma-verify.ts for a command line the launcher did not see.
+// Loading the CLI costs more than the answer itself (issue 11: within 1.1x of a bare `node -e ""`).
 import { readFileSync } from 'node:fs';
 import { HELP_FLAGS, VERSION_FLAGS } from './verify-options.js';
 

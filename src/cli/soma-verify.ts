@@ -4,26 +4,29 @@ import { EXIT } from './exit.js';
 import { quickAnswer, versionOf } from './quick-answer.js';
 import { parseFast } from './verify-options.js';
 
-const argv = process.argv.slice(2);
+// No top-level await: the built CLI is CommonJS (esbuild.config.mjs says why).
+void main(process.argv.slice(2));
 
-// --- serve mode (issue 10): `soma-verify serve [env]`, its own options and help.
-if (argv[0] === 'serve') {
-  const { serveMain } = await import('./serve.js');
-  process.exit(await serveMain(argv.slice(1)));
+async function main(argv: string[]): Promise<never> {
+  // --- serve mode (issue 10): `soma-verify serve [env]`, its own options and help.
+  if (argv[0] === 'serve') {
+    const { serveMain } = await import('./serve.js');
+    process.exit(await serveMain(argv.slice(1)));
+  }
+  // --- end serve mode
+
+  // The help is rendered by yargs at build time (render-help.ts) from the same option table.
+  const packageJson = new URL('../../../package.json', import.meta.url);
+  const quick = quickAnswer(argv, { help: new URL('../../help/soma-verify.txt', import.meta.url), packageJson });
+  if (quick !== undefined) await exit(quick, EXIT.ok);
+  const version = versionOf(packageJson);
+
+  const args = parseFast(argv) ?? (await explainWithYargs(argv, version));
+  const { verify } = await import('./verify.js');
+  const code = await verify(args);
+  // The report is flushed; exit now rather than wait on a check that ignored its timeout.
+  process.exit(code);
 }
-// --- end serve mode
-
-// The help is rendered by yargs at build time (render-help.ts) from the same option table.
-const packageJson = new URL('../../../package.json', import.meta.url);
-const quick = quickAnswer(argv, { help: new URL('../../help/soma-verify.txt', import.meta.url), packageJson });
-if (quick !== undefined) await exit(quick, EXIT.ok);
-const version = versionOf(packageJson);
-
-const args = parseFast(argv) ?? (await explainWithYargs(argv, version));
-const { verify } = await import('./verify.js');
-const code = await verify(args);
-// The report is flushed; exit now rather than wait on a check that ignored its timeout.
-process.exit(code);
 
 /** yargs prints the help or the usage error and exits; it never returns a command line. */
 async function explainWithYargs(argv: string[], version: string): Promise<never> {

@@ -34,8 +34,8 @@ export async function startHttpThread(): Promise<void> {
 
 function startThread(): HttpThread | null {
   if (process.env.SOMA_VERIFY_HTTP_THREAD === 'off') return null;
-  const file = new URL('./http-worker.js', import.meta.url);
-  if (!file.pathname.endsWith('.js') || !import.meta.url.endsWith('.js') || !existsSync(fileURLToPath(file))) return null;
+  const file = new URL(import.meta.url.endsWith('.cjs') ? './http-worker.cjs' : './http-worker.js', import.meta.url);
+  if (!/\.c?js$/.test(import.meta.url) || !existsSync(fileURLToPath(file))) return null;
   try {
     // Not this process's flags (`--input-type`, `--eval` and others are refused in a worker).
     // A small young generation: the thread holds little, and memory counts at 1000 endpoints.

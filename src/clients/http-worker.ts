@@ -27,11 +27,14 @@ function flush() {
 // One exchange with a throwaway server of our own first: a fresh thread runs Node's HTTP client
 // and this file cold, and that one-time work would otherwise land inside the first checks'
 // exchanges, between the request written and the answer read. Bounded, and best effort.
-await warmUp().catch(() => {});
-port.on('message', (messages: ThreadRequest[]) => {
-  for (const message of messages) receive(message);
-});
-port.postMessage([] satisfies ThreadReply[]); // loaded: see HttpThread
+void warmUp()
+  .catch(() => {})
+  .then(() => {
+    port.on('message', (messages: ThreadRequest[]) => {
+      for (const message of messages) receive(message);
+    });
+    port.postMessage([] satisfies ThreadReply[]); // loaded: see HttpThread
+  });
 
 async function warmUp() {
   const server = createServer((req, res) => {

@@ -245,7 +245,7 @@ export async function exchangeHttp(req: HttpRequest): Promise<RawAnswer> {
   let sentAt: number | undefined;
   try {
     for (let hop = 0; ; hop++) {
-      const https = url.protocol === 'https:' ? await import('node:https') : undefined;
+      const https = url.protocol === 'https:' ? process.getBuiltinModule('node:https') : undefined;
       const exchange: Exchange = {
         url,
         method,

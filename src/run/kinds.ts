@@ -6,6 +6,7 @@ import type { CheckKind } from '../check.js';
 import { ConfigError } from '../config/issues.js';
 import { settleWithin } from './runner.js';
 import { SCENARIOS } from '../scenario/registry.js';
+import { importModule } from '../import-module.js';
 
 type Loader = () => Promise<{ default: CheckKind }>;
 
@@ -38,7 +39,7 @@ export class KindRegistry {
       const where = `plugins[${i}]`;
       let mod: { default?: unknown };
       try {
-        const loaded = await settleWithin(() => import(pathToFileURL(resolve(baseDir, path)).href), loadTimeoutMs);
+        const loaded = await settleWithin(() => importModule(pathToFileURL(resolve(baseDir, path)).href) as Promise<{ default?: unknown }>, loadTimeoutMs);
         if (!loaded.done) throw new ConfigError([`${where}: ${path} did not finish loading within ${loadTimeoutMs} ms`]);
         mod = loaded.value;
       } catch (err) {

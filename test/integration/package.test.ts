@@ -30,7 +30,8 @@ afterAll(async () => {
 describe('the packed package', () => {
   it('publishes the bundle and the public declarations, not the compiled tree', () => {
     expect(files).toContain('dist/bundle/index.js');
-    expect(files).toContain('dist/bundle/cli/soma-verify.js');
+    expect(files).toContain('dist/bundle/cli/launch.cjs');
+    expect(files.filter((f) => /^dist\/bundle\/cli\/soma-verify-\w+\.cjs$/.test(f))).toHaveLength(1);
     expect(files).toContain('dist/src/index.d.ts');
     expect(files.filter((f) => f.startsWith('dist/checks/') || (f.startsWith('dist/src/') && !f.endsWith('.d.ts')))).toEqual([]);
   });
