@@ -6,7 +6,7 @@
 // With `variants` (one probe per generation of a service, supplied by the stack model) it either
 // uses the named `generation`, or, for `auto`, sends the `detect` probes and takes the first
 // generation whose answer matches, then reports which one it found.
-import { z } from 'zod';
+import * as z from 'zod';
 import { defineCheck, type CheckOutcome } from '../src/check.js';
 import { headersOption, httpUrlOption, tlsOption, tokenOption } from '../src/check-options.js';
 import { describeHttpFailure, fetchHttp, type HttpResponse, unansweredBy } from '../src/clients/http.js';

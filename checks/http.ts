@@ -1,5 +1,5 @@
 // `http`: one request, judged by its status code, body conditions and latency.
-import { z } from 'zod';
+import * as z from 'zod';
 import { defineCheck, type CheckOutcome } from '../src/check.js';
 import { headersOption, httpUrlOption, tlsOption, tokenOption } from '../src/check-options.js';
 import { describeHttpFailure, fetchHttp, DEFAULT_MAX_BODY_BYTES, unansweredBy, type HttpResponse } from '../src/clients/http.js';

@@ -4,7 +4,7 @@
 // required consumer groups. Only when `roundTrip` is set, and only once the cluster passes, it
 // produces one marked message to an existing topic and consumes it back. Looking never creates a
 // topic (see the client for how).
-import { z } from 'zod';
+import * as z from 'zod';
 import { defineCheck, type CheckOutcome } from '../src/check.js';
 import { tlsOption } from '../src/check-options.js';
 import { loadKafkajs } from '../src/lazy-modules.js';

@@ -15,7 +15,7 @@
 // first that does is reported in `details.matched` (the stack model uses one set per generation
 // of a service when the generation is unknown). Both may be given; both must then hold.
 // `minSeries` (default 1): an endpoint exposing no series at all is not a working /metrics.
-import { z } from 'zod';
+import * as z from 'zod';
 import { defineCheck, type CheckOutcome } from '../src/check.js';
 import { headersOption, httpUrlOption, tlsOption, tokenOption } from '../src/check-options.js';
 import { fetchHttp, HttpError, type HttpResponse, unansweredBy } from '../src/clients/http.js';

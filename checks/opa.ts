@@ -6,7 +6,7 @@
 // The check has no default decisions: the stack model supplies SomaStack's own
 // (soma/policy/allow with an anonymous input, expected false).
 import { isDeepStrictEqual } from 'node:util';
-import { z } from 'zod';
+import * as z from 'zod';
 import { defineCheck, type CheckOutcome } from '../src/check.js';
 import { httpUrlOption, tlsOption, tokenOption } from '../src/check-options.js';
 import { bodyReason, fetchHttp, firstRequestFailure, remainingBudget, type HttpResponse } from '../src/clients/http.js';

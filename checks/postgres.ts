@@ -2,7 +2,7 @@
 // and migrations the services need? src/clients/postgres.ts connects (sslmode honoured, libpq
 // semantics) and reads the facts; `judge` compares them with the options. It only reads: catalog
 // lookups and SELECTs on the migration tables, never a write.
-import { z } from 'zod';
+import * as z from 'zod';
 import { defineCheck, type CheckOutcome } from '../src/check.js';
 import { maskCredentials } from '../src/redact.js';
 import { loadPg } from '../src/lazy-modules.js';

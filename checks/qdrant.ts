@@ -3,7 +3,7 @@
 //   GET /readyz, GET / (version), GET /collections, GET /collections/{name} for each required
 //   collection. All requests are independent, so `run` sends them at once (the whole check
 //   shares ctx's deadline) and `judge` reads the answers.
-import { z } from 'zod';
+import * as z from 'zod';
 import { defineCheck, type CheckOutcome } from '../src/check.js';
 import { httpUrlOption, tlsOption } from '../src/check-options.js';
 import { bodyReason, fetchHttp, firstRequestFailure, remainingBudget, type HttpResponse } from '../src/clients/http.js';

@@ -1,7 +1,7 @@
 // The `redis` check: does Redis answer PING, in the expected role and memory policy?
 // src/clients/redis.ts speaks RESP (connect, AUTH, SELECT, PING, INFO) and reads the facts;
 // `judge` compares them with the options. Nothing is written.
-import { z } from 'zod';
+import * as z from 'zod';
 import { defineCheck, type CheckOutcome } from '../src/check.js';
 import { tlsOption } from '../src/check-options.js';
 import { maskCredentials } from '../src/redact.js';

@@ -1,6 +1,6 @@
 // `tcp`: connect, and nothing more. It proves a listener exists, not that it is the right one:
 // prefer a protocol check where one exists.
-import { z } from 'zod';
+import * as z from 'zod';
 import { defineCheck, type CheckOutcome } from '../src/check.js';
 import { connectTcp, type TcpFacts } from '../src/clients/tcp.js';
 

@@ -3,7 +3,7 @@
 // only in working memory, which on gen2 returns every item of the tenant, proves nothing), then
 // forget it: gen1 through POST /delete at our sentinel coord, gen2 through SFM with the returned
 // coordinate. Cleanup does the same whatever happened.
-import { z } from 'zod';
+import * as z from 'zod';
 import { httpService } from '../src/config/schema.js';
 import { maskCredentials } from '../src/redact.js';
 import { defineScenario, expectStatus, fail, notYet, objectBody, step, type Step } from '../src/scenario/scenario.js';

@@ -2,7 +2,7 @@
 // find that memory in SomaFractalMemory (GET /memories/{coord} with SomaBrain's coordinate: gen1
 // our sentinel, gen2 the one it returned) and remove it there. Proves that SomaBrain really
 // writes into SFM, which no health route can show. Cleanup removes it from SFM whatever happened.
-import { z } from 'zod';
+import * as z from 'zod';
 import { httpService } from '../src/config/schema.js';
 import { maskCredentials } from '../src/redact.js';
 import { defineScenario, expectStatus, fail, objectBody, step } from '../src/scenario/scenario.js';

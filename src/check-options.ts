@@ -1,5 +1,5 @@
 // Option pieces that several check kinds share, declared once so they cannot drift apart.
-import { z } from 'zod';
+import * as z from 'zod';
 
 /** TLS trust for a client: a CA file to trust, or no verification at all. */
 export const tlsOption = z

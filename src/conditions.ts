@@ -1,6 +1,6 @@
 // Conditions on a response body: a JSON path and one comparison. Kept apart from the HTTP client
 // (which only fetches) and from the kinds that use them.
-import { z } from 'zod';
+import * as z from 'zod';
 
 export const condition = z
   .object({

@@ -1,6 +1,6 @@
 // The shape of soma-verify.config.yaml / .json. Store services and custom checks carry the
 // options of their check kind, which that kind's own schema validates at plan time.
-import { z } from 'zod';
+import * as z from 'zod';
 import { checkDuration } from './duration.js';
 import { PROJECTS_WITH_REQUIREMENTS } from '../stack/requirements.js';
 
