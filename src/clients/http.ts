@@ -7,7 +7,8 @@
 // Node's own client (node:http), not undici: its parser is built into Node, where undici's is
 // WebAssembly compiled on every run, which cost about 10 ms of each run's first request and a
 // 30 MB peak of memory, and its library about as much to load again (issue 11).
-import { Agent, request, type ClientRequest, type IncomingMessage } from 'node:http';
+// Taken when first used: with the HTTP thread (./http-thread.ts) the main thread never loads it.
+import type { Agent, ClientRequest, IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { CERT_FILE_MAX_BYTES, readRegularFile } from '../read-file.js';
 import { excerpt, maskCredentials } from '../redact.js';
@@ -128,7 +129,7 @@ function agentFor(https: typeof import('node:https') | undefined, tls: TlsSettin
   const key = https ? JSON.stringify([tls.ca ?? null, tls.rejectUnauthorized]) : 'http';
   let agent = agents.get(key);
   if (agent) agents.delete(key);
-  else agent = https ? new https.Agent({ keepAlive: true, scheduling: 'lifo', ...tls }) : new Agent({ keepAlive: true, scheduling: 'lifo' });
+  else agent = new (https ?? process.getBuiltinModule('node:http')).Agent({ keepAlive: true, scheduling: 'lifo', ...(https ? tls : {}) });
   agents.set(key, agent);
   for (const [oldKey, old] of agents) {
     if (agents.size <= MAX_AGENTS) break;
@@ -328,7 +329,7 @@ function requestOnce(exchange: Exchange, bound: CallBound, fresh = false): Promi
       agent: fresh ? false : exchange.agent,
       ...(fresh && exchange.https ? exchange.tls : {}),
     };
-    const client: ClientRequest = (exchange.https ? exchange.https.request : request)(options);
+    const client: ClientRequest = (exchange.https ?? process.getBuiltinModule('node:http')).request(options);
     const finish = (outcome: () => void) => {
       if (settled) return;
       settled = true;
