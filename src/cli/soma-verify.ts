@@ -3,6 +3,7 @@
 import { EXIT } from './exit.js';
 import { quickAnswer, versionOf } from './quick-answer.js';
 import { parseFast } from './verify-options.js';
+import { startHttpThread } from '../clients/http-thread.js';
 
 // No top-level await: the built CLI is CommonJS (esbuild.config.mjs says why).
 void main(process.argv.slice(2));
@@ -22,6 +23,9 @@ async function main(argv: string[]): Promise<never> {
   const version = versionOf(packageJson);
 
   const args = parseFast(argv) ?? (await explainWithYargs(argv, version));
+  // The HTTP thread takes as long to start as the config and plan take to read; nearly every
+  // plan has HTTP checks, so it starts now, on the other core (it holds nothing open).
+  if (!args.list) startHttpThread();
   const { verify } = await import('./verify.js');
   const code = await verify(args);
   // The report is flushed; exit now rather than wait on a check that ignored its timeout.

@@ -27,8 +27,8 @@ export function httpThread(): HttpThread | undefined {
   return thread ?? undefined;
 }
 
-/** A kind's `prepare`: the thread starts while the other kinds load their drivers. */
-export async function startHttpThread(): Promise<void> {
+/** Start the thread before its first exchange needs it (the CLI does, as soon as it has read its command line). */
+export function startHttpThread(): void {
   httpThread();
 }
 
