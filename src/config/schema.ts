@@ -2,6 +2,8 @@
 // options of their check kind, which that kind's own schema validates at plan time.
 import * as z from 'zod';
 import { checkDuration } from './duration.js';
+
+z.config({ jitless: true });
 import { PROJECTS_WITH_REQUIREMENTS } from '../stack/requirements.js';
 
 /** 500, "500ms", "5s", "1.5m": milliseconds. */
