@@ -9,6 +9,23 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDelayProxy } from './delay-proxy.mjs';
 
+/**
+ * An HTTP server that answers every request at once with a small JSON body, in a process of its
+ * own: its answers then wait neither for the other peers' work nor for this process's event loop.
+ * Returns { url, stop }.
+ */
+export async function startInstantServer() {
+  const source = `
+    const { createServer } = require('node:http');
+    const s = createServer((req, res) => { req.resume(); res.writeHead(200, { 'content-type': 'application/json' }); res.end('{"status":"ok"}'); });
+    s.listen(0, '127.0.0.1', () => process.stdout.write(String(s.address().port) + '\\n'));
+    process.stdin.on('end', () => process.exit(0)); process.stdin.resume();
+  `;
+  const server = spawn(process.execPath, ['-e', source], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const port = await new Promise((resolve) => server.stdout.once('data', (d) => resolve(Number(String(d).trim()))));
+  return { url: `http://127.0.0.1:${port}`, stop: () => server.stdin.end() };
+}
+
 export function requireTools(tools) {
   for (const tool of tools) {
     if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) throw new Error(`bench: ${tool} is missing`);

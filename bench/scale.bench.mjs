@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { median, reportRow, timeCommand } from './measure.mjs';
+import { startInstantServer } from './peers.mjs';
 
 const bin = fileURLToPath(new URL('../bin/soma-verify.js', import.meta.url));
 const runs = Math.max(1, Math.ceil(Number(process.env.BENCH_RUNS ?? 10) / 5));
@@ -18,21 +19,13 @@ const GOALS = { 1000: { ms: 1000, mb: 100 }, 10000: { ms: 10_000, mb: 300 } };
 
 // A server that answers at once, as SomaStack's health routes do, in its own process so that
 // its work does not share this process's event loop with the children's measurements.
-const serverSource = `
-  const { createServer } = require('node:http');
-  const s = createServer((req, res) => { req.resume(); res.writeHead(200, { 'content-type': 'application/json' }); res.end('{"status":"ok"}'); });
-  s.listen(0, '127.0.0.1', () => process.stdout.write(String(s.address().port) + '\\n'));
-  process.stdin.on('end', () => process.exit(0)); process.stdin.resume();
-`;
-const { spawn } = await import('node:child_process');
-const server = spawn(process.execPath, ['-e', serverSource], { stdio: ['pipe', 'pipe', 'inherit'] });
-const port = await new Promise((resolve) => server.stdout.once('data', (d) => resolve(Number(String(d).trim()))));
+const server = await startInstantServer();
 
 const dir = mkdtempSync(join(tmpdir(), 'soma-bench-scale-'));
 try {
   const configs = {};
   for (const n of COUNTS) {
-    const checks = Array.from({ length: n }, (_, i) => ({ id: `endpoint.${i}`, kind: 'health', url: `http://127.0.0.1:${port}/health/${i}` }));
+    const checks = Array.from({ length: n }, (_, i) => ({ id: `endpoint.${i}`, kind: 'health', url: `${server.url}/health/${i}` }));
     configs[n] = join(dir, `scale-${n}.json`);
     writeFileSync(configs[n], JSON.stringify({ environments: { scale: { checks } } }));
   }
@@ -72,6 +65,6 @@ try {
     );
   }
 } finally {
-  server.stdin.end();
+  server.stop();
   rmSync(dir, { recursive: true, force: true });
 }
