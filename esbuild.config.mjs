@@ -1,12 +1,14 @@
-// Bundles the two CLIs (our code and every dependency) into dist/bundle: one file per entry and
-// shared lazy chunks for what loads on demand (each driver with its check). Node's module loader
-// spends more time resolving and compiling hundreds of small files than the checks take to run;
-// the bundle runs a verification about a third faster. tsc still type-checks and emits dist/src, dist/checks for the tests;
-// of those, only the declarations of the public entry (dist/src/index.d.ts, check.d.ts) are published.
+// Bundles the two CLIs (our code and every dependency) into dist/bundle as CommonJS files that
+// bin/ runs through launch.cjs with a V8 code cache (src/code-cache.ts). Node's module loader
+// spends more time resolving and compiling hundreds of small files than the checks take to run,
+// and its ES module loader takes no code cache on Node 20: resolving, linking and compiling ES
+// chunks was a third of a verification's own time. tsc still type-checks and emits dist/src,
+// dist/checks for the tests; of those, only the declarations of the public entry
+// (dist/src/index.d.ts, check.d.ts) are published.
 //
-// The large libraries are built apart, as CommonJS files in dist/bundle/vendor, and the bundle
-// loads them through src/code-cache.ts with a V8 code cache: compiling them was most of the
-// tool's own time. Their names carry a content hash, so a cache never outlives its build.
+// The large libraries are built apart, in dist/bundle/vendor, and loaded on demand, each with a
+// code cache of its own. Every file a cache is kept for has a hash of its content in its name, so
+// a cache never outlives its build.
 import { createHash } from 'node:crypto';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -42,6 +44,11 @@ const pgOnNode = {
   },
 };
 
+// Whitespace and comments out, names kept (a stack trace still names its functions): a run reads
+// every byte of the files it loads, and a comment with one non-ASCII character made V8 hold a
+// whole bundle as a two-byte string.
+const compact = { minifyWhitespace: true, minifySyntax: true, charset: 'ascii' };
+
 /** `import.meta.url` for ES module sources built as CommonJS. */
 const importMetaUrlInCommonJs = {
   define: { 'import.meta.url': '__importMetaUrl' },
@@ -61,6 +68,7 @@ for (const [name, entry] of Object.entries(VENDORED)) {
     target: 'node20',
     plugins: [pgOnNode],
     logLevel: 'warning',
+    ...compact,
     ...importMetaUrlInCommonJs, // yargs is an ES module that asks for its own URL
   });
   const code = out.outputFiles[0].contents;
@@ -94,24 +102,7 @@ const vendorPlugin = {
   },
 };
 
-await build({
-  entryPoints: { 'soma-ports': 'src/cli/soma-ports.ts' },
-  outdir: 'dist/bundle/cli',
-  bundle: true,
-  splitting: true,
-  format: 'esm',
-  platform: 'node',
-  target: 'node20',
-  logLevel: 'warning',
-  plugins: [vendorPlugin],
-  // Bundled CommonJS (pg, ioredis, kafkajs) calls require() for Node's own modules.
-  banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
-});
-
-// soma-verify and its HTTP thread as one CommonJS file each. bin/soma-verify.js runs the CLI from
-// launch.cjs with a V8 code cache (src/code-cache.ts): ES modules take no code cache on Node 20,
-// and the ES loader spent a third of a verification's own time resolving, linking and compiling
-// chunks. The CLI's name carries a hash of its content, as the libraries' do.
+// Each CLI, the HTTP thread and launch.cjs as one CommonJS file each.
 // src/import-module.ts stays a file of its own, which Node loads: import() needs that (it says why).
 const importModuleApart = {
   name: 'import-module-apart',
@@ -120,6 +111,7 @@ const importModuleApart = {
   },
 };
 const commonJs = {
+  ...compact,
   outdir: 'dist/bundle/cli',
   outExtension: { '.js': '.cjs' },
   bundle: true,
@@ -133,9 +125,12 @@ const commonJs = {
 await build({ ...commonJs, entryPoints: { 'import-module': 'src/import-module.ts' }, plugins: [] });
 // http-worker: the HTTP thread's entry, found beside the CLI (src/clients/http-thread.ts).
 await build({ ...commonJs, entryPoints: { 'http-worker': 'src/clients/http-worker.ts' } });
-const cli = await build({ ...commonJs, entryPoints: { 'soma-verify': 'src/cli/soma-verify.ts' }, entryNames: '[name]-[hash]', metafile: true });
-const cliBundle = Object.keys(cli.metafile.outputs).find((f) => f.endsWith('.cjs')).split('/').pop();
-await build({ ...commonJs, entryPoints: { launch: 'src/cli/launch.ts' }, define: { ...importMetaUrlInCommonJs.define, CLI_BUNDLE: JSON.stringify(cliBundle) } });
+const cliBundles = {};
+for (const cli of ['soma-verify', 'soma-ports']) {
+  const out = await build({ ...commonJs, entryPoints: { [cli]: `src/cli/${cli}.ts` }, entryNames: '[name]-[hash]', metafile: true });
+  cliBundles[cli] = Object.keys(out.metafile.outputs).find((f) => f.endsWith('.cjs')).split('/').pop();
+}
+await build({ ...commonJs, entryPoints: { launch: 'src/cli/launch.ts' }, define: { ...importMetaUrlInCommonJs.define, CLI_BUNDLES: JSON.stringify(cliBundles) } });
 
 // The public entry a plugin imports (`import { defineCheck } from 'soma-verify'`).
 await build({

@@ -178,9 +178,11 @@ export function excerpt(text: string, max: number, mark: '…' | '...' = '…'):
  */
 const CUT_TEXT_MIN_LENGTH = 100;
 function maskCutSecret(text: string, secrets: string[]): string {
-  const cuts = [...text.matchAll(/\.\.\.|…/g)].map((m) => m.index!);
+  // \u2026 is "…", escaped: esbuild leaves regular expressions as written, and one non-ASCII
+  // character makes V8 hold the whole bundle as a two-byte string.
+  const cuts = [...text.matchAll(/\.\.\.|\u2026/g)].map((m) => m.index!);
   const end = /["'\s]*$/.exec(text)!.index;
-  if (text.length >= CUT_TEXT_MIN_LENGTH && !cuts.some((i) => /^(?:\.\.\.|…)["'\s]*$/.test(text.slice(i)))) cuts.push(end);
+  if (text.length >= CUT_TEXT_MIN_LENGTH && !cuts.some((i) => /^(?:\.\.\.|\u2026)["'\s]*$/.test(text.slice(i)))) cuts.push(end);
   // From the right, so that the places still to look at keep their index.
   for (const at of cuts.sort((a, b) => b - a)) text = maskStartBefore(text, at, secrets);
   return text;

@@ -1,15 +1,17 @@
-// What bin/soma-verify.js runs (built as dist/bundle/cli/launch.cjs): --help and --version are
-// answered before anything else loads; any other command line runs the CLI bundle with a V8 code
-// cache (../code-cache.ts).
+// What bin/ runs (built as dist/bundle/cli/launch.cjs): soma-verify's --help and --version are
+// answered before anything else loads; any other command line runs the CLI's bundle with a V8
+// code cache (../code-cache.ts).
 import { join } from 'node:path';
 import { runCommonJs } from '../code-cache.js';
 import { quickAnswer } from './quick-answer.js';
 
-/** The CLI bundle's file name, content-hashed (set by esbuild.config.mjs). */
-declare const CLI_BUNDLE: string;
+/** Each CLI's bundle, its file name content-hashed (set by esbuild.config.mjs). */
+declare const CLI_BUNDLES: Record<'soma-verify' | 'soma-ports', string>;
 
-export function launch(root: string, argv = process.argv.slice(2)): void {
-  const quick = quickAnswer(argv, { help: join(root, 'dist/help/soma-verify.txt'), packageJson: join(root, 'package.json') });
-  if (quick !== undefined) process.stdout.write(quick);
-  else runCommonJs(join(root, 'dist/bundle/cli', CLI_BUNDLE));
+export function launch(root: string, cli: keyof typeof CLI_BUNDLES = 'soma-verify', argv = process.argv.slice(2)): void {
+  if (cli === 'soma-verify') {
+    const quick = quickAnswer(argv, { help: join(root, 'dist/help/soma-verify.txt'), packageJson: join(root, 'package.json') });
+    if (quick !== undefined) return void process.stdout.write(quick);
+  }
+  runCommonJs(join(root, 'dist/bundle/cli', CLI_BUNDLES[cli]));
 }

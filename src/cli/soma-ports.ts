@@ -269,4 +269,5 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+// No top-level await: the built CLI is CommonJS (esbuild.config.mjs says why).
+void main();

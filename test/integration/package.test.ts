@@ -2,7 +2,7 @@
 // (offline, from npm's cache), then used the two ways it is meant to be: a plugin that imports
 // `defineCheck` from 'soma-verify' (run by the installed soma-verify), and both bins.
 import { execFile } from 'node:child_process';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -34,6 +34,12 @@ describe('the packed package', () => {
     expect(files.filter((f) => /^dist\/bundle\/cli\/soma-verify-\w+\.cjs$/.test(f))).toHaveLength(1);
     expect(files).toContain('dist/src/index.d.ts');
     expect(files.filter((f) => f.startsWith('dist/checks/') || (f.startsWith('dist/src/') && !f.endsWith('.d.ts')))).toEqual([]);
+  });
+
+  it('has only ASCII in the files a run loads (one other character makes V8 hold a whole file as two-byte text)', async () => {
+    const loaded = files.filter((f) => f.startsWith('dist/bundle/') && f.endsWith('.cjs'));
+    expect(loaded.length).toBeGreaterThan(5);
+    for (const f of loaded) expect((await readFile(join(ROOT, f))).every((byte) => byte < 0x80), f).toBe(true);
   });
 
   it('imports defineCheck from "soma-verify", with its types', async () => {

@@ -32,7 +32,7 @@ afterEach(async () => {
 });
 
 beforeAll(() => {
-  if (!existsSync(join(BIN, '..', '..', 'dist', 'bundle', 'cli', 'soma-ports.js'))) {
+  if (!existsSync(join(BIN, '..', '..', 'dist', 'bundle', 'cli', 'launch.cjs'))) {
     throw new Error('dist/ is missing: run npm run build first');
   }
 });
