@@ -38,7 +38,8 @@ export function findConfigFile(cwd: string, explicit?: string): string | undefin
   return CONFIG_NAMES.map((name) => resolve(cwd, name)).find((path) => existsSync(path));
 }
 
-export async function loadConfig(path: string, env: Env): Promise<LoadedConfig> {
+/** `read` sees the parsed, interpolated file before it is validated (to prepare for its size). */
+export async function loadConfig(path: string, env: Env, read?: (value: unknown) => void): Promise<LoadedConfig> {
   let text: string;
   try {
     text = (await readRegularFile(path, CONFIG_MAX_BYTES)).toString('utf8');
@@ -52,6 +53,7 @@ export async function loadConfig(path: string, env: Env): Promise<LoadedConfig> 
   const parsed = await parse(path, text);
   const { value, errors, substituted, secrets } = interpolate(parsed, env);
   if (errors.length) throw new ConfigError(errors);
+  read?.(value);
   const { configFile } = await import('./schema.js');
   const config = await validate(configFile, value, '');
   return { path, config, substituted, secrets };
