@@ -20,7 +20,6 @@ rmSync('dist/bundle', { recursive: true, force: true }); // chunk names change w
 /** Each library the bundle takes from dist/bundle/vendor, and the source of its build. */
 const VENDORED = {
   pg: 'pg',
-  ioredis: 'ioredis',
   kafkajs: 'kafkajs',
   picomatch: 'picomatch',
   'cli-table3': 'cli-table3',

@@ -5,7 +5,6 @@ import * as z from 'zod';
 import { defineCheck, type CheckOutcome } from '../src/check.js';
 import { tlsOption } from '../src/check-options.js';
 import { maskCredentials } from '../src/redact.js';
-import { loadIoredis } from '../src/lazy-modules.js';
 import { parseRedisUrl, queryRedis, redisUrlProblem, type RedisEndpoint, type RedisFacts } from '../src/clients/redis.js';
 
 const options = z
@@ -90,7 +89,6 @@ export function judge(f: RedisFacts, o: Pick<RedisCheckOptions, 'role' | 'maxmem
 
 export default defineCheck<RedisCheckOptions>({
   kind: 'redis',
-  prepare: loadIoredis,
   options,
   target: (o) => `${maskCredentials(o.url.replace(/\/\d*$/, ''))}/${endpointOf(o).db}`,
   async run(o, ctx) {

@@ -1,4 +1,4 @@
-// For check kinds whose driver takes no AbortSignal (pg, ioredis, kafkajs): stop waiting the
+// For check clients that take no AbortSignal (pg, kafkajs, our RESP connection): stop waiting the
 // moment the check's signal aborts, and tell the driver to let go.
 
 export class CheckAborted extends Error {

@@ -4,7 +4,6 @@
 // `default` only; reading `default` works under both. Load any CommonJS package through here.
 
 export const loadPg = () => commonJs<typeof import('pg')>(import('pg'));
-export const loadIoredis = () => commonJs<typeof import('ioredis')>(import('ioredis'));
 export const loadKafkajs = () => commonJs<typeof import('kafkajs')>(import('kafkajs'));
 export const loadYaml = () => commonJs<typeof import('yaml')>(import('yaml'));
 

@@ -1,24 +1,25 @@
-// The Redis client: speaks RESP through ioredis, one bounded attempt, and returns what the
+// The Redis client: speaks RESP2 over one connection, one bounded attempt, and returns what the
 // server said or a one-line cause.
 //
 // Steps, each bounded by ctx.timeoutMs and stopped by ctx.signal:
 //   connect (TLS for rediss://) -> AUTH (if a password is given) -> SELECT db (if not 0) ->
 //   PING (latency) -> INFO server, INFO replication, INFO memory. INFO memory rather than
-//   CONFIG GET, which managed Redis services disable. Nothing is written.
+//   CONFIG GET, which managed Redis services disable. Nothing is written. The commands after the
+//   connection go out together (one round trip) and their replies are read in order, so a
+//   failure names its command.
 //
-// ioredis is built to keep an application connected; a check wants the opposite, one bounded
-// attempt: no reconnect loop (retryStrategy -> null), no offline queue, no ready-check loop, and
-// AUTH/SELECT sent by us so their failures come back to us instead of becoming 'error' events
-// or console warnings. The password never enters a message: messages are built from host,
-// port, user and db; text quoted from the driver or server is masked with every other output by
-// the engine's redactor, which knows the URL and password.
+// Hand-written, not ioredis: ioredis is built to keep an application connected (reconnects, an
+// offline queue, a ready check), which a check had to turn off one by one; and loading it took
+// 35-45 ms of each run's CPU, the largest single cost of a verification's own time (issue 11).
+// A check needs six commands and RESP2's five reply types. The password never enters a message:
+// messages are built from host, port, user and db; text quoted from the server is masked with
+// every other output by the engine's redactor, which knows the URL and password.
 import { CERT_FILE_MAX_BYTES, readRegularFileSync } from '../read-file.js';
-import type { ConnectionOptions } from 'node:tls';
-import type { Redis as RedisClient, RedisOptions } from 'ioredis';
+import { connect as connectTcp, type Socket } from 'node:net';
+import { connect as connectTls, type ConnectionOptions } from 'node:tls';
 import type { CheckContext, Unanswered } from '../check.js';
 import type { TlsOption } from '../check-options.js';
 import { abortable, CheckAborted } from '../abortable.js';
-import { loadIoredis } from '../lazy-modules.js';
 import {
   describeNetworkError,
   ForeignProtocolError,
@@ -112,80 +113,52 @@ export async function queryRedis(ep: RedisEndpoint, tlsOption: TlsOption | undef
       return { ...facts, failure: { stage: 'setup', message: `cannot read tls.caFile: ${(err as Error).message}` } };
     }
   }
-  const budget = Math.max(1, Math.floor(ctx.timeoutMs));
-  const clientOptions: RedisOptions = {
-    host: ep.host,
-    port: ep.port,
-    ...(tls ? { tls } : {}),
-    lazyConnect: true,
-    enableOfflineQueue: false,
-    enableReadyCheck: false,
-    // ioredis would otherwise send CLIENT SETINFO before anything else: a check observes, and
-    // keeps its first command the one it reports on.
-    disableClientInfo: true,
-    maxRetriesPerRequest: 0,
-    retryStrategy: () => null,
-    reconnectOnError: () => false,
-    autoResubscribe: false,
-    autoResendUnfulfilledCommands: false,
-    connectTimeout: budget,
-    commandTimeout: budget,
-    disconnectTimeout: 100,
-  };
-  const { Redis } = await loadIoredis();
-  const client: RedisClient = new Redis(clientOptions);
   const seen: Observed = { tcpConnected: false, guard: undefined, socketError: undefined };
-  // Handled, so nothing reaches stderr as an unhandled error. A failed connect() rejects only
-  // with "Connection is closed."; the cause (ECONNREFUSED...) comes as this event.
-  client.on('error', (err: Error) => (seen.socketError ??= err));
-  client.on('connect', () => {
-    seen.tcpConnected = true;
-    // Emitted before the peer can answer anything: the guard sees every byte ioredis would.
-    seen.guard = guardForeignBytes(client.stream, {
-      protocol: 'RESP',
-      accepts: (chunk, first) => !first || RESP_FIRST_BYTES.has(chunk[0]!),
-      maxBytes: REDIS_MAX_BYTES,
-    });
+  const socket = ep.tls ? connectTls({ host: ep.host, port: ep.port, ...tls }) : connectTcp({ host: ep.host, port: ep.port });
+  // Installed before the peer can answer anything: the guard sees every byte.
+  seen.guard = guardForeignBytes(socket, {
+    protocol: 'RESP',
+    accepts: (chunk, first) => !first || RESP_FIRST_BYTES.has(chunk[0]!),
+    maxBytes: REDIS_MAX_BYTES,
   });
-  const stop = () => {
-    client.disconnect();
-    client.stream?.destroy();
-  };
+  const connection = new RespConnection(socket, seen);
+  const connected = new Promise<void>((resolve) => socket.once(ep.tls ? 'secureConnect' : 'connect', resolve));
+  const stop = () => socket.destroy();
   let current = 'connect';
-  const step = async <T>(what: string, work: () => Promise<T>): Promise<T> => {
+  const step = <T>(what: string, work: Promise<T>): Promise<T> => {
     current = what;
-    return abortable(work(), ctx.signal, { onAbort: stop });
+    return abortable(Promise.race([work, connection.closed]), ctx.signal, { onAbort: stop });
   };
   try {
-    await step('connect', () => client.connect());
-    if (ep.password !== undefined) {
-      try {
-        await step('AUTH', () => (ep.username ? client.auth(ep.username, ep.password!) : client.auth(ep.password!)));
-      } catch (err) {
-        // Redis without a password answers AUTH with an error but still serves the client.
-        if (!/without any password configured|no password is set/i.test((err as Error).message)) throw err;
-        facts.passwordNotNeeded = true;
-      }
-    }
-    if (ep.db !== 0) await step(`SELECT ${ep.db}`, () => client.select(ep.db));
-
-    // PING and the three INFO sections in one round trip (a pipeline): over a network, three
-    // round trips fewer. Read in order, so a failure still names its command.
-    const started = performance.now();
+    await step('connect', connected);
+    seen.tcpConnected = true;
+    const commands: Array<{ name: string; args: string[] }> = [];
+    if (ep.password !== undefined) commands.push({ name: 'AUTH', args: ep.username ? ['AUTH', ep.username, ep.password] : ['AUTH', ep.password] });
+    if (ep.db !== 0) commands.push({ name: `SELECT ${ep.db}`, args: ['SELECT', String(ep.db)] });
     const sections = ['server', 'replication', 'memory'] as const;
-    let pipeline = client.pipeline().ping();
-    for (const section of sections) pipeline = pipeline.info(section);
-    const replies = (await step('PING', () => pipeline.exec())) ?? [];
+    commands.push({ name: 'PING', args: ['PING'] }, ...sections.map((section) => ({ name: `INFO ${section}`, args: ['INFO', section] })));
+    const started = performance.now();
+    const replies = connection.send(commands.map((c) => c.args));
+    const answers = new Map<string, Reply>();
+    for (const [i, command] of commands.entries()) {
+      const reply = await step(command.name, replies[i]!);
+      if (reply instanceof ReplyError) {
+        // Redis without a password answers AUTH with an error but still serves the client.
+        if (command.name === 'AUTH' && /without any password configured|no password is set/i.test(reply.message)) facts.passwordNotNeeded = true;
+        else throw reply;
+      }
+      answers.set(command.name, reply);
+    }
     facts.latencyMs = performance.now() - started;
-    const reply = (i: number, what: string) => {
-      const [err, value] = replies[i] ?? [new Error('Connection is closed.'), undefined];
-      current = what;
-      if (err) throw err;
-      return value as string;
+    const text = (name: string) => {
+      current = name;
+      const reply = answers.get(name);
+      if (typeof reply !== 'string') throw new Error(`Protocol error: ${name} answered ${reply === null ? 'nil' : 'a reply of the wrong type'}`);
+      return reply;
     };
-    facts.pong = reply(0, 'PING');
+    facts.pong = text('PING');
     if (facts.pong !== 'PONG') return facts;
-    const [server, replication, memory] = sections.map((section, i) => parseInfo(reply(i + 1, `INFO ${section}`)));
+    const [server, replication, memory] = sections.map((section) => parseInfo(text(`INFO ${section}`)));
     facts.info = { server: server!, replication: replication!, memory: memory! };
     return facts;
   } catch (err) {
@@ -196,6 +169,136 @@ export async function queryRedis(ep: RedisEndpoint, tlsOption: TlsOption | undef
   } finally {
     stop();
   }
+}
+
+/** An error reply of the server ("-ERR ...", "-WRONGPASS ..."): its text is the message. */
+class ReplyError extends Error {
+  override name = 'ReplyError';
+}
+
+/** A RESP2 reply: simple string, integer, bulk string (null: nil), array, or error reply. */
+type Reply = string | number | null | ReplyError | Reply[];
+
+/** Commands out, replies in, in order, on one connection. */
+class RespConnection {
+  private readonly reader = new RespReader();
+  private readonly waiting: Array<{ resolve(reply: Reply): void; reject(err: Error): void }> = [];
+  private ended: Error | undefined;
+  /** Rejects when the connection fails or closes: whatever was awaited then fails with it. */
+  readonly closed: Promise<never>;
+
+  constructor(
+    private readonly socket: Socket,
+    seen: Observed,
+  ) {
+    let close!: (err: Error) => void;
+    this.closed = new Promise<never>((_, reject) => (close = reject));
+    this.closed.catch(() => {});
+    const end = (err: Error) => {
+      this.ended ??= err;
+      close(this.ended);
+      for (const w of this.waiting.splice(0)) w.reject(this.ended);
+    };
+    this.end = end;
+    socket.on('data', (chunk: Buffer) => {
+      this.reader.push(chunk);
+      this.deliver();
+    });
+    socket.on('error', (err: Error) => {
+      seen.socketError ??= err;
+      end(err);
+    });
+    socket.on('close', () => end(new Error('Connection is closed.')));
+  }
+
+  /** Writes the commands at once (one round trip); a promise of each reply, in their order. */
+  send(commands: string[][]): Array<Promise<Reply>> {
+    const replies = commands.map(() => new Promise<Reply>((resolve, reject) => this.waiting.push({ resolve, reject })));
+    for (const reply of replies) reply.catch(() => {}); // those after a failure are never read
+    if (this.ended) this.end(this.ended);
+    else this.socket.write(commands.map(encodeCommand).join(''));
+    this.deliver(); // what a peer sent before it was asked
+    return replies;
+  }
+
+  private readonly end: (err: Error) => void;
+
+  /** Hands each whole reply to the command waiting for it; bytes RESP2 cannot hold end it all. */
+  private deliver() {
+    try {
+      for (let reply: Reply | undefined; this.waiting.length > 0 && (reply = this.reader.next()) !== undefined; ) this.waiting.shift()!.resolve(reply);
+    } catch (err) {
+      this.end(err as Error);
+      this.socket.destroy();
+    }
+  }
+}
+
+/** A command as RESP sends it: an array of bulk strings. */
+function encodeCommand(args: string[]): string {
+  return `*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`;
+}
+
+/** RESP2 replies parsed as their bytes arrive (a connection carries at most REDIS_MAX_BYTES). */
+class RespReader {
+  private buffer: Buffer = Buffer.alloc(0);
+
+  push(chunk: Buffer) {
+    this.buffer = this.buffer.length ? Buffer.concat([this.buffer, chunk]) : chunk;
+  }
+
+  /** The next whole reply, or undefined until more bytes come; throws on what RESP2 cannot hold. */
+  next(): Reply | undefined {
+    const parsed = this.parse(0);
+    if (!parsed) return undefined;
+    this.buffer = this.buffer.subarray(parsed.end);
+    return parsed.reply;
+  }
+
+  private parse(at: number): { reply: Reply; end: number } | undefined {
+    const lineEnd = this.buffer.indexOf('\r\n', at);
+    if (lineEnd < 0) return undefined;
+    const type = String.fromCharCode(this.buffer[at]!);
+    const line = this.buffer.toString('utf8', at + 1, lineEnd);
+    const next = lineEnd + 2;
+    switch (type) {
+      case '+':
+        return { reply: line, end: next };
+      case '-':
+        return { reply: new ReplyError(line), end: next };
+      case ':':
+        return { reply: lengthOf(line, -Infinity), end: next };
+      case '$': {
+        const length = lengthOf(line, -1);
+        if (length === -1) return { reply: null, end: next };
+        if (this.buffer.length < next + length + 2) return undefined;
+        if (this.buffer.toString('latin1', next + length, next + length + 2) !== '\r\n') throw new Error('Protocol error: a bulk string overran its length');
+        return { reply: this.buffer.toString('utf8', next, next + length), end: next + length + 2 };
+      }
+      case '*': {
+        const count = lengthOf(line, -1);
+        if (count === -1) return { reply: null, end: next };
+        const items: Reply[] = [];
+        let end = next;
+        for (let i = 0; i < count; i++) {
+          const item = this.parse(end);
+          if (!item) return undefined;
+          items.push(item.reply);
+          end = item.end;
+        }
+        return { reply: items, end };
+      }
+      default:
+        throw new Error(`Protocol error, got ${JSON.stringify(type)} as reply type byte`);
+    }
+  }
+}
+
+/** A RESP length or integer; `min` is the least it may be (-1: nil). */
+function lengthOf(text: string, min: number): number {
+  const n = Number(text);
+  if (!/^-?\d+$/.test(text) || n < min) throw new Error(`Protocol error: "${text.slice(0, 20)}" is not a length`);
+  return n;
 }
 
 type RedisError = Error & { code?: string };
