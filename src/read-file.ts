@@ -21,17 +21,12 @@ const FLAGS = fsConstants.O_RDONLY | fsConstants.O_NONBLOCK;
 export async function readRegularFile(path: string, maxBytes: number): Promise<Buffer> {
   const handle = await open(path, FLAGS);
   try {
-    assertReadable(path, await handle.stat(), maxBytes);
-    // Read one byte past the cap: a file that grew since fstat is caught too.
-    const buffer = Buffer.alloc(maxBytes + 1);
-    let length = 0;
+    const bytes = new CappedBytes(path, await handle.stat(), maxBytes);
     for (;;) {
-      const { bytesRead } = await handle.read(buffer, length, buffer.length - length, length);
-      if (bytesRead === 0) break;
-      length += bytesRead;
-      if (length > maxBytes) throw tooLarge(path, maxBytes);
+      const room = bytes.room(); // first: it may grow the buffer
+      const { bytesRead } = await handle.read(bytes.buffer, bytes.length, room, bytes.length);
+      if (!bytes.took(bytesRead)) return bytes.read();
     }
-    return buffer.subarray(0, length);
   } finally {
     await handle.close();
   }
@@ -41,18 +36,48 @@ export async function readRegularFile(path: string, maxBytes: number): Promise<B
 export function readRegularFileSync(path: string, maxBytes: number): Buffer {
   const fd = openSync(path, FLAGS);
   try {
-    assertReadable(path, fstatSync(fd), maxBytes);
-    const buffer = Buffer.alloc(maxBytes + 1);
-    let length = 0;
+    const bytes = new CappedBytes(path, fstatSync(fd), maxBytes);
     for (;;) {
-      const bytesRead = readSync(fd, buffer, length, buffer.length - length, length);
-      if (bytesRead === 0) break;
-      length += bytesRead;
-      if (length > maxBytes) throw tooLarge(path, maxBytes);
+      const room = bytes.room(); // first: it may grow the buffer
+      if (!bytes.took(readSync(fd, bytes.buffer, bytes.length, room, bytes.length))) return bytes.read();
     }
-    return buffer.subarray(0, length);
   } finally {
     closeSync(fd);
+  }
+}
+
+/**
+ * The bytes read so far, in a buffer the size fstat gave plus one byte (a file that grew since is
+ * caught), grown up to one byte past the cap if it did: not the cap's megabytes for every file.
+ */
+class CappedBytes {
+  buffer: Buffer;
+  length = 0;
+  constructor(
+    private readonly path: string,
+    stats: Stats,
+    private readonly maxBytes: number,
+  ) {
+    assertReadable(path, stats, maxBytes);
+    this.buffer = Buffer.allocUnsafe(Math.min(stats.size, maxBytes) + 1);
+  }
+  /** Room for the next read, the buffer grown first if it is full. */
+  room(): number {
+    if (this.length === this.buffer.length) {
+      const grown = Buffer.allocUnsafe(Math.min(this.buffer.length * 2, this.maxBytes + 1));
+      this.buffer.copy(grown, 0, 0, this.length);
+      this.buffer = grown;
+    }
+    return this.buffer.length - this.length;
+  }
+  /** Counts a read; false at the end of the file. */
+  took(bytesRead: number): boolean {
+    this.length += bytesRead;
+    if (this.length > this.maxBytes) throw tooLarge(this.path, this.maxBytes);
+    return bytesRead > 0;
+  }
+  read(): Buffer {
+    return this.buffer.subarray(0, this.length);
   }
 }
 

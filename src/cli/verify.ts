@@ -1,7 +1,6 @@
 // The verification pipeline: config -> environment -> plan -> run -> redact -> report.
 import { dirname } from 'node:path';
 import { constants } from 'node:os';
-import { setFlagsFromString } from 'node:v8';
 import type { CheckResult } from '../check.js';
 import { ConfigError, validate } from '../config/issues.js';
 import { findConfigFile, loadConfig, type LoadedConfig } from '../config/load.js';
@@ -46,7 +45,7 @@ const SECOND_SIGNAL_GRACE_MS = 3000;
  * 0.50 s without), as for the stack's dozen. Flags are the process's, the HTTP thread's too.
  */
 function sizeCompilerFor(checks: number) {
-  if (checks >= 500) setFlagsFromString('--no-turbofan');
+  if (checks >= 500) process.getBuiltinModule('node:v8').setFlagsFromString('--no-turbofan');
 }
 /** Under --wait, how often a progress line is printed while what fails stays the same. */
 const PROGRESS_EVERY_MS = 5000;

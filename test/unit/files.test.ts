@@ -126,6 +126,16 @@ describe('readRegularFile', () => {
     expect(() => readRegularFileSync(path, 99)).toThrow(FileReadError);
   });
 
+  it('reads a file whose size fstat does not know (procfs says 0) whole, and still stops at the cap', async () => {
+    // /proc/self/maps is a regular file of size 0 with kilobytes in it: the buffer sized by fstat must grow.
+    const whole = await readRegularFile('/proc/self/maps', 1024 * 1024);
+    expect(whole.length).toBeGreaterThan(1000);
+    expect(whole.toString()).toMatch(/^[0-9a-f]+-[0-9a-f]+ /);
+    expect(readRegularFileSync('/proc/self/maps', 1024 * 1024).length).toBeGreaterThan(1000);
+    await expect(readRegularFile('/proc/self/maps', 300)).rejects.toThrow('/proc/self/maps is larger than 300 bytes, the limit for this file');
+    expect(() => readRegularFileSync('/proc/self/maps', 300)).toThrow(FileReadError);
+  });
+
   it('refuses a FIFO with no writer at once instead of waiting on it', async () => {
     const dir = await tempDir();
     const fifo = join(dir, 'secret');

@@ -12,7 +12,6 @@ import { MARGIN_MS } from '../../support/run-check.js';
 const TIMEOUT_MS = 2000;
 let server: Server | undefined;
 afterEach(async () => {
-  server?.closeAllConnections?.();
   await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
   server = undefined;
 });
