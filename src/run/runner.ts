@@ -40,14 +40,12 @@ export async function runPlan(plan: PlannedCheck[], opts: RunOptions): Promise<C
   const stop = opts.signal ? AbortSignal.any([opts.signal, deadlineController.signal]) : deadlineController.signal;
   // Every running check listens to it: that is no leak, whatever the concurrency.
   setMaxListeners(0, stop);
+  const unprepared = await prepareKinds(plan, deadline, stop);
   const results = new Map<string, CheckResult>();
   const waiting = [...plan];
   let running = 0;
 
   return new Promise((resolveAll) => {
-    // Each check waits for its own kind only: the checks of kinds without a driver go out
-    // before the first driver loads, and each driver's checks start as soon as it has.
-    const prepared = prepareKinds(plan, deadline, stop, () => pump());
     const finish = (result: CheckResult) => {
       results.set(result.id, result);
       opts.onResult?.(result);
@@ -74,11 +72,7 @@ export async function runPlan(plan: PlannedCheck[], opts: RunOptions): Promise<C
           finish(resultOf(check, { status: 'fail', message: why }, 0));
           continue;
         }
-        if (!check.problem && !prepared.has(check.checkKind)) {
-          i++;
-          continue;
-        }
-        const problem = check.problem ?? prepared.get(check.checkKind);
+        const problem = check.problem ?? unprepared.get(check.checkKind);
         if (problem) {
           waiting.splice(i, 1);
           finish(resultOf(check, { status: 'fail', message: problem }, 0));
@@ -108,40 +102,26 @@ function reasonOf(signal: AbortSignal): string {
 }
 
 /**
- * Load every kind's driver, each in its own turn of the event loop (a driver loads synchronously:
- * between two, the checks already out read their answers and the next kind's checks start).
- * Returns each kind's problem once its `prepare` settled (undefined: ready), and calls `settled`
- * then. A kind that cannot load fails its checks. A `prepare` that never settles is bounded by the
- * longest timeout of its checks (and the deadline, and an interrupt).
+ * Load every kind's driver up front, concurrently; a kind that cannot load fails its checks.
+ * A `prepare` that never settles is bounded by the longest timeout of its checks (and the
+ * deadline, and an interrupt).
  */
-function prepareKinds(
-  plan: PlannedCheck[],
-  deadline: number,
-  stop: AbortSignal,
-  settled: () => void,
-): Map<PlannedCheck['checkKind'], string | undefined> {
+async function prepareKinds(plan: PlannedCheck[], deadline: number, stop: AbortSignal): Promise<Map<PlannedCheck['checkKind'], string>> {
   const budget = new Map<PlannedCheck['checkKind'], number>();
   for (const c of plan) budget.set(c.checkKind, Math.max(budget.get(c.checkKind) ?? 0, c.timeoutMs));
-  const prepared = new Map<PlannedCheck['checkKind'], string | undefined>();
-  for (const [kind, timeoutMs] of budget) {
-    if (!kind.prepare) {
-      prepared.set(kind, undefined);
-      continue;
-    }
-    setImmediate(() => {
+  const failed = new Map<PlannedCheck['checkKind'], string>();
+  await Promise.all(
+    [...budget].map(async ([kind, timeoutMs]) => {
+      if (!kind.prepare) return;
       const ms = Math.max(1, Math.min(timeoutMs, deadline - performance.now()));
-      void settleWithin(() => kind.prepare!(), ms, stop)
-        .then(
-          (outcome) => (outcome.done ? undefined : `prepare() did not settle within ${Math.round(ms)} ms`),
-          (err) => errorText(err),
-        )
-        .then((problem) => {
-          prepared.set(kind, problem && `cannot load the ${kind.kind} check: ${problem}`);
-          settled();
-        });
-    });
-  }
-  return prepared;
+      const problem = await settleWithin(() => kind.prepare!(), ms, stop).then(
+        (settled) => (settled.done ? undefined : `prepare() did not settle within ${Math.round(ms)} ms`),
+        (err) => errorText(err),
+      );
+      if (problem) failed.set(kind, `cannot load the ${kind.kind} check: ${problem}`);
+    }),
+  );
+  return failed;
 }
 
 /**

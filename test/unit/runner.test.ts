@@ -104,18 +104,6 @@ describe('runPlan', () => {
     expect(results[0]!.durationMs).toBeLessThan(200);
     expect(results[2]).toMatchObject({ status: 'fail', message: "cannot load the broken check: Cannot find package 'nope'" });
   });
-  it('runs the checks of a kind without a driver while another kind\'s driver is still loading', async () => {
-    let loaded = false;
-    const slowLoading = defineCheck({ ...sleeper, kind: 'slow-driver', prepare: () => new Promise((r) => setTimeout(() => r((loaded = true)), 300)) });
-    const seen: Array<{ id: string; loaded: boolean }> = [];
-    const results = await runPlan(
-      [planned('driver', { ms: 10, status: 'pass' }, { checkKind: slowLoading }), planned('plain', { ms: 10, status: 'pass' })],
-      { concurrency: 4, deadlineMs: 10_000, onResult: (r) => seen.push({ id: r.id, loaded }) },
-    );
-    expect(results.map((r) => r.status)).toEqual(['pass', 'pass']);
-    // The plain check was done before the driver had loaded; the other ran after it had.
-    expect(seen).toEqual([{ id: 'plain', loaded: false }, { id: 'driver', loaded: true }]);
-  });
   it('fails, never passes, what a signal interrupted, naming the signal', async () => {
     const interrupt = new AbortController();
     setTimeout(() => interrupt.abort('SIGTERM'), 100);
