@@ -10,6 +10,7 @@ import * as z from 'zod';
 import { defineCheck, type CheckOutcome } from '../src/check.js';
 import { headersOption, httpUrlOption, tlsOption, tokenOption } from '../src/check-options.js';
 import { describeHttpFailure, fetchHttp, type HttpResponse, unansweredBy } from '../src/clients/http.js';
+import { startHttpThread } from '../src/clients/http-thread.js';
 import { isJsonObject, jsonPathValue } from '../src/conditions.js';
 import { componentsAt, judgeText, summarize, WORDS, worse, type Verdict } from '../src/health-body.js';
 import { maskCredentials } from '../src/redact.js';
@@ -78,6 +79,7 @@ type Options = z.infer<typeof options>;
 
 export default defineCheck<Options>({
   kind: 'health',
+  prepare: startHttpThread,
   options,
   target: (o) => maskCredentials(o.url),
   async run(o, ctx) {

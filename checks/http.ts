@@ -3,6 +3,7 @@ import * as z from 'zod';
 import { defineCheck, type CheckOutcome } from '../src/check.js';
 import { headersOption, httpUrlOption, tlsOption, tokenOption } from '../src/check-options.js';
 import { describeHttpFailure, fetchHttp, DEFAULT_MAX_BODY_BYTES, unansweredBy, type HttpResponse } from '../src/clients/http.js';
+import { startHttpThread } from '../src/clients/http-thread.js';
 import { condition, evaluateCondition } from '../src/conditions.js';
 import { excerpt, maskCredentials } from '../src/redact.js';
 
@@ -52,6 +53,7 @@ export function judge(res: HttpResponse, o: Pick<Options, 'expectStatus' | 'cond
 
 export default defineCheck<Options>({
   kind: 'http',
+  prepare: startHttpThread,
   options,
   target: (o) => `${o.method} ${maskCredentials(o.url)}`,
   async run(o, ctx) {

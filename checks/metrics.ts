@@ -19,6 +19,7 @@ import * as z from 'zod';
 import { defineCheck, type CheckOutcome } from '../src/check.js';
 import { headersOption, httpUrlOption, tlsOption, tokenOption } from '../src/check-options.js';
 import { fetchHttp, HttpError, type HttpResponse, unansweredBy } from '../src/clients/http.js';
+import { startHttpThread } from '../src/clients/http-thread.js';
 import { parsePrometheusText, PrometheusParseError, type PrometheusText, type Sample } from '../src/prometheus.js';
 import { maskCredentials } from '../src/redact.js';
 
@@ -63,6 +64,7 @@ export type MetricsOptions = z.infer<typeof options>;
 
 export default defineCheck({
   kind: 'metrics',
+  prepare: startHttpThread,
   options,
   target: (o) => maskCredentials(o.url),
   async run(o, ctx) {

@@ -10,6 +10,7 @@ import * as z from 'zod';
 import { defineCheck, type CheckOutcome } from '../src/check.js';
 import { httpUrlOption, tlsOption, tokenOption } from '../src/check-options.js';
 import { bodyReason, fetchHttp, firstRequestFailure, remainingBudget, type HttpResponse } from '../src/clients/http.js';
+import { startHttpThread } from '../src/clients/http-thread.js';
 import { isJsonObject } from '../src/conditions.js';
 import { excerpt, maskCredentials } from '../src/redact.js';
 
@@ -38,6 +39,7 @@ const RESULT_EXCERPT_CHARS = 200;
 
 export default defineCheck({
   kind: 'opa',
+  prepare: startHttpThread,
   options,
   target: (o) => maskCredentials(o.url),
   async run(o, ctx) {

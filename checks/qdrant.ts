@@ -7,6 +7,7 @@ import * as z from 'zod';
 import { defineCheck, type CheckOutcome } from '../src/check.js';
 import { httpUrlOption, tlsOption } from '../src/check-options.js';
 import { bodyReason, fetchHttp, firstRequestFailure, remainingBudget, type HttpResponse } from '../src/clients/http.js';
+import { startHttpThread } from '../src/clients/http-thread.js';
 import { jsonField as field } from '../src/conditions.js';
 import { worse } from '../src/health-body.js';
 import { maskCredentials } from '../src/redact.js';
@@ -64,6 +65,7 @@ export interface QdrantFacts {
 
 export default defineCheck({
   kind: 'qdrant',
+  prepare: startHttpThread,
   options,
   target: (o) => maskCredentials(o.url),
   async run(o, ctx) {

@@ -25,7 +25,7 @@ async function main(argv: string[]): Promise<never> {
   const args = parseFast(argv) ?? (await explainWithYargs(argv, version));
   // The HTTP thread takes as long to start as the config and plan take to read; nearly every
   // plan has HTTP checks, so it starts now, on the other core (it holds nothing open).
-  if (!args.list) startHttpThread();
+  if (!args.list) void startHttpThread();
   const { verify } = await import('./verify.js');
   const code = await verify(args);
   // The report is flushed; exit now rather than wait on a check that ignored its timeout.

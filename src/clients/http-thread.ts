@@ -27,8 +27,8 @@ export function httpThread(): HttpThread | undefined {
   return thread ?? undefined;
 }
 
-/** Start the thread before its first exchange needs it (the CLI does, as soon as it has read its command line). */
-export function startHttpThread(): void {
+/** HTTP kinds' `prepare` (the thread starts while other kinds load their drivers); the CLI starts it sooner. */
+export async function startHttpThread(): Promise<void> {
   httpThread();
 }
 

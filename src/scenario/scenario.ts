@@ -9,6 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import type { CheckContext, CheckKind, CheckOutcome, CheckResult, StandardSchemaV1 } from '../check.js';
 import { fetchHttp, HttpError, type HttpRequest, type HttpResponse } from '../clients/http.js';
+import { startHttpThread } from '../clients/http-thread.js';
 import { excerpt, learnSecrets, Redactor } from '../redact.js';
 
 export type StepStatus = 'pass' | 'warn' | 'fail' | 'skip';
@@ -135,6 +136,7 @@ export function defineScenario<Options>(def: ScenarioDefinition<Options>): Check
     kind: def.kind,
     options: def.options,
     target: def.target,
+    prepare: startHttpThread,
     abortGraceMs: CLEANUP_BUDGET_MS + 1000,
     // It writes: once per verification, never retried by --wait.
     once: true,
