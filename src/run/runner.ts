@@ -69,7 +69,9 @@ export async function runPlan(plan: PlannedCheck[], opts: RunOptions): Promise<C
           const why = opts.signal?.aborted
             ? `not run: interrupted by ${reasonOf(opts.signal)}`
             : `not run: the global deadline of ${opts.deadlineMs} ms passed`;
-          finish(resultOf(check, { status: 'fail', message: why }, 0));
+          const result = resultOf(check, { status: 'fail', message: why }, 0);
+          if (opts.signal?.aborted) cutResults.add(result);
+          finish(result);
           continue;
         }
         const problem = check.problem ?? unprepared.get(check.checkKind);
@@ -222,10 +224,13 @@ async function runOne(
     else signal.addEventListener('abort', onAbort, { once: true });
   });
   let outcome: CheckOutcome;
+  let cut = false;
   try {
     const answer = await Promise.race([Promise.resolve().then(() => check.checkKind.run(check.options, ctx)), aborted]);
+    cut = signal.aborted && !!opts.signal?.aborted;
     outcome = checkedOutcome(check, answer);
   } catch (err) {
+    cut = signal.aborted && !!opts.signal?.aborted;
     outcome = { status: 'fail', message: `check crashed: ${errorText(err)}` };
   } finally {
     clearTimeout(timer);
@@ -245,7 +250,17 @@ async function runOne(
   if ((outcome.status === 'pass' || outcome.status === 'warn') && (timedOut || durationMs > timeoutMs)) {
     outcome = { status: 'fail', message: `timed out after ${timeoutMs} ms (its ${outcome.status} came after ${Math.round(durationMs)} ms)` };
   }
-  return resultOf(check, outcome, durationMs);
+  const result = resultOf(check, outcome, durationMs);
+  if (cut) cutResults.add(result);
+  return result;
+}
+
+/** The results an interrupt decided: the check was stopped, or never started, by it. */
+const cutResults = new WeakSet<CheckResult>();
+
+/** Whether an interrupt (Ctrl-C, SIGTERM) decided this result, rather than what the check saw. */
+export function cutByInterrupt(result: CheckResult): boolean {
+  return cutResults.has(result);
 }
 
 /** An outcome as the contract of src/check.ts defines it, or a failure naming the breach. */

@@ -23,7 +23,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { CheckContext, CheckKind, CheckResult, Unanswered } from '../check.js';
 import { connectTcp } from '../clients/tcp.js';
 import type { PlannedCheck } from './plan.js';
-import { runPlan, type RunOptions } from './runner.js';
+import { cutByInterrupt, runPlan, type RunOptions } from './runner.js';
 
 export const FIRST_PAUSE_MS = 250;
 export const MAX_PAUSE_MS = 5000;
@@ -172,9 +172,9 @@ export async function runUntilPassing(plan: PlannedCheck[], run: RunOptions, wai
       const ran: Ran[] = [];
       let cameUp = false;
       for (const r of results) {
-        // A check cut by Ctrl-C or SIGTERM (mid-exchange: "interrupted by", or never started) says
-        // nothing of the stack; what it said on the attempt before is worth more.
-        if (interrupted() && r.status !== 'pass' && latest.has(r.id)) continue;
+        // A check cut by Ctrl-C or SIGTERM (mid-exchange, or never started) says nothing of the
+        // stack; what it said on the attempt before is worth more.
+        if (cutByInterrupt(r) && latest.has(r.id)) continue;
         const before = latest.get(r.id);
         latest.set(r.id, r);
         const nowPassing = passing(r, wait.strict);

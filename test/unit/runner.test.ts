@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { defineCheck, type CheckOutcome } from '../../src/check.js';
 import type { PlannedCheck } from '../../src/run/plan.js';
-import { runPlan } from '../../src/run/runner.js';
+import { cutByInterrupt, runPlan } from '../../src/run/runner.js';
 
 const sleeper = defineCheck<{ ms: number; status: 'pass' | 'warn' | 'fail'; ignoreSignal?: boolean }>({
   kind: 'sleep',
@@ -113,6 +113,20 @@ describe('runPlan', () => {
     );
     expect(results[0]).toMatchObject({ status: 'fail', message: expect.stringMatching(/^interrupted by SIGTERM after \d+ ms$/) });
     expect(results[1]).toMatchObject({ status: 'fail', message: 'not run: interrupted by SIGTERM' });
+  });
+  it('tells the results an interrupt decided from those the checks reached on their own', async () => {
+    const interrupt = new AbortController();
+    setTimeout(() => interrupt.abort('SIGTERM'), 150);
+    const results = await runPlan(
+      [planned('done', { ms: 10, status: 'fail' }), planned('cut', { ms: 2000, status: 'pass' }), planned('never', { ms: 10, status: 'pass' })],
+      { concurrency: 2, deadlineMs: 10_000, signal: interrupt.signal },
+    );
+    expect(results.map((r) => [r.id, r.status])).toEqual([['done', 'fail'], ['cut', 'fail'], ['never', 'pass']]);
+    // 'never' ran after 'done' ended, before the signal: its own result, like 'done''s failure.
+    expect(results.map(cutByInterrupt)).toEqual([false, true, false]);
+    const late = await runPlan([planned('late', { ms: 10, status: 'pass' })], { concurrency: 1, deadlineMs: 10_000, signal: AbortSignal.abort('SIGINT') });
+    expect(late[0]).toMatchObject({ status: 'fail', message: 'not run: interrupted by SIGINT' });
+    expect(cutByInterrupt(late[0]!)).toBe(true);
   });
 });
 
