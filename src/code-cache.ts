@@ -18,6 +18,14 @@ import { Script } from 'node:vm';
 
 const loaded = new Map<string, unknown>();
 const toSave: Array<{ script: Script; cacheFile: string }> = [];
+/** Set once the V8 flags changed: a cache written now would not fit a run with the usual ones. */
+let kept = false;
+
+/** From now on, the caches on disk stay as they are (the caller changed V8's flags). */
+export function keepCodeCaches(): void {
+  kept = true;
+  toSave.length = 0;
+}
 
 /** The folder of the code cache, or undefined when the user turned it off (SOMA_VERIFY_CACHE=off). */
 export function cacheDir(env = process.env): string | undefined {
@@ -61,7 +69,7 @@ export function runCommonJs(filename: string): unknown {
   loaded.set(filename, module.exports); // a cycle sees the exports in progress, as with require()
   fn.call(module.exports, module.exports, createRequire(filename), module, filename, dirname(filename));
   loaded.set(filename, module.exports);
-  if (cacheFile && (!cachedData || script.cachedDataRejected)) {
+  if (cacheFile && !kept && (!cachedData || script.cachedDataRejected)) {
     if (toSave.length === 0) process.once('exit', saveCaches);
     toSave.push({ script, cacheFile });
   }
@@ -81,8 +89,11 @@ function saveCaches() {
       renameSync(temporary, cacheFile);
       dropOlderBuilds(cacheFile);
     } catch {
-      // an unwritable cache folder only means the next run compiles again
-      rmSync(temporary, { force: true });
+      // An unwritable cache folder only means the next run compiles again; one this user may
+      // not even look into (another's, mode 0700) refuses the clean-up too, and that is no error.
+      try {
+        rmSync(temporary, { force: true });
+      } catch {}
     }
   }
 }

@@ -5,6 +5,7 @@ import type { CheckResult } from '../check.js';
 import { ConfigError, validate } from '../config/issues.js';
 import { findConfigFile, loadConfig, type LoadedConfig } from '../config/load.js';
 import { checkDuration } from '../config/duration.js';
+import { keepCodeCaches } from '../code-cache.js';
 import { SecretError } from '../config/secrets.js';
 import { learnSecrets, MIN_SECRET_LENGTH, Redactor } from '../redact.js';
 import type { Format } from '../report/index.js';
@@ -39,13 +40,17 @@ const DEFAULTS = { timeoutMs: 5000, deadlineMs: 60_000, concurrency: 16 };
 /** After a second Ctrl-C, how long smoke scenarios may still spend removing their data. */
 const SECOND_SIGNAL_GRACE_MS = 3000;
 /**
- * A run of hundreds of checks goes without V8's optimizing compiler, as soon as the config says so:
- * in a run this short it cost more than it saved (1000 checks: 0.95 s of CPU and 86 MB without it,
- * 1.17 s and 100 MB with it). For fewer it saves more than it costs (100 checks: 0.43 s with it,
- * 0.50 s without), as for the stack's dozen. Flags are the process's, the HTTP thread's too.
+ * A verification of hundreds of checks goes without V8's optimizing compiler, as soon as the
+ * config says so: in a run this short it cost more than it saved (1000 checks: 0.95 s of CPU and
+ * 86 MB without it, 1.17 s and 100 MB with it). For fewer it saves more than it costs (100 checks:
+ * 0.43 s with it, 0.50 s without), as for the stack's dozen; serve mode, which runs for days,
+ * keeps it. Flags are the process's, the HTTP thread's too; V8 checks a code cache against them,
+ * so nothing this run compiles is kept in the cache.
  */
 function sizeCompilerFor(checks: number) {
-  if (checks >= 500) process.getBuiltinModule('node:v8').setFlagsFromString('--no-turbofan');
+  if (checks < 500) return;
+  process.getBuiltinModule('node:v8').setFlagsFromString('--no-turbofan');
+  keepCodeCaches();
 }
 /** Under --wait, how often a progress line is printed while what fails stays the same. */
 const PROGRESS_EVERY_MS = 5000;
@@ -91,9 +96,11 @@ export async function loadPlan(
   env: NodeJS.ProcessEnv,
   redactor: Redactor,
   say: (line: string) => void,
+  /** The number of checks the config lists, once read (before it is validated). */
+  sized: (checks: number) => void = () => {},
 ): Promise<{ plan: PlannedCheck[]; concurrency: number; deadlineMs: number }> {
   const configPath = findConfigFile(cwd, args.config);
-  const loaded = configPath ? await loadConfig(configPath, env, (config) => sizeCompilerFor(checksIn(config, args.env))) : undefined;
+  const loaded = configPath ? await loadConfig(configPath, env, (config) => sized(checksIn(config, args.env))) : undefined;
   for (const secret of loaded?.secrets ?? []) redactor.add(secret.value, `\${${secret.name}}`);
   const timeoutMs = durationArg('--timeout', args.timeout) ?? loaded?.config.defaults.timeout ?? DEFAULTS.timeoutMs;
   const deadlineMs = durationArg('--deadline', args.deadline) ?? loaded?.config.defaults.deadline ?? DEFAULTS.deadlineMs;
@@ -127,7 +134,7 @@ async function verifyOrThrow(
   say: (line: string) => void,
   exitGuard: ProcessExitGuard,
 ): Promise<number> {
-  const { plan, concurrency, deadlineMs } = await loadPlan(args, cwd, env, redactor, say);
+  const { plan, concurrency, deadlineMs } = await loadPlan(args, cwd, env, redactor, say, sizeCompilerFor);
   // --wait: read before anything runs, so that a bad value exits 2 at once.
   const waitMs = durationArg('--wait', args.wait);
   if (args.consecutive !== undefined && waitMs === undefined) throw new ConfigError([`--consecutive: only means something with --wait`]);

@@ -3,14 +3,18 @@
 // no cache, a cold one, a warm one, a corrupt one, an unwritable folder and the cache turned off,
 // must give the same results, and a check's timeout must fire within its bound plus a margin in
 // each.
-import { chmod, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { execFileSync, spawn } from 'node:child_process';
+import { chmod, cp, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentServer, type TcpPeer } from '../support/faults.js';
 import { startPostgresPeer, type PostgresPeer } from '../support/peers/postgres.js';
 import { startRedisPeer, type RedisPeer } from '../support/peers/redis.js';
 import { sfmDouble, type Double, type SfmState } from '../support/somastack.js';
-import { reportOf, runCli, tempProject, type JsonReport } from '../support/cli.js';
+import { reportOf, ROOT, runCli, tempProject, type JsonReport } from '../support/cli.js';
 
 // Child start-up on a busy 2-core machine plus slack: not a speed test.
 const MARGIN_MS = 3000;
@@ -109,5 +113,44 @@ describe('the code cache changes nothing but compilation', () => {
     for (const run of [cold, warm, corrupt, unwritable, readOnlyRun]) expect(run).toEqual(off);
     // The plan really ran: the peers passed, the silent server and the missing route failed.
     for (const c of off.checks) expect(c.status, c.id).toBe(['silent', 'missing'].includes(c.id) ? 'fail' : 'pass');
+  });
+
+  it("a cache folder another user owns (mode 0700) costs only the compilation: the run passes, nothing on stderr", async () => {
+    // Root ignores modes, so the run is another user's (uid 65534), from a copy of the built CLI
+    // that user may read (a checkout in a mktemp -d folder is closed to it).
+    const copy = await mkdtemp(join(tmpdir(), 'soma-verify-other-user-'));
+    try {
+      for (const part of ['bin', 'dist/bundle', 'dist/help', 'package.json']) await cp(join(ROOT, part), join(copy, part), { recursive: true });
+      const server = createServer((req, res) => res.end('{"status":"ok"}'));
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/health`;
+      await writeFile(join(copy, 'soma-verify.config.json'), JSON.stringify({ environments: { other: { checks: [{ id: 'up', kind: 'health', url }] } } }));
+      execFileSync('chmod', ['-R', 'a+rX', copy]);
+      const closed = await mkdtemp(join(tmpdir(), 'soma-verify-closed-cache-')); // root's, 0700
+      try {
+        // Not spawnSync: the server answering the check lives in this process.
+        const child = spawn(process.execPath, [join(copy, 'bin/soma-verify.js'), 'other', '--format', 'json'], {
+          cwd: copy,
+          uid: 65534,
+          gid: 65534,
+          env: { PATH: process.env.PATH, XDG_CACHE_HOME: closed },
+          timeout: 20_000,
+        });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (d) => (stdout += d));
+        child.stderr.on('data', (d) => (stderr += d));
+        const status = await new Promise((resolve) => child.on('close', resolve));
+        const r = { status, stdout, stderr };
+        expect(r.stderr).toBe('');
+        expect(r.status).toBe(0);
+        expect(JSON.parse(r.stdout)).toMatchObject({ status: 'pass' });
+      } finally {
+        server.close();
+        await rm(closed, { recursive: true, force: true });
+      }
+    } finally {
+      await rm(copy, { recursive: true, force: true });
+    }
   });
 });
