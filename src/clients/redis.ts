@@ -239,6 +239,8 @@ function encodeCommand(args: string[]): string {
   return `*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`;
 }
 
+const MAX_ARRAY_DEPTH = 8;
+
 /** RESP2 replies parsed as their bytes arrive (a connection carries at most REDIS_MAX_BYTES). */
 class RespReader {
   private buffer: Buffer = Buffer.alloc(0);
@@ -255,7 +257,7 @@ class RespReader {
     return parsed.reply;
   }
 
-  private parse(at: number): { reply: Reply; end: number } | undefined {
+  private parse(at: number, depth = 0): { reply: Reply; end: number } | undefined {
     const lineEnd = this.buffer.indexOf('\r\n', at);
     if (lineEnd < 0) return undefined;
     const type = String.fromCharCode(this.buffer[at]!);
@@ -276,12 +278,14 @@ class RespReader {
         return { reply: this.buffer.toString('utf8', next, next + length), end: next + length + 2 };
       }
       case '*': {
+        // INFO and PING answer flat; a peer that nests arrays without end is not Redis.
+        if (depth >= MAX_ARRAY_DEPTH) throw new Error('Protocol error: arrays nested too deep');
         const count = lengthOf(line, -1);
         if (count === -1) return { reply: null, end: next };
         const items: Reply[] = [];
         let end = next;
         for (let i = 0; i < count; i++) {
-          const item = this.parse(end);
+          const item = this.parse(end, depth + 1);
           if (!item) return undefined;
           items.push(item.reply);
           end = item.end;
@@ -330,7 +334,7 @@ function failure(error: RedisError, step: string, ep: RedisEndpoint, seen: Obser
   // A TLS record in answer to a plain-text command.
   if (!ep.tls && isTlsRecord(firstBytes)) return said(`TLS mismatch: ${at} speaks TLS (use rediss://)`);
   if (error instanceof ForeignProtocolError && error.reason !== 'first answer') return said(`not a Redis server on ${at}: ${text}`);
-  if (error instanceof ForeignProtocolError || /Protocol error|ParserError|reply type byte/i.test(text) || error.name === 'ParserError') {
+  if (error instanceof ForeignProtocolError || /^Protocol error/.test(text)) {
     const answer = firstBytes ? ` (it answered "${previewForeignBytes(firstBytes)}")` : '';
     return said(`not a Redis server on ${at}${answer}`);
   }

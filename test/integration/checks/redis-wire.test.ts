@@ -124,7 +124,7 @@ describe('the Redis client on the wire', () => {
   });
 
   it('fails a reply RESP cannot hold as "not a Redis server", within its timeout', async () => {
-    for (const reply of ['$5\r\nPONGXYZ\r\n', ':12x\r\n', '+PONG\r\n?what\r\n']) {
+    for (const reply of ['$5\r\nPONGXYZ\r\n', ':12x\r\n', '+PONG\r\n?what\r\n', `${'*1\r\n'.repeat(5000)}:1\r\n`]) {
       const port = await listen(commandsOf((_args, s) => s.write(reply)));
       const { outcome, wallMs } = await check({ url: `redis://127.0.0.1:${port}/0` });
       expect(outcome.status, reply).toBe('fail');
