@@ -93,7 +93,7 @@ const vendorPlugin = {
           `import { loadVendor } from ${JSON.stringify(loader)};`,
           `const m = loadVendor(${JSON.stringify(vendorFile[args.path])});`,
           'export default m && m.__esModule ? m.default : m;',
-          // Named through a local: some export names (zod's `catch`) are keywords.
+          // Named through a local: some export names could be keywords.
           ...names.map((n, i) => `const e${i} = m[${JSON.stringify(n)}]; export { e${i} as ${n} };`),
         ].join('\n'),
       };

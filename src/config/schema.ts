@@ -2,9 +2,10 @@
 // options of their check kind, which that kind's own schema validates at plan time.
 import * as z from 'zod';
 import { checkDuration } from './duration.js';
-
-z.config({ jitless: true });
 import { PROJECTS_WITH_REQUIREMENTS } from '../stack/requirements.js';
+
+// Each schema parses a handful of values per run: compiling it into a function first costs more.
+z.config({ jitless: true });
 
 /** 500, "500ms", "5s", "1.5m": milliseconds. */
 export const duration = z.union([z.number().positive(), z.string()]).transform((value, ctx) => {

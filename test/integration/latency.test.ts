@@ -1,6 +1,6 @@
 // A check's latency is its own network exchange (README, "JSON report"): from the first byte of
 // its request written on the socket to the last byte of the answer read. These tests run the
-// compiled CLI on a full plan, with checks that load drivers (pg, ioredis, kafkajs) and parse a
+// compiled CLI on a full plan, with checks that load drivers (pg, kafkajs), speak RESP and parse a
 // large metrics body beside a loopback HTTP check, and assert what that definition implies; they
 // never assert speed.
 import { createServer, type Server } from 'node:http';
@@ -109,7 +109,7 @@ afterAll(async () => {
 });
 
 describe('latency is the check\'s own network exchange', () => {
-  it('a loopback check in a full plan (pg, ioredis, kafkajs, a 900 KB metrics parse) passes and reports a latency within its duration', async () => {
+  it('a loopback check in a full plan (pg, Redis, kafkajs, a 900 KB metrics parse) passes and reports a latency within its duration', async () => {
     const r = await runCli(['full', '--format', 'json'], { cwd: project.dir, timeoutMs: 30_000 });
     const report = reportOf(r);
     for (const id of ['postgres', 'redis', 'kafka', 'big.metrics', 'sfm.health']) expect(checkOf(report, id).status, id).toBe('pass');

@@ -1,4 +1,4 @@
-// Driver-based checks (pg, ioredis, kafkajs) against a peer that floods bytes: each must cut the
+// The checks of the stores (pg, kafkajs, our own RESP client) against a peer that floods bytes: each must cut the
 // connection at its first foreign answer (or past its byte cap), fail naming the cause within its
 // timeout, and keep the process's memory bounded. Run in process, from the sources, so the test
 // can watch this process's memory while the check runs.
