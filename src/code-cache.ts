@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { Script } from 'node:vm';
 
 const loaded = new Map<string, unknown>();
-const toSave: Array<{ script: Script; cacheFile: string }> = [];
+const toSave: Array<{ script: Script; filename: string; cacheFile: string }> = [];
 /** Set once the V8 flags changed: a cache written now would not fit a run with the usual ones. */
 let kept = false;
 
@@ -71,7 +71,7 @@ export function runCommonJs(filename: string): unknown {
   loaded.set(filename, module.exports);
   if (cacheFile && !kept && (!cachedData || script.cachedDataRejected)) {
     if (toSave.length === 0) process.once('exit', saveCaches);
-    toSave.push({ script, cacheFile });
+    toSave.push({ script, filename, cacheFile });
   }
   return module.exports;
 }
@@ -81,13 +81,13 @@ export function runCommonJs(filename: string): unknown {
  * cache holds them too. Atomic (temporary file, then rename), so a reader never sees half a file.
  */
 function saveCaches() {
-  for (const { script, cacheFile } of toSave.splice(0)) {
+  for (const { script, filename, cacheFile } of toSave.splice(0)) {
     const temporary = `${cacheFile}.${process.pid}.tmp`;
     try {
       mkdirSync(dirname(cacheFile), { recursive: true, mode: 0o700 });
       writeFileSync(temporary, script.createCachedData(), { mode: 0o600 });
       renameSync(temporary, cacheFile);
-      dropOlderBuilds(cacheFile);
+      dropStale(dirname(cacheFile), dirname(dirname(filename)));
     } catch {
       // An unwritable cache folder only means the next run compiles again; one this user may
       // not even look into (another's, mode 0700) refuses the clean-up too, and that is no error.
@@ -98,18 +98,20 @@ function saveCaches() {
   }
 }
 
-/** `<library>-<build hash>-<node version>-<arch>.v8cache` */
+/** `<file, content hash in its name>-<node version>-<arch>.v8cache` */
 function cacheName(build: string, version: string, arch: string) {
   return `${build}-${version}-${arch}.v8cache`;
 }
 
-/** Each new build of a library replaces the cache of the one before (same Node), not adds to it. */
-function dropOlderBuilds(cacheFile: string) {
-  const name = basename(cacheFile);
-  const suffix = `-${process.version}-${process.arch}.v8cache`;
-  const library = name.slice(0, name.lastIndexOf('-', name.length - suffix.length - 1) + 1);
-  for (const other of readdirSync(dirname(cacheFile))) {
-    if (other !== name && other.startsWith(library) && other.endsWith(suffix) && !other.slice(library.length, -suffix.length).includes('-'))
-      rmSync(join(dirname(cacheFile), other), { force: true });
+/**
+ * The folder keeps the caches of this install's files for this Node only: those of an older
+ * build, of a library no longer shipped or of another Node go when a new one is written (that
+ * is, after a build or an upgrade), instead of piling up.
+ */
+function dropStale(folder: string, bundleRoot: string) {
+  const current = new Set<string>();
+  for (const part of ['cli', 'vendor']) {
+    for (const file of readdirSync(join(bundleRoot, part))) if (file.endsWith('.cjs')) current.add(cacheName(basename(file, '.cjs'), process.version, process.arch));
   }
+  for (const name of readdirSync(folder)) if (name.endsWith('.v8cache') && !current.has(name)) rmSync(join(folder, name), { force: true });
 }

@@ -84,10 +84,16 @@ describe('the code cache changes nothing but compilation', () => {
     const off = await verifyWith({ SOMA_VERIFY_CACHE: 'off', XDG_CACHE_HOME: home });
     await expect(stat(folder)).rejects.toThrow(); // off means nothing written
 
+    // What an older install left: a library no longer shipped, an older build, another Node.
+    const stale = [`ioredis-0123456789ab-${process.version}-${process.arch}.v8cache`, `pg-0123456789ab-${process.version}-${process.arch}.v8cache`, `pg-0123456789ab-v18.0.0-${process.arch}.v8cache`];
+    await mkdir(folder, { recursive: true });
+    for (const name of stale) await writeFile(join(folder, name), 'old');
     const cold = await verifyWith({ XDG_CACHE_HOME: home });
     const files = (await readdir(folder)).filter((f) => f.endsWith('.v8cache'));
     // The CLI itself and the library this plan used: pg (HTTP and Redis are the CLI's own clients).
     for (const lib of ['soma-verify', 'pg']) expect(files.some((f) => f.startsWith(`${lib}-`)), lib).toBe(true);
+    // Writing them dropped what belongs to no file of this install.
+    for (const name of stale) expect(files, name).not.toContain(name);
     const written = await Promise.all(files.map(async (f) => (await stat(join(folder, f))).mtimeMs));
 
     const warm = await verifyWith({ XDG_CACHE_HOME: home });
