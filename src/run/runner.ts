@@ -224,13 +224,10 @@ async function runOne(
     else signal.addEventListener('abort', onAbort, { once: true });
   });
   let outcome: CheckOutcome;
-  let cut = false;
   try {
     const answer = await Promise.race([Promise.resolve().then(() => check.checkKind.run(check.options, ctx)), aborted]);
-    cut = signal.aborted && !!opts.signal?.aborted;
     outcome = checkedOutcome(check, answer);
   } catch (err) {
-    cut = signal.aborted && !!opts.signal?.aborted;
     outcome = { status: 'fail', message: `check crashed: ${errorText(err)}` };
   } finally {
     clearTimeout(timer);
@@ -251,7 +248,8 @@ async function runOne(
     outcome = { status: 'fail', message: `timed out after ${timeoutMs} ms (its ${outcome.status} came after ${Math.round(durationMs)} ms)` };
   }
   const result = resultOf(check, outcome, durationMs);
-  if (cut) cutResults.add(result);
+  // The check's signal was aborted (it stays so) by the interrupt before the check ended.
+  if (signal.aborted && opts.signal?.aborted) cutResults.add(result);
   return result;
 }
 
