@@ -14,7 +14,7 @@ import { CERT_FILE_MAX_BYTES, readRegularFile } from '../read-file.js';
 import { excerpt, maskCredentials } from '../redact.js';
 import type { CheckOutcome, Unanswered } from '../check.js';
 import { httpThread } from './http-thread.js';
-import { networkFailure, socketHost, unansweredFor } from './network.js';
+import { networkFailure, noAnswer, socketHost, unansweredFor } from './network.js';
 
 export interface HttpRequest {
   url: string;
@@ -80,7 +80,7 @@ export function unansweredBy(err: unknown, url: string): Unanswered | undefined 
   const target = new URL(url);
   const host = socketHost(target);
   const port = Number(target.port) || (target.protocol === 'https:' ? 443 : 80);
-  return unansweredFor(err.code, host, port) ?? (NO_ANSWER_CODES.has(err.code) ? { host, port, refused: false } : undefined);
+  return unansweredFor(err.code, host, port) ?? (NO_ANSWER_CODES.has(err.code) ? noAnswer(host, port) : undefined);
 }
 
 /**

@@ -5,7 +5,7 @@ import { connect as tcpConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import type { CheckContext, Unanswered } from '../check.js';
 import { CheckAborted } from '../abortable.js';
-import { describeNetworkError, ForeignProtocolError, isTlsRecord, previewForeignBytes, tlsServerName, unansweredFor } from './network.js';
+import { describeNetworkError, ForeignProtocolError, isTlsRecord, noAnswer, previewForeignBytes, tlsServerName, unansweredFor } from './network.js';
 import { formatBroker, type BrokerAddress, type KafkaBudget, type KafkaTls } from './kafka.js';
 
 type ProbeVerdict =
@@ -159,7 +159,7 @@ function describeCut({ error, where }: CutConnection, ssl: boolean): string {
 export async function explainFailure(err: unknown, f: FailureContext): Promise<{ message: string; unanswered?: Unanswered }> {
   const seedList = f.seeds.map(formatBroker).join(',');
   const said = (message: string) => ({ message });
-  const silent = (message: string, broker: BrokerAddress) => ({ message, unanswered: { host: broker.host, port: broker.port, refused: false } });
+  const silent = (message: string, broker: BrokerAddress) => ({ message, unanswered: noAnswer(broker.host, broker.port) });
   if (f.cut) return said(describeCut(f.cut, f.tlsOptions !== undefined));
   if (err instanceof CheckAborted) {
     return silent(`timed out after ${f.ctx.timeoutMs} ms while ${err.phase} (${seedList})`, f.seeds[0]!);

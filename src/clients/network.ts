@@ -60,7 +60,12 @@ export function networkFailure(
 export function unansweredFor(code: string | undefined, host: string, port: number): Unanswered | undefined {
   const network = networkFailure(code, `${host}:${port}`, host);
   if (network) return { host, port, refused: network.kind === 'refused' && !host.startsWith('/') };
-  return code === 'ETIMEDOUT' || code === 'ECONNRESET' || code === 'EPIPE' ? { host, port, refused: false } : undefined;
+  return code === 'ETIMEDOUT' || code === 'ECONNRESET' || code === 'EPIPE' ? noAnswer(host, port) : undefined;
+}
+
+/** CheckOutcome.unanswered for a peer that took the connection and then said nothing. */
+export function noAnswer(host: string, port: number): Unanswered {
+  return { host, port, refused: false };
 }
 
 /** Why `parse` refuses `text` (its error message), or undefined when it reads it. */

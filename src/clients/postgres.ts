@@ -18,6 +18,7 @@ import {
   describeNetworkError,
   ForeignProtocolError,
   guardForeignBytes,
+  noAnswer,
   type ByteGuard,
   parseProblem,
   previewForeignBytes,
@@ -406,7 +407,7 @@ function connectFailure(f: AttemptFailure, ep: PgEndpoint, ctx: CheckContext): {
   const { error, firstBytes } = f;
   const code = error.code;
   const said = (message: string) => ({ message });
-  const silent = (message: string) => ({ message, unanswered: { host: ep.host, port: ep.port, refused: false } });
+  const silent = (message: string) => ({ message, unanswered: noAnswer(ep.host, ep.port) });
   const network = describeNetworkError(code, at, ep.host);
   if (network) return { message: network, unanswered: unansweredFor(code, ep.host, ep.port) };
   if (code === 'ENOENT' && ep.host.startsWith('/')) return silent(`no PostgreSQL socket at ${at}`);
@@ -453,7 +454,7 @@ function queryFailure(error: PgError, what: string, ep: PgEndpoint, ctx: CheckCo
   const at = pgWhere(ep);
   if (error instanceof ForeignProtocolError) return { message: `not a PostgreSQL server on ${at}: ${error.message}` };
   if (error instanceof CheckAborted || ctx.signal.aborted || /Query read timeout/i.test(error.message)) {
-    return { message: `no answer from ${at} to ${what} within ${ctx.timeoutMs} ms`, unanswered: { host: ep.host, port: ep.port, refused: false } };
+    return { message: `no answer from ${at} to ${what} within ${ctx.timeoutMs} ms`, unanswered: noAnswer(ep.host, ep.port) };
   }
   if (error.code === '57014') return { message: `${what} on ${at} cancelled by statement_timeout (${ctx.timeoutMs} ms)` };
   if (error.code === '42501') return { message: `permission denied for user ${ep.user} (${what}): ${error.message}` };

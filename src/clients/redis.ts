@@ -25,6 +25,7 @@ import {
   ForeignProtocolError,
   guardForeignBytes,
   isTlsRecord,
+  noAnswer,
   parseProblem,
   previewForeignBytes,
   socketHost,
@@ -322,7 +323,7 @@ function failure(error: RedisError, step: string, ep: RedisEndpoint, seen: Obser
   const text = error.message;
   const firstBytes = seen.guard?.firstBytes;
   const said = (message: string) => ({ message });
-  const silent = (message: string) => ({ message, unanswered: { host: ep.host, port: ep.port, refused: false } });
+  const silent = (message: string) => ({ message, unanswered: noAnswer(ep.host, ep.port) });
   const network = describeNetworkError(code, at, ep.host);
   if (network) return { message: network, unanswered: unansweredFor(code, ep.host, ep.port) };
   if (/^(NOAUTH|WRONGPASS)\b|invalid password|invalid username-password/i.test(text)) {

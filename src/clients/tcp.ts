@@ -1,7 +1,7 @@
 // The TCP client: open a connection and close it at once. It proves a listener exists, nothing more.
 import { connect } from 'node:net';
 import type { Unanswered } from '../check.js';
-import { describeNetworkError, unansweredFor } from './network.js';
+import { describeNetworkError, noAnswer, unansweredFor } from './network.js';
 
 export interface TcpFacts {
   /** How long the connection took, when it was made. */
@@ -23,14 +23,14 @@ export function connectTcp(host: string, port: number, timeoutMs: number, signal
       socket.destroy();
       resolve(facts);
     };
-    const onAbort = () => finish({ failure: `connect to ${where} timed out after ${timeoutMs} ms`, unanswered: { host, port, refused: false } });
+    const onAbort = () => finish({ failure: `connect to ${where} timed out after ${timeoutMs} ms`, unanswered: noAnswer(host, port) });
     const timer = setTimeout(onAbort, timeoutMs);
     signal.addEventListener('abort', onAbort, { once: true });
     socket.once('connect', () => finish({ connectMs: performance.now() - started }));
     socket.once('error', (err: NodeJS.ErrnoException) =>
       finish({
         failure: describeNetworkError(err.code, where, host) ?? `connect to ${where} failed: ${err.code ?? err.message}`,
-        unanswered: unansweredFor(err.code, host, port) ?? { host, port, refused: false },
+        unanswered: unansweredFor(err.code, host, port) ?? noAnswer(host, port),
       }),
     );
   });
