@@ -202,25 +202,16 @@ describe('postgres check against a password-protected, TLS-only server (scram-sh
     expect(result.target).toContain(':***@');
   });
 
-  it('passes under sslmode=prefer over TLS on one connection', async () => {
+  it.each([
+    { mode: 'prefer', connections: 1, how: 'on one connection' },
+    { mode: 'allow', connections: 2, how: 'on a second connection, as libpq does' },
+  ])('passes under sslmode=$mode over TLS $how', async ({ mode, connections }) => {
     const proxy = await countingProxy(authPeer.host, authPeer.port);
     try {
-      const result = await check({ dsn: authPeer.dsn(undefined, { port: proxy.port, query: 'sslmode=prefer' }) });
+      const result = await check({ dsn: authPeer.dsn(undefined, { port: proxy.port, query: `sslmode=${mode}` }) });
       expect(result.status, result.message).toBe('pass');
       expect(result.details?.tls).toBe(true);
-      expect(proxy.accepted()).toBe(1);
-    } finally {
-      await proxy.close();
-    }
-  });
-
-  it('passes under sslmode=allow over TLS on a second connection, as libpq does', async () => {
-    const proxy = await countingProxy(authPeer.host, authPeer.port);
-    try {
-      const result = await check({ dsn: authPeer.dsn(undefined, { port: proxy.port, query: 'sslmode=allow' }) });
-      expect(result.status, result.message).toBe('pass');
-      expect(result.details?.tls).toBe(true);
-      expect(proxy.accepted()).toBe(2);
+      expect(proxy.accepted()).toBe(connections);
     } finally {
       await proxy.close();
     }
