@@ -4,6 +4,7 @@
 import { join } from 'node:path';
 import { runCommonJs } from '../code-cache.js';
 import { quickAnswer } from './quick-answer.js';
+import { startHttpWorkerEarly } from '../clients/http-worker-early.js';
 
 /** Each CLI's bundle, its file name content-hashed (set by esbuild.config.mjs). */
 declare const CLI_BUNDLES: Record<'soma-verify' | 'soma-ports', string>;
@@ -12,6 +13,8 @@ export function launch(root: string, cli: keyof typeof CLI_BUNDLES = 'soma-verif
   if (cli === 'soma-verify') {
     const quick = quickAnswer(argv, { help: join(root, 'dist/help/soma-verify.txt'), packageJson: join(root, 'package.json') });
     if (quick !== undefined) return void process.stdout.write(quick);
+    // Booting the HTTP thread takes longer than loading the CLI and planning: start it first.
+    if (!argv.includes('--list')) startHttpWorkerEarly(join(root, 'dist/bundle/cli/http-worker.cjs'));
   }
   runCommonJs(join(root, 'dist/bundle/cli', CLI_BUNDLES[cli]));
 }

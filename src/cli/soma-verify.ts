@@ -23,8 +23,8 @@ async function main(argv: string[]): Promise<never> {
   const version = versionOf(packageJson);
 
   const args = parseFast(argv) ?? (await explainWithYargs(argv, version));
-  // The HTTP thread takes as long to start as the config and plan take to read; nearly every
-  // plan has HTTP checks, so it starts now, on the other core (it holds nothing open).
+  // Nearly every plan has HTTP checks: the HTTP thread the launcher started is adopted now (or,
+  // run without the launcher, started now), to boot on the other core while the config is read.
   if (!args.list) void startHttpThread();
   const { verify } = await import('./verify.js');
   const code = await verify(args);

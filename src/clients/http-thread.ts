@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { exchangeHttp, HttpError, type HttpRequest, type RawAnswer } from './http.js';
+import { adoptEarlyHttpWorker, HTTP_WORKER_OPTIONS, type EarlyWorker } from './http-worker-early.js';
 
 export type ThreadRequest = { id: number; request: Omit<HttpRequest, 'signal'> } | { id: number; abort: 'timeout' | 'aborted' };
 /** The thread's messages: batches of replies; its first, empty, says it has loaded. */
@@ -23,7 +24,11 @@ let thread: HttpThread | null | undefined;
 
 /** The running HTTP thread, started on first use; undefined when there is none. */
 export function httpThread(): HttpThread | undefined {
-  if (thread === undefined) thread = startThread();
+  if (thread === undefined) {
+    thread = startThread();
+    // A thread the launcher started may have failed before it was adopted.
+    if (thread?.gone) thread = null;
+  }
   return thread ?? undefined;
 }
 
@@ -33,13 +38,13 @@ export async function startHttpThread(): Promise<void> {
 }
 
 function startThread(): HttpThread | null {
+  const early = adoptEarlyHttpWorker();
+  if (early) return new HttpThread(early.worker, early);
   if (process.env.SOMA_VERIFY_HTTP_THREAD === 'off') return null;
   const file = new URL(import.meta.url.endsWith('.cjs') ? './http-worker.cjs' : './http-worker.js', import.meta.url);
   if (!/\.c?js$/.test(import.meta.url) || !existsSync(fileURLToPath(file))) return null;
   try {
-    // Not this process's flags (`--input-type`, `--eval` and others are refused in a worker).
-    // A small young generation: the thread holds little, and memory counts at 1000 endpoints.
-    return new HttpThread(new Worker(file, { execArgv: [], resourceLimits: { maxYoungGenerationSizeMb: 2 } }));
+    return new HttpThread(new Worker(file, HTTP_WORKER_OPTIONS));
   } catch {
     return null;
   }
@@ -61,23 +66,37 @@ export class HttpThread {
   /** The thread has loaded: from then on, what it was given may have reached a server. */
   private loaded = false;
   private outbox: ThreadRequest[] = [];
+  /** The thread failed or exited: exchanges are made in the caller's thread. */
+  gone = false;
 
-  constructor(private readonly worker: Worker) {
-    worker.on('message', (replies: ThreadReply[]) => {
+  constructor(
+    private readonly worker: Worker,
+    early?: EarlyWorker,
+  ) {
+    const onMessage = (replies: ThreadReply[]) => {
       this.loaded = true;
       for (const reply of replies) {
         const outcome = 'error' in reply ? { error: failureOf(reply.error) } : { answer: { ...reply.answer, body: Buffer.from(reply.answer.body) } };
         this.pending.get(reply.id)?.settle(outcome);
       }
-    });
-    worker.on('error', (err) => this.stop(`the HTTP thread failed: ${err.message}`));
-    worker.on('exit', (code) => this.stop(`the HTTP thread stopped (exit code ${code})`));
+    };
+    const onError = (err: Error) => this.stop(`the HTTP thread failed: ${err.message}`);
+    const onExit = (code: number) => this.stop(`the HTTP thread stopped (exit code ${code})`);
+    worker.on('message', onMessage).on('error', onError).on('exit', onExit);
     // Never what keeps the process alive (each pending exchange holds a timer that does); after
     // the listeners, which would take the reference again.
     worker.unref();
+    // What a thread the launcher started said before this listened (see ./http-worker-early.ts).
+    early?.stopRecording();
+    for (const { event, value } of early?.events ?? []) {
+      if (event === 'message') onMessage(value as ThreadReply[]);
+      else if (event === 'error') onError(value as Error);
+      else onExit(value as number);
+    }
   }
 
   exchange(req: HttpRequest): Promise<RawAnswer> {
+    if (this.gone) return exchangeHttp(req);
     const id = ++this.lastId;
     const { signal, ...request } = req;
     const host = new URL(req.url).host;
@@ -114,6 +133,7 @@ export class HttpThread {
    * hand may have reached the server, and is not sent twice: it fails.
    */
   private stop(why: string) {
+    this.gone = true;
     if (thread === this) thread = null;
     for (const p of [...this.pending.values()]) {
       if (this.loaded) p.settle({ error: new HttpError(`request to ${new URL(p.request.url).host} failed: ${why}`, 'THREAD') });

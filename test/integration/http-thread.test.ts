@@ -6,8 +6,9 @@ import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { HttpThread } from '../../src/clients/http-thread.js';
+import { adoptEarlyHttpWorker, startHttpWorkerEarly, type EarlyWorker } from '../../src/clients/http-worker-early.js';
 
 let server: Server;
 let url: string;
@@ -30,10 +31,22 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function threadRunning(source: string): Promise<HttpThread> {
+async function threadFile(source: string): Promise<string> {
   const file = join(dir, `thread-${Math.random().toString(36).slice(2)}.mjs`);
   await writeFile(file, source);
-  return new HttpThread(new Worker(file));
+  return file;
+}
+
+async function threadRunning(source: string): Promise<HttpThread> {
+  return new HttpThread(new Worker(await threadFile(source)));
+}
+
+/** A thread started as the launcher starts it, once it has said `count` things nobody listened to. */
+async function startedEarly(source: string, count: number): Promise<EarlyWorker> {
+  startHttpWorkerEarly(await threadFile(source));
+  const early = (globalThis as Record<symbol, EarlyWorker | undefined>)[Symbol.for('soma-verify.http-worker')]!;
+  await vi.waitFor(() => expect(early.events.length).toBe(count), { timeout: 5000 });
+  return early;
 }
 
 describe('the HTTP thread', () => {
@@ -68,5 +81,35 @@ describe('the HTTP thread', () => {
     const failure = await thread.exchange({ url, timeoutMs: 300 }).catch((e: unknown) => e);
     expect((failure as Error).message).toBe(`no response from ${new URL(url).host} within 300 ms`);
     expect(performance.now() - started).toBeLessThan(300 + 2000 + 3000);
+  });
+
+  it('started by the launcher is adopted with what it said before: it had loaded, so an exchange in hand when it stops fails and is not sent again', async () => {
+    await startedEarly(
+      `
+      import { parentPort } from 'node:worker_threads';
+      parentPort.postMessage([]);
+      parentPort.on('message', () => process.exit(3));
+    `,
+      1,
+    );
+    const early = adoptEarlyHttpWorker()!;
+    expect(adoptEarlyHttpWorker()).toBeUndefined(); // handed over once
+    const thread = new HttpThread(early.worker, early);
+    const before = hits;
+    const failure = await thread.exchange({ url, timeoutMs: 5000 }).catch((e: unknown) => e);
+    expect((failure as Error).message).toBe(`request to ${new URL(url).host} failed: the HTTP thread stopped (exit code 3)`);
+    expect(hits - before).toBe(0);
+  });
+
+  it('started by the launcher and gone before it was adopted: exchanges are made in the calling thread, and answered', async () => {
+    await startedEarly(`process.exit(4);`, 1);
+    vi.resetModules(); // a fresh CLI, which has adopted no thread yet
+    const { httpThread } = await import('../../src/clients/http-thread.js');
+    const { exchangeHttp } = await import('../../src/clients/http.js');
+    expect(httpThread()).toBeUndefined();
+    const before = hits;
+    const answer = await exchangeHttp({ url, timeoutMs: 5000 });
+    expect(answer.status).toBe(200);
+    expect(hits - before).toBe(1);
   });
 });
