@@ -190,7 +190,8 @@ export function judge(f: KafkaFacts, o: Options): CheckOutcome {
 
 export default defineCheck<Options>({
   kind: 'kafka',
-  prepare: loadKafkajs,
+  // kafkajs is for the round trip only: describing the cluster needs no driver.
+  prepare: (planned) => (planned.some((o) => o.roundTrip) ? loadKafkajs() : undefined),
   options,
   target: (o) => `kafka://${parseBrokers(o.brokers).map(formatBroker).join(',')}`,
   async run(o, ctx) {

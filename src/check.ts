@@ -95,9 +95,10 @@ export interface CheckKind<Options = any> {
   target(options: Options): string;
   /**
    * Load what `run` needs (a driver) before the clock starts, so that module loading counts
-   * against neither the check's latency nor its timeout. Optional; called once per kind.
+   * against neither the check's latency nor its timeout. Optional; called once per kind, with the
+   * options of every planned check of the kind (to load only what they need).
    */
-  prepare?(): Promise<unknown>;
+  prepare?(planned: readonly Options[]): Promise<unknown> | undefined;
   /**
    * How long, after its signal aborts (timeout, global deadline, interrupt), the runner waits for
    * `run` to settle instead of reporting the abort at once: a smoke scenario removes what it

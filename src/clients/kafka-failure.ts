@@ -1,12 +1,14 @@
 // Why a Kafka exchange failed, in one line: refused, unresolved, silent, not Kafka, TLS,
-// authentication, timeout. kafkajs reports only "timed out" or "closed connection" for most of
-// these, so a failed connect is followed by a small probe of the seed brokers.
+// authentication, timeout. A Kafka request gets the same nothing from a silent peer, a line-based
+// server (Redis) and a plaintext listener spoken to in TLS: "timed out" or "closed connection". So
+// a failed connect is followed by a small probe of the seed brokers.
 import { connect as tcpConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import type { CheckContext, Unanswered } from '../check.js';
 import { CheckAborted } from '../abortable.js';
 import { describeNetworkError, ForeignProtocolError, isTlsRecord, noAnswer, previewForeignBytes, tlsServerName, unansweredFor } from './network.js';
 import { formatBroker, type BrokerAddress, type KafkaBudget, type KafkaTls } from './kafka.js';
+import { KafkaWireError } from './kafka-wire.js';
 
 type ProbeVerdict =
   | { kind: 'kafka' }
@@ -68,13 +70,12 @@ function exchange(
 }
 
 /**
- * Tell a Kafka broker from a silent or foreign peer, after kafkajs got no usable answer (it only
- * reports "timed out" or "closed connection"). Two connections at once: one sends a well-formed
+ * Tell a Kafka broker from a silent or foreign peer, after a connection got no usable answer (only
+ * "timed out" or "closed connection"). Two connections at once: one sends a well-formed
  * ApiVersions v0 request, which a Kafka broker answers with our correlation id; the other sends a
  * text line, because a line-based server such as Redis never answers the Kafka request (its
  * inline parser stops at the NUL bytes of the frame and waits for a newline) but answers a line.
- * A Kafka broker just closes the line connection. Hand-written because kafkajs exposes no way to
- * see the raw bytes a peer sent back.
+ * A Kafka broker just closes the line connection.
  */
 async function probePeer(
   address: BrokerAddress,
@@ -167,6 +168,8 @@ export async function explainFailure(err: unknown, f: FailureContext): Promise<{
   const { name, message } = describeError(err);
   const lastBroker = [...f.errorLogs].reverse().find((l) => l.broker)?.broker;
   const where = lastBroker ?? formatBroker(f.seeds[0]!);
+  // Framed like Kafka, but no answer a broker gives.
+  if (err instanceof KafkaWireError && err.kind === 'malformed') return said(`not a Kafka broker on ${where}: the peer sent bytes that are not Kafka (${message})`);
   const whereHost = where.replace(/^\[|\]?:\d+$/g, '');
   const broker = { host: whereHost, port: Number(/:(\d+)$/.exec(where)?.[1] ?? f.seeds[0]!.port) };
 

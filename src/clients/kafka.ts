@@ -1,17 +1,16 @@
-// The Kafka client: speaks the Kafka protocol through kafkajs and returns what the cluster says
-// (brokers, controller, every topic's partitions and replicas, consumer groups), and, only when
-// asked, the result of a produce/consume round trip. kafkajs takes no AbortSignal: every socket
-// it opens goes through our factory, so the check can close them all when it ends, and a peer
-// that floods or speaks another protocol is cut before kafkajs buffers its bytes.
+// The Kafka client: describes the cluster (brokers, controller, every topic's partitions and
+// replicas, consumer groups) over the wire itself (./kafka-wire.ts), and, only when asked, runs a
+// produce/consume round trip through kafkajs, loaded for it alone. Every socket of a check, ours
+// and kafkajs's, goes through one factory, so the check can close them all when it ends (kafkajs
+// takes no AbortSignal), and a peer that floods or speaks another protocol is cut at once.
 //
-// A check must never create a topic by looking. kafkajs (2.2.4) names topics in Metadata
-// requests when asked about them; `kafka.admin()` sets `allowAutoTopicCreation: false`, but that
-// flag exists only from Metadata v4 on, and a broker that negotiates an older version (librdkafka's
-// mock cluster answers v2) creates every topic it is asked about. So this client never names a topic
-// in a Metadata request: it sends ONE request for all topics (a null topic array, which creates
-// nothing whatever the version), and the check compares names locally. That same answer carries every
-// topic's partitions and replicas, so no second request is needed. The round trip's producer and
-// consumer only run after the topic was seen to exist, with `allowAutoTopicCreation: false` too.
+// A check must never create a topic by looking. A Metadata request that names a topic creates it
+// on a broker that auto-creates topics, unless it says `allow_auto_topic_creation: false`, a field
+// that exists only from Metadata v4 on (librdkafka's mock cluster answers up to v2). So this
+// client never names a topic: it sends ONE Metadata request for all topics (a null topic array,
+// which creates nothing whatever the version), and the check compares names locally. That answer
+// carries every topic's partitions and replicas too. The round trip's producer and consumer only
+// run after the topic was seen to exist, with `allowAutoTopicCreation: false`.
 import { CERT_FILE_MAX_BYTES, readRegularFile } from '../read-file.js';
 import { connect as tcpConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
@@ -22,6 +21,7 @@ import type { TlsOption } from '../check-options.js';
 import { abortable, CheckAborted } from '../abortable.js';
 import { loadKafkajs } from '../lazy-modules.js';
 import { guardForeignBytes, tlsServerName, type ByteGuard } from './network.js';
+import { apiVersions, authenticate, KAFKA_MAX_FRAME, KafkaConnection, KafkaWireError, listGroups, metadata, type ApiVersions } from './kafka-wire.js';
 import { describeError, explainFailure, type CutConnection } from './kafka-failure.js';
 
 export interface BrokerAddress {
@@ -97,7 +97,8 @@ export interface ObservedTopic {
 
 /** What the cluster said. */
 export interface ClusterFacts {
-  clusterId: string;
+  /** Null before Metadata v2. */
+  clusterId: string | null;
   brokers: Array<{ id: number; host: string; port: number }>;
   controller: number | null;
   /** Every topic, internal ones included. */
@@ -130,7 +131,6 @@ export class KafkaClientError extends Error {
 }
 
 export async function openKafka(target: KafkaTarget, ctx: CheckContext): Promise<KafkaSession> {
-  const { Kafka, logLevel } = await loadKafkajs();
   const { seeds } = target;
   const deadline = performance.now() + ctx.timeoutMs;
   const budget = budgetFor(ctx.timeoutMs);
@@ -141,35 +141,39 @@ export async function openKafka(target: KafkaTarget, ctx: CheckContext): Promise
     throw new KafkaClientError(`cannot read ssl.caFile: ${describeError(err).message}`);
   }
   let phase = 'connecting';
-
-  // kafkajs logs to the console by default; keep its words for the message instead.
+  // Where each failure happened, and kafkajs's own words during a round trip (it logs them).
   const errorLogs: Array<{ message: string; broker?: string }> = [];
-  const logCreator = () => (entry: LogEntry) => {
-    if (entry.level <= logLevel.ERROR) {
-      const broker = (entry.log as { broker?: unknown }).broker;
-      errorLogs.push({ message: entry.log.message, ...(typeof broker === 'string' ? { broker } : {}) });
-      if (errorLogs.length > 20) errorLogs.shift();
+  const sockets = new KafkaSockets();
+  const connections: KafkaConnection[] = [];
+  const clients: Array<Admin | Producer | Consumer> = [];
+
+  /** A connection to one broker, its API versions read and SASL done. */
+  const brokerAt = async (address: BrokerAddress): Promise<Broker> => {
+    try {
+      const socket = sockets.connect(address.host, address.port, tlsOptions);
+      await connected(socket, tlsOptions !== undefined, budget.connectionTimeoutMs);
+      const conn = new KafkaConnection(socket, target.clientId, budget.requestTimeoutMs);
+      connections.push(conn);
+      const versions = await apiVersions(conn);
+      if (target.sasl) await authenticate(conn, versions, target.sasl);
+      return { address, conn, versions };
+    } catch (err) {
+      errorLogs.push({ message: describeError(err).message, broker: formatBroker(address) });
+      throw err;
     }
   };
-  const config: KafkaConfig = {
-    clientId: target.clientId,
-    brokers: seeds.map(formatBroker),
-    connectionTimeout: budget.connectionTimeoutMs,
-    authenticationTimeout: budget.connectionTimeoutMs,
-    requestTimeout: budget.requestTimeoutMs,
-    // One attempt per seed broker (kafkajs moves to the next seed on each retry), quickly.
-    retry: { retries: Math.min(seeds.length - 1, 2), initialRetryTime: 50, maxRetryTime: 200 },
-    logLevel: logLevel.ERROR,
-    logCreator,
-    ...(tlsOptions ? { ssl: tlsOptions } : {}),
-    ...(target.sasl ? { sasl: target.sasl as SASLOptions } : {}),
+  /** The first seed that answers, trying up to three in turn when one cannot be reached. */
+  const bootstrap = async (): Promise<Broker> => {
+    for (const [i, seed] of seeds.slice(0, 3).entries()) {
+      try {
+        return await brokerAt(seed);
+      } catch (err) {
+        const unreachable = err instanceof KafkaWireError && ['network', 'closed', 'timeout'].includes(err.kind);
+        if (!unreachable || i === Math.min(seeds.length, 3) - 1 || ctx.signal.aborted) throw err;
+      }
+    }
+    throw new KafkaWireError('no seed broker', 'network');
   };
-  const sockets = new KafkaSockets();
-  const kafka: Kafka = new Kafka({ ...config, socketFactory: sockets.factory });
-  const clients: Array<Admin | Producer | Consumer> = [];
-  const admin = kafka.admin();
-  clients.push(admin);
-  let connected = false;
 
   const explained = async <T>(work: () => Promise<T>): Promise<T> => {
     try {
@@ -183,32 +187,31 @@ export async function openKafka(target: KafkaTarget, ctx: CheckContext): Promise
   return {
     describe: (withGroups) =>
       explained(async () => {
-        if (!connected) await abortable(admin.connect(), ctx.signal, { phase });
-        connected = true;
+        const seed = await abortable(bootstrap(), ctx.signal, { phase });
         phase = 'reading cluster metadata';
         const metadataStarted = performance.now();
-        const cluster = await abortable(admin.describeCluster(), ctx.signal, { phase });
-        // The all-topics request: `topics: []` is sent as a null array, which creates nothing.
-        const { topics } = await abortable(admin.fetchTopicMetadata({ topics: [] }), ctx.signal, { phase });
+        const cluster = await abortable(metadata(seed.conn, seed.versions), ctx.signal, { phase });
         const facts: ClusterFacts = {
           clusterId: cluster.clusterId,
-          brokers: cluster.brokers.map((b) => ({ id: b.nodeId, host: b.host, port: b.port })).sort((a, b) => a.id - b.id),
+          brokers: cluster.brokers.sort((a, b) => a.id - b.id),
           controller: cluster.controller,
-          topics,
+          topics: cluster.topics,
           metadataMs: round(performance.now() - metadataStarted),
         };
         if (withGroups) {
           phase = 'listing consumer groups';
-          facts.groups = await listGroupIds(admin, ctx.signal, phase);
+          facts.groups = await abortable(listAllGroups(cluster.brokers, seed, brokerAt), ctx.signal, { phase });
         }
         return facts;
       }),
     roundTrip: (topic) =>
-      explained(() => {
+      explained(async () => {
         phase = `the round trip on topic ${topic}`;
-        return roundTrip(kafka, admin, topic, clients, ctx.signal, () => phase, (p) => (phase = p));
+        const kafka = await kafkajsClient(target, budget, tlsOptions, sockets, errorLogs);
+        return roundTrip(kafka, topic, clients, ctx.signal, () => phase, (p) => (phase = p));
       }),
     async close() {
+      for (const conn of connections) conn.close();
       // Leave politely (LeaveGroup, close the connections), but within a second, and not at all
       // once the check was cut: then destroy whatever kafkajs still holds (a JoinGroup the broker
       // keeps waiting for the rebalance delay, a half-open connection), so nothing outlives the check.
@@ -219,11 +222,88 @@ export async function openKafka(target: KafkaTarget, ctx: CheckContext): Promise
   };
 }
 
-// Every Kafka response starts with its size: 32 MiB is more than any answer this client asks for
-// (the metadata of a cluster with a hundred thousand partitions), and far less than what a
-// wrong-protocol peer's bytes read as a size ("HTTP" is 1.2 GB). A size under 4 (no room for the
-// correlation id) would make kafkajs throw outside any promise, crashing the process.
-const KAFKA_MAX_FRAME = 32 * 1024 * 1024;
+/** A broker this session talks to. */
+interface Broker {
+  address: BrokerAddress;
+  conn: KafkaConnection;
+  versions: ApiVersions;
+}
+
+/** The socket has connected (and finished its TLS handshake), within `timeoutMs`. */
+function connected(socket: Socket, tls: boolean, timeoutMs: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const done = (err?: Error) => {
+      clearTimeout(timer);
+      socket.off(tls ? 'secureConnect' : 'connect', onConnect).off('error', onError).off('close', onClose);
+      if (err) {
+        socket.destroy();
+        reject(err);
+      } else resolve();
+    };
+    const onConnect = () => done();
+    // A listener that closes on a TLS ClientHello is often a plaintext one: the probe tells.
+    const onError = (err: NodeJS.ErrnoException) =>
+      done(tls && err.code === 'ECONNRESET' ? new KafkaWireError('Closed connection', 'closed') : new KafkaWireError(err.message, 'network', err.code));
+    const onClose = () => done(new KafkaWireError('Closed connection', 'closed'));
+    const timer = setTimeout(() => done(new KafkaWireError('Connection timeout', 'timeout')), timeoutMs);
+    socket.once(tls ? 'secureConnect' : 'connect', onConnect).once('error', onError).once('close', onClose);
+  });
+}
+
+/**
+ * Every group of the cluster: each broker lists those it coordinates. One broker without
+ * ListGroups (librdkafka's mock has none) means the groups cannot be known.
+ */
+async function listAllGroups(
+  brokers: ReadonlyArray<{ host: string; port: number }>,
+  seed: Broker,
+  brokerAt: (address: BrokerAddress) => Promise<Broker>,
+): Promise<{ ids: Set<string> } | { unsupported: string }> {
+  const sameAsSeed = (b: { host: string; port: number }) => b.host === seed.address.host && b.port === seed.address.port;
+  const lists = await Promise.all(
+    brokers.map(async (b) => {
+      const broker = sameAsSeed(b) ? seed : await brokerAt(b);
+      return listGroups(broker.conn, broker.versions);
+    }),
+  );
+  if (lists.some((ids) => ids === undefined)) return { unsupported: 'the broker does not support ListGroups' };
+  return { ids: new Set(lists.flat() as string[]) };
+}
+
+/** A kafkajs client over this session's sockets, for the round trip only. */
+async function kafkajsClient(
+  target: KafkaTarget,
+  budget: KafkaBudget,
+  tlsOptions: KafkaTls | undefined,
+  sockets: KafkaSockets,
+  errorLogs: Array<{ message: string; broker?: string }>,
+): Promise<Kafka> {
+  const { Kafka, logLevel } = await loadKafkajs();
+  // kafkajs logs to the console by default; keep its words for the message instead.
+  const logCreator = () => (entry: LogEntry) => {
+    if (entry.level <= logLevel.ERROR) {
+      const broker = (entry.log as { broker?: unknown }).broker;
+      errorLogs.push({ message: entry.log.message, ...(typeof broker === 'string' ? { broker } : {}) });
+      if (errorLogs.length > 20) errorLogs.shift();
+    }
+  };
+  const config: KafkaConfig = {
+    clientId: target.clientId,
+    brokers: target.seeds.map(formatBroker),
+    connectionTimeout: budget.connectionTimeoutMs,
+    authenticationTimeout: budget.connectionTimeoutMs,
+    requestTimeout: budget.requestTimeoutMs,
+    // One attempt per seed broker (kafkajs moves to the next seed on each retry), quickly.
+    retry: { retries: Math.min(target.seeds.length - 1, 2), initialRetryTime: 50, maxRetryTime: 200 },
+    logLevel: logLevel.ERROR,
+    logCreator,
+    ...(tlsOptions ? { ssl: tlsOptions } : {}),
+    ...(target.sasl ? { sasl: target.sasl as SASLOptions } : {}),
+  };
+  return new Kafka({ ...config, socketFactory: sockets.factory });
+}
+
+// The most a connection may carry, kafkajs's fetches included (one message is read back).
 const KAFKA_MAX_BYTES = 64 * 1024 * 1024;
 
 /** A checker of Kafka's framing, chunk by chunk: each response's size must be plausible. */
@@ -253,19 +333,18 @@ function kafkaFraming(): (chunk: Buffer) => boolean {
 }
 
 /**
- * The sockets kafkajs opens (its default factory, minus keep-alive, which a check does not need),
- * so that the check can close every one of them when it ends: kafkajs has no way to abort.
+ * Every socket of a check's session, this client's and kafkajs's, so that the check can close all
+ * of them when it ends: kafkajs has no way to abort.
  */
 class KafkaSockets {
   private readonly open = new Set<Socket>();
   private readonly guards: Array<{ guard: ByteGuard; where: string }> = [];
   private ended = false;
 
-  readonly factory: ISocketFactory = ({ host, port, ssl, onConnect }) => {
-    const socket = ssl
-      ? tlsConnect({ host, port, ...tlsServerName(host), ...ssl }, onConnect)
-      : tcpConnect({ host, port }, onConnect);
-    // A flooding or foreign peer is cut before kafkajs buffers its bytes.
+  /** A guarded connection, for this client and for kafkajs's round trip alike. */
+  connect(host: string, port: number, ssl: KafkaTls | undefined, onConnect?: () => void): Socket {
+    const socket = ssl ? tlsConnect({ host, port, ...tlsServerName(host), ...ssl }, onConnect) : tcpConnect({ host, port }, onConnect);
+    // A flooding or foreign peer is cut before its bytes are buffered.
     this.guards.push({
       guard: guardForeignBytes(socket, { protocol: 'Kafka', accepts: kafkaFraming(), maxBytes: KAFKA_MAX_BYTES }),
       where: formatBroker({ host, port }),
@@ -275,7 +354,10 @@ class KafkaSockets {
     this.open.add(socket);
     socket.once('close', () => this.open.delete(socket));
     return socket;
-  };
+  }
+
+  /** kafkajs's socket factory (its default, minus keep-alive, which a check does not need). */
+  readonly factory: ISocketFactory = ({ host, port, ssl, onConnect }) => this.connect(host, port, ssl ? (ssl as KafkaTls) : undefined, onConnect);
 
   /** The first connection the guard cut, if any: the real cause of what kafkajs reports. */
   tripped(): CutConnection | undefined {
@@ -297,23 +379,6 @@ async function settledWithin(work: Promise<unknown>, ms: number): Promise<void> 
   clearTimeout(timer);
 }
 
-async function listGroupIds(
-  admin: Admin,
-  signal: AbortSignal,
-  phase: string,
-): Promise<{ ids: Set<string> } | { unsupported: string }> {
-  try {
-    const { groups } = await abortable(admin.listGroups(), signal, { phase });
-    return { ids: new Set(groups.map((g) => g.groupId)) };
-  } catch (err) {
-    const { name } = describeError(err);
-    if (name === 'KafkaJSServerDoesNotSupportApiKey') {
-      return { unsupported: 'the broker does not support ListGroups' };
-    }
-    throw err;
-  }
-}
-
 export type RoundTripResult =
   | {
       ok: true;
@@ -333,7 +398,6 @@ export type RoundTripResult =
  */
 async function roundTrip(
   kafka: Kafka,
-  admin: Admin,
   topic: string,
   clients: Array<Admin | Producer | Consumer>,
   signal: AbortSignal,
@@ -412,7 +476,7 @@ async function roundTrip(
       produceAckMs,
       partition: written.partition,
       offset: written.baseOffset,
-      throwawayGroup: await deleteThrowawayGroup(consumer, admin, groupId, groupJoined),
+      throwawayGroup: await deleteThrowawayGroup(kafka, clients, consumer, groupId, groupJoined),
     };
   } catch (err) {
     if (err instanceof CheckAborted) throw err;
@@ -423,13 +487,22 @@ async function roundTrip(
 /** What became of the round trip's consumer group: deleted, never created, or left to expire. */
 type ThrowawayGroup = 'deleted' | 'not created' | 'left to expire';
 
-async function deleteThrowawayGroup(consumer: Consumer, admin: Admin, groupId: string, joined: boolean): Promise<ThrowawayGroup> {
+async function deleteThrowawayGroup(
+  kafka: Kafka,
+  clients: Array<Admin | Producer | Consumer>,
+  consumer: Consumer,
+  groupId: string,
+  joined: boolean,
+): Promise<ThrowawayGroup> {
   if (!joined) return 'not created';
   const bounded = <T>(work: Promise<T>) =>
     Promise.race([work, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timeout')), 1500).unref())]);
   try {
     // The group must be empty before it can be deleted.
     await bounded(consumer.disconnect());
+    const admin = kafka.admin();
+    clients.push(admin);
+    await bounded(admin.connect());
     await bounded(admin.deleteGroups([groupId]));
     return 'deleted';
   } catch {

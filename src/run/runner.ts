@@ -110,13 +110,19 @@ function reasonOf(signal: AbortSignal): string {
  */
 async function prepareKinds(plan: PlannedCheck[], deadline: number, stop: AbortSignal): Promise<Map<PlannedCheck['checkKind'], string>> {
   const budget = new Map<PlannedCheck['checkKind'], number>();
-  for (const c of plan) budget.set(c.checkKind, Math.max(budget.get(c.checkKind) ?? 0, c.timeoutMs));
+  const planned = new Map<PlannedCheck['checkKind'], unknown[]>();
+  for (const c of plan) {
+    budget.set(c.checkKind, Math.max(budget.get(c.checkKind) ?? 0, c.timeoutMs));
+    const options = planned.get(c.checkKind);
+    if (options) options.push(c.options);
+    else planned.set(c.checkKind, [c.options]);
+  }
   const failed = new Map<PlannedCheck['checkKind'], string>();
   await Promise.all(
     [...budget].map(async ([kind, timeoutMs]) => {
       if (!kind.prepare) return;
       const ms = Math.max(1, Math.min(timeoutMs, deadline - performance.now()));
-      const problem = await settleWithin(() => kind.prepare!(), ms, stop).then(
+      const problem = await settleWithin(() => kind.prepare!(planned.get(kind)!), ms, stop).then(
         (settled) => (settled.done ? undefined : `prepare() did not settle within ${Math.round(ms)} ms`),
         (err) => errorText(err),
       );

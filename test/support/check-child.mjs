@@ -16,7 +16,7 @@ const validated = await kind.options['~standard'].validate(JSON.parse(optionsJso
 if (validated.issues) {
   process.stdout.write(JSON.stringify({ invalid: validated.issues.map((i) => i.message) }));
 } else {
-  await kind.prepare?.();
+  await kind.prepare?.([validated.value]);
   const started = performance.now();
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(new DOMException('timeout', 'TimeoutError')), timeoutMs);

@@ -104,6 +104,15 @@ describe('runPlan', () => {
     expect(results[0]!.durationMs).toBeLessThan(200);
     expect(results[2]).toMatchObject({ status: 'fail', message: "cannot load the broken check: Cannot find package 'nope'" });
   });
+  it('hands prepare the options of every planned check of its kind, once, so it loads only what they need', async () => {
+    const seen: unknown[][] = [];
+    const choosy = defineCheck<{ ms: number; status: 'pass' | 'warn' | 'fail' }>({ ...sleeper, kind: 'choosy', prepare: async (all) => void seen.push([...all]) });
+    await runPlan(
+      [planned('a', { ms: 1, status: 'pass' }, { checkKind: choosy }), planned('x', { ms: 1, status: 'pass' }), planned('b', { ms: 2, status: 'warn' }, { checkKind: choosy })],
+      { concurrency: 4, deadlineMs: 10_000 },
+    );
+    expect(seen).toEqual([[{ ms: 1, status: 'pass' }, { ms: 2, status: 'warn' }]]);
+  });
   it('fails, never passes, what a signal interrupted, naming the signal', async () => {
     const interrupt = new AbortController();
     setTimeout(() => interrupt.abort('SIGTERM'), 100);
