@@ -7,7 +7,6 @@
 import { constants as fsConstants, write } from 'node:fs';
 import { lstat, open, readlink, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { randomBytes } from 'node:crypto';
 
 /** A write refused before anything on disk changed; the message names the file and the reason. */
 export class WriteRefusedError extends Error {
@@ -43,7 +42,7 @@ export async function writeFileAtomic(path: string, text: string): Promise<void>
   }
 
   const folder = dirname(target);
-  const temp = join(folder, `.${basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  const temp = join(folder, `.${basename(target)}.${process.pid}.${process.getBuiltinModule('node:crypto').randomBytes(4).toString('hex')}.tmp`);
   const mode = existing ? existing.mode & 0o7777 : undefined;
   const handle = await open(temp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, mode ?? 0o666);
   try {

@@ -27,7 +27,7 @@ export const HTTP_WORKER_OPTIONS = {
 export function startHttpWorkerEarly(file: string): void {
   if (process.env.SOMA_VERIFY_HTTP_THREAD === 'off') return;
   try {
-    const { Worker } = process.getBuiltinModule('node:worker_threads') as typeof import('node:worker_threads');
+    const { Worker } = process.getBuiltinModule('node:worker_threads');
     const worker = new Worker(file, HTTP_WORKER_OPTIONS);
     const events: EarlyWorker['events'] = [];
     const record = (event: 'message' | 'error' | 'exit') => (value: unknown) => events.push({ event, value });

@@ -3,7 +3,6 @@
 // server (Redis) and a plaintext listener spoken to in TLS: "timed out" or "closed connection". So
 // a failed connect is followed by a small probe of the seed brokers.
 import { connect as tcpConnect, type Socket } from 'node:net';
-import { connect as tlsConnect } from 'node:tls';
 import type { CheckContext, Unanswered } from '../check.js';
 import { CheckAborted } from '../abortable.js';
 import { describeNetworkError, ForeignProtocolError, isTlsRecord, noAnswer, previewForeignBytes, tlsServerName, unansweredFor } from './network.js';
@@ -40,7 +39,7 @@ function exchange(
     let received = Buffer.alloc(0);
     let settled = false;
     const socket: Socket = tls
-      ? tlsConnect({ host: address.host, port: address.port, ...tlsServerName(address.host), ...tls })
+      ? process.getBuiltinModule('node:tls').connect({ host: address.host, port: address.port, ...tlsServerName(address.host), ...tls })
       : tcpConnect({ host: address.host, port: address.port });
     const finish = (result: Exchange) => {
       if (settled) return;

@@ -5,7 +5,6 @@
 // client per run, the largest share of a verification's own time (issue 11); it is still what
 // produces and consumes the round trip (./kafka.ts). Only versions without tagged fields are
 // sent (Metadata up to v8, ListGroups up to v2), which every broker since Kafka 1.0 answers.
-import { createHash, createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Socket } from 'node:net';
 
 // Every Kafka response starts with its size: 32 MiB is more than any answer this client asks for
@@ -250,6 +249,8 @@ async function scram(
   mechanism: string,
 ): Promise<void> {
   const refused = (why: string) => new KafkaWireError(`SASL ${mechanism} authentication failed: ${why}`, 'sasl');
+  // Loaded here: node:crypto costs milliseconds of every run's start, and only SCRAM needs it.
+  const { createHash, createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } = process.getBuiltinModule('node:crypto');
   const nonce = randomBytes(24).toString('base64');
   const clientFirstBare = `n=${username.replace(/=/g, '=3D').replace(/,/g, '=2C')},r=${nonce}`;
   const serverFirst = (await exchange(Buffer.from(`n,,${clientFirstBare}`, 'utf8'))).toString('utf8');

@@ -16,7 +16,7 @@
 // every other output by the engine's redactor, which knows the URL and password.
 import { CERT_FILE_MAX_BYTES, readRegularFileSync } from '../read-file.js';
 import { connect as connectTcp, type Socket } from 'node:net';
-import { connect as connectTls, type ConnectionOptions } from 'node:tls';
+import type { ConnectionOptions } from 'node:tls';
 import type { CheckContext, Unanswered } from '../check.js';
 import type { TlsOption } from '../check-options.js';
 import { abortable, CheckAborted } from '../abortable.js';
@@ -115,7 +115,8 @@ export async function queryRedis(ep: RedisEndpoint, tlsOption: TlsOption | undef
     }
   }
   const seen: Observed = { tcpConnected: false, guard: undefined, socketError: undefined };
-  const socket = ep.tls ? connectTls({ host: ep.host, port: ep.port, ...tls }) : connectTcp({ host: ep.host, port: ep.port });
+  // node:tls loads only for a TLS endpoint (it costs milliseconds of every run's start otherwise).
+  const socket = ep.tls ? process.getBuiltinModule('node:tls').connect({ host: ep.host, port: ep.port, ...tls }) : connectTcp({ host: ep.host, port: ep.port });
   // Installed before the peer can answer anything: the guard sees every byte.
   seen.guard = guardForeignBytes(socket, {
     protocol: 'RESP',
