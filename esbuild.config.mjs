@@ -19,28 +19,12 @@ rmSync('dist/bundle', { recursive: true, force: true }); // chunk names change w
 
 /** Each library the bundle takes from dist/bundle/vendor, and the source of its build. */
 const VENDORED = {
-  pg: 'pg',
   kafkajs: 'kafkajs',
   picomatch: 'picomatch',
   'cli-table3': 'cli-table3',
   yaml: 'yaml',
   yargs: 'yargs',
   'prom-client': 'prom-client',
-};
-
-// pg asks whether it runs in a Cloudflare Worker by constructing a `Response`, and on Node 20
-// (no `navigator`) that global makes Node load its internal undici. We run on Node only.
-const pgOnNode = {
-  name: 'pg-on-node',
-  setup(b) {
-    b.onLoad({ filter: /[\\/]pg[\\/]lib[\\/]stream\.js$/ }, async (args) => {
-      const { readFile } = await import('node:fs/promises');
-      const source = await readFile(args.path, 'utf8');
-      const probe = "typeof Response === 'function'";
-      if (!source.includes(probe)) throw new Error(`pg-on-node: ${args.path} changed; review the patch`);
-      return { contents: source.replace(probe, 'false'), loader: 'js' };
-    });
-  },
 };
 
 // Whitespace and comments out, names kept (a stack trace still names its functions): a run reads
@@ -65,7 +49,6 @@ for (const [name, entry] of Object.entries(VENDORED)) {
     format: 'cjs',
     platform: 'node',
     target: 'node20',
-    plugins: [pgOnNode],
     logLevel: 'warning',
     ...compact,
     ...importMetaUrlInCommonJs, // yargs is an ES module that asks for its own URL
@@ -76,7 +59,7 @@ for (const [name, entry] of Object.entries(VENDORED)) {
   writeFileSync(`dist/bundle/vendor/${vendorFile[name]}`, code);
 }
 
-// `import x from 'pg'` in our code becomes a module that takes the library from the cache
+// `import x from 'yaml'` in our code becomes a module that takes the library from the cache
 // loader, with the same default and named exports Node's ESM loader would give.
 const requireHere = createRequire(import.meta.url);
 const loader = resolve('src/code-cache.ts');

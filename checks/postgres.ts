@@ -5,7 +5,6 @@
 import * as z from 'zod';
 import { defineCheck, type CheckOutcome } from '../src/check.js';
 import { maskCredentials } from '../src/redact.js';
-import { loadPg } from '../src/lazy-modules.js';
 import { dsnProblem, parseDsn, pgWhere, queryPostgres, type PostgresFacts } from '../src/clients/postgres.js';
 
 const options = z.object({
@@ -126,7 +125,6 @@ function judgeMigrations(
 
 export default defineCheck<PostgresOptions>({
   kind: 'postgres',
-  prepare: loadPg,
   options,
   target: (o) => maskCredentials(o.dsn),
   async run(o, ctx) {

@@ -1,4 +1,4 @@
-// For check clients that take no AbortSignal (pg, kafkajs, our RESP connection): stop waiting the
+// For check clients that take no AbortSignal (kafkajs, our own protocol connections): stop waiting the
 // moment the check's signal aborts, and tell the driver to let go.
 
 export class CheckAborted extends Error {

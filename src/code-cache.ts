@@ -1,4 +1,4 @@
-// The built CLI (dist/bundle/cli/soma-verify-<hash>.cjs) and its libraries (pg, kafkajs, yaml,
+// The built CLI (dist/bundle/cli/soma-verify-<hash>.cjs) and its libraries (kafkajs, yaml,
 // yargs... in dist/bundle/vendor/) are CommonJS files run here with a V8 code cache, so that a
 // run does not parse and compile megabytes of JavaScript again each time: that was the largest
 // part of the tool's own time (issue 11). Hand-written because Node 20 has no

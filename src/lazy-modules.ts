@@ -3,7 +3,6 @@
 // module.exports over as `default` and guesses named exports, and the bundled CLI, which gives
 // `default` only; reading `default` works under both. Load any CommonJS package through here.
 
-export const loadPg = () => commonJs<typeof import('pg')>(import('pg'));
 export const loadKafkajs = () => commonJs<typeof import('kafkajs')>(import('kafkajs'));
 export const loadYaml = () => commonJs<typeof import('yaml')>(import('yaml'));
 

@@ -126,7 +126,7 @@ export interface ByteGuard {
  * `protocol` (`accepts`, told whether it is the first), and the connection may carry at most
  * `maxBytes`. Otherwise the socket is destroyed with a ForeignProtocolError, which the driver
  * reports as a socket error, so the check fails at once instead of the driver buffering a flood
- * until memory or the timeout runs out. Hand-written: pg and kafkajs have no such limit of their own.
+ * until memory or the timeout runs out. Hand-written: kafkajs has no such limit of its own.
  */
 export function guardForeignBytes(
   socket: Socket,

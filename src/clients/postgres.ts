@@ -1,19 +1,19 @@
 // The PostgreSQL client: reads a DSN with libpq's rules, negotiates SSL on its own socket as libpq
-// does (sslmode=prefer takes one connection, TLS or not), hands that connection to `pg`, runs the
+// does (sslmode=prefer takes one connection, TLS or not), speaks the protocol over that connection
+// (postgres-wire.ts: startup, authentication, queries; hand-written, it says why), runs the
 // read-only queries a check asks for, and returns what it found, or a one-line cause: "connection
 // refused on h:p", "authentication failed for user u", "database d does not exist", "not a
 // PostgreSQL server on h:p", "no answer from h:p within N ms", "TLS mismatch: ...". Every step
 // is bounded by ctx.timeoutMs and stopped by ctx.signal; the bytes a peer may send are bounded too
 // (a wrong-protocol peer is cut at its first answer).
 // The password never enters a message: messages are built from host, port, user and database;
-// text quoted from the driver or the server is masked by the engine's redactor, which knows the DSN.
+// text quoted from the server is masked by the engine's redactor, which knows the DSN.
 import { Socket } from 'node:net';
-import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
+import type { ConnectionOptions } from 'node:tls';
 import { CERT_FILE_MAX_BYTES, readRegularFileSync } from '../read-file.js';
-import type { Client, ClientConfig } from 'pg';
 import type { CheckContext, Unanswered } from '../check.js';
 import { abortable, CheckAborted } from '../abortable.js';
-import { loadPg } from '../lazy-modules.js';
+import { PasswordMissingError, PgConnection, type PgValue, textArray } from './postgres-wire.js';
 import {
   describeNetworkError,
   ForeignProtocolError,
@@ -46,9 +46,7 @@ export interface PgEndpoint {
 /** Why a DSN cannot be used, without echoing it (it may hold a password); undefined when fine. */
 export const dsnProblem = (dsn: string): string | undefined => parseProblem(parseDsn, dsn);
 
-// Parsed here rather than handed to pg as `connectionString`: pg's parser lets the string override
-// any `ssl` we pass and maps sslmode differently from libpq (no `prefer` fallback), and the
-// services' own clients (psycopg, libpq) follow libpq.
+// libpq's rules, which the services' own clients (psycopg, libpq) follow.
 export function parseDsn(dsn: string): PgEndpoint {
   if (!/^postgres(ql)?:\/\//i.test(dsn)) throw new Error('dsn must start with postgres:// or postgresql://');
   let url: URL;
@@ -66,7 +64,8 @@ export function parseDsn(dsn: string): PgEndpoint {
   const portText = q.get('port') ?? url.port;
   const port = portText ? Number(portText) : 5432;
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error('dsn port is not a valid port');
-  const password = q.get('password') ?? (url.password ? decodeURIComponent(url.password) : undefined);
+  // libpq's PGPASSWORD when the DSN has none (as pg read it); ~/.pgpass is not read.
+  const password = q.get('password') ?? (url.password ? decodeURIComponent(url.password) : undefined) ?? process.env.PGPASSWORD;
   const resolvedUser = user || process.env.PGUSER || process.env.USER || 'postgres';
   return {
     // `host` in the query names a unix socket directory (libpq), e.g. ?host=/var/run/postgresql
@@ -126,11 +125,10 @@ export async function queryPostgres(ep: PgEndpoint, queries: PostgresQueries, ct
   } catch (err) {
     return { ...facts, failure: { stage: 'setup', message: `cannot read TLS file: ${(err as Error).message}` } };
   }
-  const pg = await loadPg();
   let connected: Connected | undefined;
   for (const [i, ssl] of attempts.entries()) {
-    const result = await connectOnce(pg, ep, ssl, ctx);
-    if ('client' in result) {
+    const result = await connectOnce(ep, ssl, ctx);
+    if ('connection' in result) {
       connected = result;
       break;
     }
@@ -141,10 +139,10 @@ export async function queryPostgres(ep: PgEndpoint, queries: PostgresQueries, ct
   }
   if (!connected) return { ...facts, failure: { stage: 'connect', message: `cannot connect to ${pgWhere(ep)}` } };
 
-  const { client, socket } = connected;
+  const { connection, socket } = connected;
   facts.tls = connected.ssl;
-  const query = async <Row extends Record<string, unknown>>(sql: string, params: unknown[] = []) =>
-    (await abortable(client.query<Row>(sql, params), ctx.signal, { onAbort: () => socket.destroy() })).rows;
+  const query = <Row extends Record<string, PgValue>>(sql: string, params: string[] = []) =>
+    abortable(connection.query<Row>(sql, params), ctx.signal, { onAbort: () => socket.destroy() });
   // The round trip that times the server also asks what it is (server_version is what
   // SHOW server_version prints): one query, one round trip, where there were two.
   let step = 'the server version query';
@@ -168,7 +166,7 @@ export async function queryPostgres(ep: PgEndpoint, queries: PostgresQueries, ct
            FROM unnest($1::text[]) WITH ORDINALITY AS t(name, n)
            LEFT JOIN pg_class c ON c.oid = to_regclass(t.name)
           ORDER BY t.n`,
-        [queries.tables],
+        [textArray(queries.tables)],
       );
     }
     if (queries.migrations) {
@@ -185,12 +183,15 @@ export async function queryPostgres(ep: PgEndpoint, queries: PostgresQueries, ct
       }
       if (queries.migrations !== 'alembic' && present!.django) {
         step = 'SELECT count(*) FROM django_migrations';
-        const [row] = await query<{ count: string; last_applied: Date | null }>(
-          'SELECT count(*) AS count, max(applied) AS last_applied FROM django_migrations',
+        // Milliseconds since the epoch: an instant, where the timestamp's text would depend on the
+        // session's TimeZone and DateStyle.
+        const [row] = await query<{ count: string; last_applied_ms: string | null }>(
+          `SELECT count(*) AS count, floor(extract(epoch FROM max(applied)) * 1000) AS last_applied_ms
+             FROM django_migrations`,
         );
         facts.django = {
           count: Number(row!.count),
-          lastApplied: row!.last_applied ? new Date(row!.last_applied).toISOString() : undefined,
+          lastApplied: row!.last_applied_ms === null ? undefined : new Date(Number(row!.last_applied_ms)).toISOString(),
         };
       }
     }
@@ -198,13 +199,13 @@ export async function queryPostgres(ep: PgEndpoint, queries: PostgresQueries, ct
   } catch (error) {
     return { ...facts, failure: { stage: 'query', ...queryFailure(error as PgError, step, ep, ctx) } };
   } finally {
-    await closeClient(client, socket);
+    await closeConnection(connection, socket);
   }
 }
 
 type PgError = Error & { code?: string };
 
-// pg's wording of these answers to SSLRequest, kept now that negotiateSsl reads them.
+// pg's wording of these answers to SSLRequest, kept since negotiateSsl reads them.
 const NO_SSL = 'The server does not support SSL connections';
 const NOT_SSL_ANSWER = 'There was an error establishing an SSL connection';
 const isNoSsl = (error: PgError) => error.message === NO_SSL;
@@ -245,8 +246,8 @@ interface AttemptFailure {
   tcpPending: boolean;
 }
 
-/** A connection pg has set up; `socket` is what pg talks over (the TLS socket when `ssl`). */
-type Connected = { client: Client; socket: Socket; ssl: boolean };
+/** A connection ready for queries; `socket` is what it talks over (the TLS socket when `ssl`). */
+type Connected = { connection: PgConnection; socket: Socket; ssl: boolean };
 
 // Bytes a PostgreSQL server may send first: the answer to SSLRequest ('S'/'N'), an
 // authentication request ('R'), an error ('E') or NegotiateProtocolVersion ('v').
@@ -261,21 +262,20 @@ const PG_BYTES = {
 };
 
 async function connectOnce(
-  pg: typeof import('pg'),
   ep: PgEndpoint,
   ssl: false | ConnectionOptions,
   ctx: CheckContext,
 ): Promise<Connected | AttemptFailure> {
   const socket = new Socket();
-  // Errors reach whoever waits on the socket (negotiateSsl, then pg); none may crash the process
-  // in between.
+  // Errors reach whoever waits on the socket (negotiateSsl, then the connection); none may crash
+  // the process in between.
   socket.on('error', () => {});
   socket.setNoDelay(true);
-  // A flooding or foreign peer is cut before pg buffers its bytes.
+  // A flooding or foreign peer is cut before the connection buffers its bytes.
   const seen = guardForeignBytes(socket, PG_BYTES);
   let tcpConnected = false;
   socket.once('connect', () => (tcpConnected = true));
-  // What pg talks over: the socket, or the TLS connection over it.
+  // What the connection talks over: the socket, or the TLS connection over it.
   let stream: Socket = socket;
   let seenInTls: ByteGuard | undefined;
   const budget = Math.max(1, Math.floor(ctx.timeoutMs));
@@ -291,27 +291,10 @@ async function connectOnce(
         seenInTls = guardForeignBytes(stream, PG_BYTES);
       }
     }
-    const config: ClientConfig = {
-      host: ep.host,
-      port: ep.port,
-      user: ep.user,
-      password: ep.password,
-      database: ep.database,
-      // Negotiated above: pg must not send an SSLRequest of its own.
-      ssl: false,
-      // Our own connection, so we see the peer's first bytes and can destroy it on abort.
-      stream: () => asConnected(stream),
-      connectionTimeoutMillis: budget,
-      statement_timeout: budget,
-      query_timeout: budget,
-      application_name: 'soma-verify',
-    };
-    const client = new pg.Client(config);
-    // After connect, a dying connection is reported as an 'error' event; the pending query
-    // rejects with it too, so the event itself carries nothing we would miss.
-    client.on('error', () => {});
-    await abortable(client.connect(), ctx.signal, { onAbort: () => stream.destroy() });
-    return { client, socket: stream, ssl: stream !== socket };
+    const connection = new PgConnection(stream, PG_MAX_BYTES);
+    const startup = connection.startup({ user: ep.user, database: ep.database, password: ep.password, statementTimeoutMs: budget });
+    await abortable(startup, ctx.signal, { onAbort: () => stream.destroy() });
+    return { connection, socket: stream, ssl: stream !== socket };
   } catch (error) {
     stream.destroy();
     socket.destroy();
@@ -330,9 +313,9 @@ const SSL_REQUEST = Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]);
  * libpq's SSL negotiation on a connected socket: send SSLRequest, read the one-byte answer, then
  * on 'S' start TLS on this connection (resolves with the TLS socket), on 'N' go on in plain text
  * on it when `plainIfNoSsl` (sslmode=prefer: resolves with undefined) and fail otherwise.
- * Hand-written because pg cannot go on in plain text after 'N': told to use TLS it closes the
- * connection, so prefer against a server without SSL needed a second connection (a round trip
- * more across a network). Bounded by `signal`; a foreign first answer trips the socket's guard.
+ * One connection, as libpq: pg, the driver before the wire client, closed the connection after
+ * 'N', so prefer against a server without SSL needed a second one (a round trip more across a
+ * network). Bounded by `signal`; a foreign first answer trips the socket's guard.
  */
 async function negotiateSsl(
   socket: Socket,
@@ -346,15 +329,16 @@ async function negotiateSsl(
   const answer = await abortable(answering, signal, { onAbort: () => socket.destroy() });
   if (answer[0] === 'N'.charCodeAt(0)) {
     if (!plainIfNoSsl) throw new Error(NO_SSL);
-    // Never sent by a server, which waits for the startup message: pg reads it as the next message.
+    // Never sent by a server, which waits for the startup message: read as the next message.
     if (answer.length > 1) socket.unshift(answer.subarray(1));
     return undefined;
   }
   if (answer[0] !== 'S'.charCodeAt(0)) throw new Error(NOT_SSL_ANSWER);
   // Bytes before the handshake are not protected by it (libpq refuses them too, CVE-2021-23222).
   if (answer.length > 1) throw new Error('received unencrypted data after SSL response');
-  // `host` for the identity check when there is no servername (an IP address), as pg passes it.
-  const secure = tlsConnect({ ...tls, socket, host: ep.host });
+  // `host` for the identity check when there is no servername (an IP address), as pg passed it.
+  // node:tls loads only when a server answers 'S' (it costs milliseconds of every run's start otherwise).
+  const secure = process.getBuiltinModule('node:tls').connect({ ...tls, socket, host: ep.host });
   secure.on('error', () => {}); // as on the socket: errors reach whoever waits on it
   await abortable(nextOn(secure, 'secureConnect'), signal, { onAbort: () => secure.destroy() });
   return secure;
@@ -384,21 +368,6 @@ function nextOn<T = void>(socket: Socket, event: 'connect' | 'secureConnect' | '
     };
     socket.on(event, onEvent).on('error', onError).on('end', onClosed).on('close', onClosed);
   });
-}
-
-/**
- * pg calls connect() on the stream it is given and waits for 'connect'. This one is connected
- * already: answer at once instead, and let the bytes flow to the listeners pg has just attached.
- */
-function asConnected(stream: Socket): Socket {
-  stream.connect = function (this: Socket) {
-    process.nextTick(() => {
-      stream.resume();
-      stream.emit('connect');
-    });
-    return this;
-  } as Socket['connect'];
-  return stream;
 }
 
 /** A one-line cause for a failed connection attempt, and whether the server gave no answer at all. */
@@ -433,7 +402,7 @@ function connectFailure(f: AttemptFailure, ep: PgEndpoint, ctx: CheckContext): {
   if (code === '3D000') return said(`database ${ep.database} does not exist on ${at}`);
   if (code === '57P03') return said(`${at} is not accepting connections: ${error.message}`);
   if (code === '53300') return said(`${at} has no free connection slots: ${error.message}`);
-  if (/password must be a string|SASL|SCRAM/i.test(error.message) && ep.password === undefined) {
+  if (error instanceof PasswordMissingError) {
     return said(`authentication failed for user ${ep.user}: the server asks for a password and the dsn has none`);
   }
   if (code && /CERT|TLS|SSL|SELF_SIGNED|UNABLE_TO|VERIFY/i.test(code)) {
@@ -453,7 +422,7 @@ function connectFailure(f: AttemptFailure, ep: PgEndpoint, ctx: CheckContext): {
 function queryFailure(error: PgError, what: string, ep: PgEndpoint, ctx: CheckContext): { message: string; unanswered?: Unanswered } {
   const at = pgWhere(ep);
   if (error instanceof ForeignProtocolError) return { message: `not a PostgreSQL server on ${at}: ${error.message}` };
-  if (error instanceof CheckAborted || ctx.signal.aborted || /Query read timeout/i.test(error.message)) {
+  if (error instanceof CheckAborted || ctx.signal.aborted) {
     return { message: `no answer from ${at} to ${what} within ${ctx.timeoutMs} ms`, unanswered: noAnswer(ep.host, ep.port) };
   }
   if (error.code === '57014') return { message: `${what} on ${at} cancelled by statement_timeout (${ctx.timeoutMs} ms)` };
@@ -464,13 +433,12 @@ function queryFailure(error: PgError, what: string, ep: PgEndpoint, ctx: CheckCo
 }
 
 /** End politely, but never wait on a peer that stopped answering: destroy after a short grace. */
-async function closeClient(client: Client, socket: Socket): Promise<void> {
+async function closeConnection(connection: PgConnection, socket: Socket): Promise<void> {
   if (socket.destroyed) return;
   let timer: NodeJS.Timeout | undefined;
-  await Promise.race([
-    client.end().catch(() => {}),
-    new Promise<void>((resolve) => (timer = setTimeout(resolve, 250))),
-  ]);
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  connection.terminate();
+  await Promise.race([closed, new Promise<void>((resolve) => (timer = setTimeout(resolve, 250)))]);
   clearTimeout(timer);
   socket.destroy();
 }

@@ -50,7 +50,8 @@ beforeAll(async () => {
     },
     plugins: ['./plugged.mjs'],
   };
-  project = await tempProject({ 'soma-verify.config.json': JSON.stringify(config), 'plugged.mjs': PLUGIN });
+  // YAML (JSON is YAML), so that a vendored library, yaml, is loaded and cached too.
+  project = await tempProject({ 'soma-verify.config.yaml': JSON.stringify(config), 'plugged.mjs': PLUGIN });
 }, 60_000);
 
 afterAll(async () => {
@@ -90,8 +91,8 @@ describe('the code cache changes nothing but compilation', () => {
     for (const name of stale) await writeFile(join(folder, name), 'old');
     const cold = await verifyWith({ XDG_CACHE_HOME: home });
     const files = (await readdir(folder)).filter((f) => f.endsWith('.v8cache'));
-    // The CLI itself and the library this plan used: pg (HTTP and Redis are the CLI's own clients).
-    for (const lib of ['soma-verify', 'pg']) expect(files.some((f) => f.startsWith(`${lib}-`)), lib).toBe(true);
+    // The CLI itself and the library this run used: yaml (HTTP, Redis and PostgreSQL are the CLI's own clients).
+    for (const lib of ['soma-verify', 'yaml']) expect(files.some((f) => f.startsWith(`${lib}-`)), lib).toBe(true);
     // Writing them dropped what belongs to no file of this install.
     for (const name of stale) expect(files, name).not.toContain(name);
     const written = await Promise.all(files.map(async (f) => (await stat(join(folder, f))).mtimeMs));
