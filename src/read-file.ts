@@ -1,8 +1,7 @@
 // Reading a file the user names (a config, a `.env`, a `_FILE` secret) without trusting what it
 // is: only a regular file is read, and only up to a size cap. A FIFO would block the read forever
 // and /dev/zero would fill the memory; both are refused with one message, before any read.
-import { closeSync, constants as fsConstants, fstatSync, openSync, readSync, type Stats } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { close, closeSync, constants as fsConstants, fstat, fstatSync, open, openSync, read, readSync, type Stats } from 'node:fs';
 
 /** The file is not one we read: not a regular file, or over the cap. The message names both. */
 export class FileReadError extends Error {
@@ -19,17 +18,25 @@ const FLAGS = fsConstants.O_RDONLY | fsConstants.O_NONBLOCK;
 
 /** The bytes of the regular file `path`, at most `maxBytes`. Errors from open (ENOENT...) pass through. */
 export async function readRegularFile(path: string, maxBytes: number): Promise<Buffer> {
-  const handle = await open(path, FLAGS);
+  const fd = await settled<number>((done) => open(path, FLAGS, done));
   try {
-    const bytes = new CappedBytes(path, await handle.stat(), maxBytes);
+    const bytes = new CappedBytes(path, await settled<Stats>((done) => fstat(fd, done)), maxBytes);
     for (;;) {
       const room = bytes.room(); // first: it may grow the buffer
-      const { bytesRead } = await handle.read(bytes.buffer, bytes.length, room, bytes.length);
+      const bytesRead = await settled<number>((done) => read(fd, bytes.buffer, bytes.length, room, bytes.length, done));
       if (!bytes.took(bytesRead)) return bytes.read();
     }
   } finally {
-    await handle.close();
+    await settled<void>((done) => close(fd, (err) => done(err, undefined)));
   }
+}
+
+/**
+ * A callback of node:fs as a promise. Not node:fs/promises: loading it (seven modules) took about
+ * 2 ms of every run's start, and reading the config was all a verification loaded it for.
+ */
+function settled<T>(call: (done: (err: NodeJS.ErrnoException | null, value: T) => void) => void): Promise<T> {
+  return new Promise<T>((resolve, reject) => call((err, value) => (err ? reject(err) : resolve(value))));
 }
 
 /** readRegularFile for synchronous callers (secret resolution). */
