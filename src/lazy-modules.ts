@@ -5,6 +5,7 @@
 
 export const loadKafkajs = () => commonJs<typeof import('kafkajs')>(import('kafkajs'));
 export const loadYaml = () => commonJs<typeof import('yaml')>(import('yaml'));
+export const loadPicomatch = () => commonJs<typeof import('picomatch')>(import('picomatch'));
 
 async function commonJs<T>(pending: Promise<unknown>): Promise<T> {
   const mod = (await pending) as { default?: T };

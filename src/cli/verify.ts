@@ -117,7 +117,7 @@ export async function loadPlan(
   const { buildPlan, selectChecks } = await import('../run/plan.js');
   const { specsForEnvironment } = await import('../stack/index.js');
   const kinds = await KindRegistry.create(loaded?.config.plugins ?? [], loaded ? dirname(loaded.path) : cwd, timeoutMs);
-  const plan = selectChecks(
+  const plan = await selectChecks(
     await buildPlan(specsForEnvironment(environment, args.env, { smoke: args.smoke ?? environment.smoke !== false }), kinds, timeoutMs),
     args.only,
     args.skip,

@@ -1,11 +1,11 @@
 // From check specs to a plan: each spec's kind found and its options validated, ids unique,
 // dependencies known and acyclic, then narrowed by --only / --skip.
-import picomatch from 'picomatch';
 import type { CheckKind } from '../check.js';
 import { ConfigError, formatIssues } from '../config/issues.js';
 import type { CheckSpec } from '../stack/index.js';
 import type { KindRegistry } from './kinds.js';
 import { settleWithin } from './runner.js';
+import { loadPicomatch } from '../lazy-modules.js';
 
 export interface PlannedCheck {
   id: string;
@@ -89,7 +89,9 @@ function targetOf(kind: CheckKind, options: unknown): string {
 }
 
 /** Keep the checks whose id matches --only (if any) and not --skip; drop dangling dependencies. */
-export function selectChecks(plan: PlannedCheck[], only: string[], skip: string[]): PlannedCheck[] {
+export async function selectChecks(plan: PlannedCheck[], only: string[], skip: string[]): Promise<PlannedCheck[]> {
+  if (only.length === 0 && skip.length === 0) return plan;
+  const picomatch = await loadPicomatch(); // only for patterns
   const matches = (patterns: string[]) => (patterns.length ? picomatch(patterns) : () => false);
   const isOnly = matches(only);
   const isSkipped = matches(skip);
