@@ -103,3 +103,25 @@ export async function floodServer(chunk: Buffer): Promise<FloodPeer> {
   );
   return { ...peer, sentBytes: () => sent };
 }
+
+/**
+ * From now on every write of `socket` goes out `bytesPerWrite` bytes at a time, each write of its
+ * own after the one before has been flushed (Nagle off): a client must read answers split anywhere.
+ */
+export function dripWrites(socket: Socket, bytesPerWrite = 1): void {
+  socket.setNoDelay(true);
+  const write = socket.write.bind(socket) as (chunk: Buffer, done?: () => void) => boolean;
+  let queued = Buffer.alloc(0);
+  let dripping = false;
+  const drip = () => {
+    if (queued.length === 0 || socket.destroyed) return void (dripping = false);
+    const piece = queued.subarray(0, bytesPerWrite);
+    queued = queued.subarray(bytesPerWrite);
+    write(piece, () => setImmediate(drip));
+  };
+  socket.write = ((chunk: string | Buffer) => {
+    queued = Buffer.concat([queued, Buffer.from(chunk)]);
+    if (!dripping) (dripping = true), drip();
+    return true;
+  }) as Socket['write'];
+}

@@ -17,44 +17,8 @@ import {
 } from '../../../src/clients/kafka-wire.js';
 import { openKafka } from '../../../src/clients/kafka.js';
 import type { CheckContext } from '../../../src/check.js';
-
-/** Big-endian writer of the protocol's primitives, for the doubles' answers. */
-class Out {
-  private parts: Buffer[] = [];
-  int8(v: number) {
-    return this.push(Buffer.from([v & 0xff]));
-  }
-  int16(v: number) {
-    const b = Buffer.alloc(2);
-    b.writeInt16BE(v);
-    return this.push(b);
-  }
-  int32(v: number) {
-    const b = Buffer.alloc(4);
-    b.writeInt32BE(v);
-    return this.push(b);
-  }
-  string(v: string | null) {
-    if (v === null) return this.int16(-1);
-    const b = Buffer.from(v);
-    return this.int16(b.length).push(b);
-  }
-  bytes(v: Buffer) {
-    return this.int32(v.length).push(v);
-  }
-  array<T>(items: readonly T[], each: (o: Out, item: T) => void) {
-    this.int32(items.length);
-    for (const item of items) each(this, item);
-    return this;
-  }
-  push(b: Buffer) {
-    this.parts.push(b);
-    return this;
-  }
-  done() {
-    return Buffer.concat(this.parts);
-  }
-}
+import { dripWrites } from '../../support/faults.js';
+import { KafkaWriter as Out } from '../../support/peers/kafka.js';
 
 interface Request {
   apiKey: number;
@@ -75,8 +39,9 @@ afterEach(async () => {
 async function double(handle: Handler, { chunk = 0 }: { chunk?: number } = {}): Promise<{ host: string; port: number }> {
   const server = createServer((socket) => {
     socket.on('error', () => {});
+    if (chunk) dripWrites(socket, chunk);
     let pending = Buffer.alloc(0);
-    socket.on('data', async (data: Buffer) => {
+    socket.on('data', (data: Buffer) => {
       pending = Buffer.concat([pending, data]);
       while (pending.length >= 4 && pending.length >= 4 + pending.readInt32BE(0)) {
         const frame = pending.subarray(4, 4 + pending.readInt32BE(0));
@@ -84,13 +49,7 @@ async function double(handle: Handler, { chunk = 0 }: { chunk?: number } = {}): 
         const clientIdLength = frame.readInt16BE(8);
         const req = { apiKey: frame.readInt16BE(0), apiVersion: frame.readInt16BE(2), body: frame.subarray(10 + clientIdLength) };
         const body = handle(req, socket);
-        if (!body) continue;
-        const answer = Buffer.concat([new Out().int32(body.length + 4).int32(frame.readInt32BE(4)).done(), body]);
-        if (!chunk) socket.write(answer);
-        else for (let i = 0; i < answer.length; i += chunk) {
-          socket.write(answer.subarray(i, i + chunk));
-          await new Promise((r) => setImmediate(r));
-        }
+        if (body) socket.write(Buffer.concat([new Out().int32(body.length + 4).int32(frame.readInt32BE(4)).buffer(), body]));
       }
     });
   });
@@ -101,7 +60,7 @@ async function double(handle: Handler, { chunk = 0 }: { chunk?: number } = {}): 
 
 /** ApiVersions v0's answer: these keys with versions 0..max. */
 const versionsAnswer = (supported: Record<number, number>) =>
-  new Out().int16(0).array(Object.entries(supported), (o, [key, max]) => o.int16(Number(key)).int16(0).int16(max)).done();
+  new Out().int16(0).array(Object.entries(supported), (o, [key, max]) => o.int16(Number(key)).int16(0).int16(max)).buffer();
 
 async function connection(address: { host: string; port: number }, requestTimeoutMs = 2000): Promise<KafkaConnection> {
   const socket = connect(address.port, address.host);
@@ -145,12 +104,12 @@ function saslBroker(mechanism: string, verify: ReturnType<typeof scramServer>, r
     if (req.apiKey === API_KEY.ApiVersions) return versionsAnswer({ [API_KEY.SaslHandshake]: 1, [API_KEY.SaslAuthenticate]: 0, [API_KEY.Metadata]: 1 });
     if (req.apiKey === API_KEY.SaslHandshake) {
       const asked = req.body.subarray(2).toString();
-      return new Out().int16(asked === mechanism ? 0 : 33).array([mechanism], (o, m) => o.string(m)).done();
+      return new Out().int16(asked === mechanism ? 0 : 33).array([mechanism], (o, m) => o.string(m)).buffer();
     }
     if (req.apiKey === API_KEY.SaslAuthenticate) {
       const result = verify(req.body.subarray(4));
-      if (!result.ok) return new Out().int16(58).string(`Authentication failed during authentication due to invalid credentials with SASL mechanism ${mechanism}`).bytes(Buffer.alloc(0)).done();
-      return new Out().int16(0).string(null).bytes(result.answer).done();
+      if (!result.ok) return new Out().int16(58).string(`Authentication failed during authentication due to invalid credentials with SASL mechanism ${mechanism}`).bytes(Buffer.alloc(0)).buffer();
+      return new Out().int16(0).string(null).bytes(result.answer).buffer();
     }
     return rest(req, socket);
   };
@@ -218,7 +177,7 @@ function metadataV8(topics: Array<{ name: string; partitions: number[][] }>, por
         .int32(0),
     )
     .int32(0)
-    .done();
+    .buffer();
 }
 
 describe('Metadata', () => {
@@ -270,7 +229,7 @@ describe('Metadata', () => {
   });
 
   it('answers dripped one byte at a time are read', async () => {
-    const broker = await double((req) => (req.apiKey === API_KEY.ApiVersions ? versionsAnswer({ [API_KEY.Metadata]: 1 }) : new Out().array([], () => {}).int32(5).array([], () => {}).done()), { chunk: 1 });
+    const broker = await double((req) => (req.apiKey === API_KEY.ApiVersions ? versionsAnswer({ [API_KEY.Metadata]: 1 }) : new Out().array([], () => {}).int32(5).array([], () => {}).buffer()), { chunk: 1 });
     const conn = await connection(broker);
     const answer = await metadata(conn, await apiVersions(conn));
     conn.close();
@@ -278,14 +237,14 @@ describe('Metadata', () => {
   });
 
   it('an answer shorter than its fields is malformed, never read past', async () => {
-    const broker = await double((req) => (req.apiKey === API_KEY.ApiVersions ? versionsAnswer({ [API_KEY.Metadata]: 1 }) : new Out().int32(1).int32(1).string('host').done()));
+    const broker = await double((req) => (req.apiKey === API_KEY.ApiVersions ? versionsAnswer({ [API_KEY.Metadata]: 1 }) : new Out().int32(1).int32(1).string('host').buffer()));
     const conn = await connection(broker);
     const failure = await failureOf(metadata(conn, await apiVersions(conn)));
     expect(failure).toMatchObject({ kind: 'malformed', message: 'an answer shorter than its fields' });
   });
 
   it('an array count of two billion in a small answer is malformed at once, not a loop or an allocation', async () => {
-    const broker = await double((req) => (req.apiKey === API_KEY.ApiVersions ? versionsAnswer({ [API_KEY.Metadata]: 1 }) : new Out().int32(2_000_000_000).int32(0).done()));
+    const broker = await double((req) => (req.apiKey === API_KEY.ApiVersions ? versionsAnswer({ [API_KEY.Metadata]: 1 }) : new Out().int32(2_000_000_000).int32(0).buffer()));
     const conn = await connection(broker);
     const started = performance.now();
     const failure = await failureOf(metadata(conn, await apiVersions(conn)));
@@ -308,7 +267,7 @@ describe('Metadata', () => {
 describe('framing, without the guard of the check\'s sockets', () => {
   for (const size of [2, -1, 64 * 1024 * 1024]) {
     it(`an answer announcing ${size} bytes is malformed at once, the connection closed`, async () => {
-      const server = createServer((socket) => socket.once('data', () => socket.write(new Out().int32(size).int16(0).done())));
+      const server = createServer((socket) => socket.once('data', () => socket.write(new Out().int32(size).int16(0).buffer())));
       servers.push(server);
       await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
       const conn = await connection({ host: '127.0.0.1', port: (server.address() as AddressInfo).port });
@@ -322,7 +281,7 @@ describe('ListGroups', () => {
     const withGroups = await double((req) =>
       req.apiKey === API_KEY.ApiVersions
         ? versionsAnswer({ [API_KEY.ListGroups]: 4 })
-        : new Out().int32(0).int16(0).array(['conversation-worker', 'tool-executor'], (o, g) => o.string(g).string('consumer')).done(),
+        : new Out().int32(0).int16(0).array(['conversation-worker', 'tool-executor'], (o, g) => o.string(g).string('consumer')).buffer(),
     );
     const without = await double(() => versionsAnswer({ [API_KEY.Metadata]: 1 }));
     const a = await connection(withGroups);
@@ -340,13 +299,13 @@ describe('ListGroups', () => {
       if (req.apiKey === API_KEY.ApiVersions) return versionsAnswer({ [API_KEY.Metadata]: 1, [API_KEY.ListGroups]: 0 });
       if (req.apiKey === API_KEY.ListGroups) {
         asked.push(index);
-        return new Out().int16(0).array(groups, (o, g) => o.string(g).string('consumer')).done();
+        return new Out().int16(0).array(groups, (o, g) => o.string(g).string('consumer')).buffer();
       }
       return new Out()
         .array(brokers, (o, b) => o.int32(brokers.indexOf(b) + 1).string(b.host).int32(b.port).string(null))
         .int32(1)
         .array([], () => {})
-        .done();
+        .buffer();
     };
     brokers.push(await double(broker(['conversation-worker'], 0)), await double(broker(['tool-executor'], 1)));
     const ctx = { signal: new AbortController().signal, timeoutMs: 3000 } as CheckContext;

@@ -12,6 +12,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import postgres from '../../../checks/postgres.js';
 import type { CheckOutcome } from '../../../src/check.js';
 import { echoForms, MARGIN_MS } from '../../support/run-check.js';
+import { dripWrites } from '../../support/faults.js';
 import { startPostgresPeer, type PostgresPeer } from '../../support/peers/postgres.js';
 
 const TIMEOUT_MS = 3000;
@@ -222,25 +223,6 @@ async function listen(script: (peer: Peer) => Promise<void>, { drip = false } = 
   });
   await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
   return (server.address() as AddressInfo).port;
-}
-
-/** Every byte the server writes goes out alone, each in a write of its own. */
-function dripWrites(socket: Socket): void {
-  socket.setNoDelay(true); // each byte in a packet of its own, not coalesced by Nagle
-  const write = socket.write.bind(socket) as (chunk: Buffer, done?: () => void) => boolean;
-  let queued = Buffer.alloc(0);
-  let dripping = false;
-  const drip = () => {
-    if (queued.length === 0 || socket.destroyed) return void (dripping = false);
-    const byte = queued.subarray(0, 1);
-    queued = queued.subarray(1);
-    write(byte, () => setImmediate(drip));
-  };
-  socket.write = ((chunk: string | Buffer) => {
-    queued = Buffer.concat([queued, Buffer.from(chunk)]);
-    if (!dripping) (dripping = true), drip();
-    return true;
-  }) as Socket['write'];
 }
 
 /** A DSN for the fake at `port`; `password` null: none. */

@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import redis from '../../../checks/redis.js';
 import type { CheckOutcome } from '../../../src/check.js';
 import { MARGIN_MS } from '../../support/run-check.js';
+import { dripWrites } from '../../support/faults.js';
 
 const TIMEOUT_MS = 2000;
 let server: Server | undefined;
@@ -79,19 +80,8 @@ describe('the Redis client on the wire', () => {
     const writes: number[] = [];
     const port = await listen((socket) => {
       socket.on('data', (chunk) => writes.push(chunk.length));
-      // Every reply, in order, one byte per write.
-      let queued = Buffer.alloc(0);
-      let dripping = false;
-      const drip = () => {
-        if (queued.length === 0 || socket.destroyed) return void (dripping = false);
-        const byte = queued.subarray(0, 1);
-        queued = queued.subarray(1);
-        socket.write(byte, () => setImmediate(drip));
-      };
-      commandsOf((args) => {
-        queued = Buffer.concat([queued, Buffer.from(answer(args, 'pw-0123456789'))]);
-        if (!dripping) (dripping = true), drip();
-      })(socket);
+      dripWrites(socket); // every reply, in order, one byte per write
+      commandsOf((args) => socket.write(answer(args, 'pw-0123456789')))(socket);
     });
     const { outcome } = await check({ url: `redis://:pw-0123456789@127.0.0.1:${port}/1` });
     expect(outcome.status, outcome.message).toBe('pass');

@@ -223,7 +223,7 @@ export interface KafkaProtocolDouble {
 const API = { Metadata: 3, ListGroups: 16, SaslHandshake: 17, ApiVersions: 18, SaslAuthenticate: 36 } as const;
 
 /** Big-endian writer for the few Kafka primitives the answers need. */
-class Writer {
+export class KafkaWriter {
   private parts: Buffer[] = [];
   int8(v: number) {
     const b = Buffer.alloc(1);
@@ -245,7 +245,10 @@ class Writer {
     const bytes = Buffer.from(v);
     return this.int16(bytes.length).push(bytes);
   }
-  array<T>(items: readonly T[], each: (w: Writer, item: T) => void) {
+  bytes(v: Buffer) {
+    return this.int32(v.length).push(v);
+  }
+  array<T>(items: readonly T[], each: (w: KafkaWriter, item: T) => void) {
     this.int32(items.length);
     for (const item of items) each(this, item);
     return this;
@@ -276,7 +279,7 @@ export async function startKafkaProtocolDouble(opts: KafkaProtocolDoubleOptions 
   ];
 
   const answer = (apiKey: number, apiVersion: number): Buffer | undefined => {
-    const w = new Writer();
+    const w = new KafkaWriter();
     switch (apiKey) {
       case API.ApiVersions:
         w.int16(0).array(supported, (x, [key, min, max]) => x.int16(key).int16(min).int16(max));
