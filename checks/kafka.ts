@@ -81,7 +81,7 @@ export interface TopicComparison {
   problems: string[];
   /** Reachable but degraded (under-replicated partitions). */
   warnings: string[];
-  facts: Record<string, TopicFacts | { missing: true }>;
+  facts: Record<string, TopicFacts | { missing: true } | { error: string }>;
 }
 
 export function normalizeTopics(topics: ReadonlyArray<string | TopicRequirement>): TopicRequirement[] {
@@ -99,6 +99,11 @@ export function compareTopics(
     if (!topic) {
       result.problems.push(`topic ${want.name} missing`);
       result.facts[want.name] = { missing: true };
+      continue;
+    }
+    if (topic.error) {
+      result.problems.push(`topic ${want.name}: the broker answered ${topic.error}`);
+      result.facts[want.name] = { error: topic.error };
       continue;
     }
     const facts: TopicFacts = {

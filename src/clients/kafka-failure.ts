@@ -167,8 +167,13 @@ export async function explainFailure(err: unknown, f: FailureContext): Promise<{
   const { name, message } = describeError(err);
   const lastBroker = [...f.errorLogs].reverse().find((l) => l.broker)?.broker;
   const where = lastBroker ?? formatBroker(f.seeds[0]!);
-  // Framed like Kafka, but no answer a broker gives.
-  if (err instanceof KafkaWireError && err.kind === 'malformed') return said(`not a Kafka broker on ${where}: the peer sent bytes that are not Kafka (${message})`);
+  // What our own client knows the cause of, before guessing from the words of a message.
+  if (err instanceof KafkaWireError) {
+    // Framed like Kafka, but no answer a broker gives.
+    if (err.kind === 'malformed') return said(`not a Kafka broker on ${where}: the peer sent bytes that are not Kafka (${message})`);
+    if (err.kind === 'sasl') return said(`authentication failed for user ${f.sasl?.username ?? '(none)'} (SASL ${f.sasl?.mechanism ?? ''}) on ${where}: ${message}`);
+    if (err.kind === 'unsupported' || err.kind === 'broker') return said(`kafka error while ${f.phase} on ${where}: ${message}`);
+  }
   const whereHost = where.replace(/^\[|\]?:\d+$/g, '');
   const broker = { host: whereHost, port: Number(/:(\d+)$/.exec(where)?.[1] ?? f.seeds[0]!.port) };
 

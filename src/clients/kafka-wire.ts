@@ -108,6 +108,7 @@ export class Reader {
   array<T>(each: (r: Reader) => T): T[] {
     const length = this.int32();
     if (length === -1) return [];
+    if (length < 0) throw new KafkaWireError(`an array of ${length} items`, 'malformed');
     // Each item takes at least one byte: a count the answer cannot hold is malformed, not a loop.
     if (length > this.buf.length - this.at) throw new KafkaWireError('an array longer than the answer', 'malformed');
     const items: T[] = [];
@@ -237,31 +238,54 @@ export async function authenticate(conn: KafkaConnection, versions: ApiVersions,
     await exchange(Buffer.from(`\0${sasl.username}\0${sasl.password}`, 'utf8'));
     return;
   }
-  await scram(exchange, sasl.mechanism === 'scram-sha-256' ? 'sha256' : 'sha512', sasl.username, sasl.password, mechanism);
+  await scram(exchange, sasl.mechanism === 'scram-sha-256' ? 'sha256' : 'sha512', sasl, mechanism);
+}
+
+// Kafka's own bounds on SCRAM iterations (its ScramMechanism): the Java client refuses fewer, as a
+// downgrade, and a broker never asks for more; a larger count would only be work asked of us.
+const SCRAM_MIN_ITERATIONS = 4096;
+const SCRAM_MAX_ITERATIONS = 16384;
+
+/** Salted passwords already derived, per credentials: every broker of a cluster stores the same. */
+const saltedPasswords = new WeakMap<SaslCredentials, Map<string, Promise<Buffer>>>();
+
+function saltedPassword(sasl: SaslCredentials, hash: 'sha256' | 'sha512', salt: string, iterations: number): Promise<Buffer> {
+  const known = saltedPasswords.get(sasl) ?? new Map<string, Promise<Buffer>>();
+  saltedPasswords.set(sasl, known);
+  const key = `${hash}:${salt}:${iterations}`;
+  let derived = known.get(key);
+  if (!derived) {
+    // Off this thread: PBKDF2 runs in libuv's pool, so timers and other checks go on meanwhile.
+    const { pbkdf2 } = process.getBuiltinModule('node:crypto');
+    derived = new Promise<Buffer>((resolve, reject) =>
+      pbkdf2(sasl.password, Buffer.from(salt, 'base64'), iterations, hash === 'sha256' ? 32 : 64, hash, (err, key) => (err ? reject(err) : resolve(key))),
+    );
+    known.set(key, derived);
+  }
+  return derived;
 }
 
 /** RFC 5802's exchange, without channel binding, and the server's signature verified. */
 async function scram(
   exchange: (bytes: Buffer) => Promise<Buffer>,
   hash: 'sha256' | 'sha512',
-  username: string,
-  password: string,
+  sasl: SaslCredentials,
   mechanism: string,
 ): Promise<void> {
   const refused = (why: string) => new KafkaWireError(`SASL ${mechanism} authentication failed: ${why}`, 'sasl');
   // Loaded here: node:crypto costs milliseconds of every run's start, and only SCRAM needs it.
-  const { createHash, createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } = process.getBuiltinModule('node:crypto');
+  const { createHash, createHmac, randomBytes, timingSafeEqual } = process.getBuiltinModule('node:crypto');
   const nonce = randomBytes(24).toString('base64');
-  const clientFirstBare = `n=${username.replace(/=/g, '=3D').replace(/,/g, '=2C')},r=${nonce}`;
+  const clientFirstBare = `n=${sasl.username.replace(/=/g, '=3D').replace(/,/g, '=2C')},r=${nonce}`;
   const serverFirst = (await exchange(Buffer.from(`n,,${clientFirstBare}`, 'utf8'))).toString('utf8');
   const fields = Object.fromEntries(serverFirst.split(',').map((f) => [f.slice(0, 1), f.slice(2)]));
   if (fields.e) throw refused(fields.e);
   const iterations = Number(fields.i);
-  if (!fields.r?.startsWith(nonce) || !fields.s || !Number.isInteger(iterations) || iterations < 1 || iterations > 1_000_000) {
-    throw refused('the server answered an invalid SCRAM challenge');
+  if (!fields.r?.startsWith(nonce) || !fields.s || !Number.isInteger(iterations)) throw refused('the server answered an invalid SCRAM challenge');
+  if (iterations < SCRAM_MIN_ITERATIONS || iterations > SCRAM_MAX_ITERATIONS) {
+    throw refused(`the server asks for ${iterations} iterations, outside Kafka's ${SCRAM_MIN_ITERATIONS}-${SCRAM_MAX_ITERATIONS}`);
   }
-  const keyLength = hash === 'sha256' ? 32 : 64;
-  const salted = pbkdf2Sync(password, Buffer.from(fields.s, 'base64'), iterations, keyLength, hash);
+  const salted = await saltedPassword(sasl, hash, fields.s, iterations);
   const hmac = (key: Buffer, text: string) => createHmac(hash, key).update(text).digest();
   const clientKey = hmac(salted, 'Client Key');
   const withoutProof = `c=biws,r=${fields.r}`;
@@ -280,7 +304,8 @@ export interface MetadataAnswer {
   clusterId: string | null;
   controller: number | null;
   brokers: Array<{ id: number; host: string; port: number }>;
-  topics: Array<{ name: string; partitions: Array<{ partitionId: number; leader: number; replicas: number[]; isr: number[] }> }>;
+  /** `error`: the error the broker answered for that topic (its partitions may then be missing). */
+  topics: Array<{ name: string; error?: string; partitions: Array<{ partitionId: number; leader: number; replicas: number[]; isr: number[] }> }>;
 }
 
 /**
@@ -303,7 +328,7 @@ export async function metadata(conn: KafkaConnection, versions: ApiVersions): Pr
   const clusterId = v >= 2 ? r.nullableString() : null;
   const controllerId = v >= 1 ? r.int32() : -1;
   const topics = r.array((x) => {
-    x.int16(); // error_code: a topic this client may not describe still has its name
+    const error = x.int16();
     const name = x.string();
     if (v >= 1) x.int8(); // is_internal
     const partitions = x.array((p) => {
@@ -317,7 +342,7 @@ export async function metadata(conn: KafkaConnection, versions: ApiVersions): Pr
       return { partitionId, leader, replicas, isr };
     });
     if (v >= 8) x.int32(); // topic_authorized_operations
-    return { name, partitions };
+    return { name, partitions, ...(error ? { error: errorName(error) } : {}) };
   });
   return { clusterId, controller: controllerId < 0 ? null : controllerId, brokers, topics };
 }

@@ -90,6 +90,8 @@ export interface KafkaTarget {
 /** What the all-topics Metadata answer says about one topic. */
 export interface ObservedTopic {
   name: string;
+  /** The error the broker answered for the topic instead of describing it. */
+  error?: string;
   partitions: ReadonlyArray<{ partitionId: number; leader: number; replicas: number[]; isr: number[] }>;
 }
 
@@ -145,9 +147,18 @@ export async function openKafka(target: KafkaTarget, ctx: CheckContext): Promise
   const connections: KafkaConnection[] = [];
   const clients: Array<Admin | Producer | Consumer> = [];
 
-  /** A connection to one broker, its API versions read and SASL done. */
-  const brokerAt = async (address: BrokerAddress): Promise<Broker> => {
+  /** `work` with the broker at `address`; a failure is logged with that broker, which the message names. */
+  const at = async <T>(address: BrokerAddress, work: () => Promise<T>): Promise<T> => {
     try {
+      return await work();
+    } catch (err) {
+      errorLogs.push({ message: describeError(err).message, broker: formatBroker(address) });
+      throw err;
+    }
+  };
+  /** A connection to one broker, its API versions read and SASL done. */
+  const brokerAt = (address: BrokerAddress): Promise<Broker> =>
+    at(address, async () => {
       const socket = sockets.connect(address.host, address.port, tlsOptions);
       await connected(socket, tlsOptions !== undefined, budget.connectionTimeoutMs);
       const conn = new KafkaConnection(socket, target.clientId, budget.requestTimeoutMs);
@@ -155,11 +166,7 @@ export async function openKafka(target: KafkaTarget, ctx: CheckContext): Promise
       const versions = await apiVersions(conn);
       if (target.sasl) await authenticate(conn, versions, target.sasl);
       return { address, conn, versions };
-    } catch (err) {
-      errorLogs.push({ message: describeError(err).message, broker: formatBroker(address) });
-      throw err;
-    }
-  };
+    });
   /** The first seed that answers, trying up to three in turn when one cannot be reached. */
   const bootstrap = async (): Promise<Broker> => {
     for (const [i, seed] of seeds.slice(0, 3).entries()) {
@@ -188,7 +195,7 @@ export async function openKafka(target: KafkaTarget, ctx: CheckContext): Promise
         const seed = await abortable(bootstrap(), ctx.signal, { phase });
         phase = 'reading cluster metadata';
         const metadataStarted = performance.now();
-        const cluster = await abortable(metadata(seed.conn, seed.versions), ctx.signal, { phase });
+        const cluster = await abortable(at(seed.address, () => metadata(seed.conn, seed.versions)), ctx.signal, { phase });
         const facts: ClusterFacts = {
           clusterId: cluster.clusterId,
           brokers: cluster.brokers.sort((a, b) => a.id - b.id),
@@ -198,7 +205,7 @@ export async function openKafka(target: KafkaTarget, ctx: CheckContext): Promise
         };
         if (withGroups) {
           phase = 'listing consumer groups';
-          facts.groups = await abortable(listAllGroups(cluster.brokers, seed, brokerAt), ctx.signal, { phase });
+          facts.groups = await abortable(listAllGroups(cluster.brokers, seed, brokerAt, at), ctx.signal, { phase });
         }
         return facts;
       }),
@@ -248,6 +255,8 @@ function connected(socket: Socket, tls: boolean, timeoutMs: number): Promise<voi
   });
 }
 
+const MAX_BROKERS_FOR_GROUPS = 256;
+
 /**
  * Every group of the cluster: each broker lists those it coordinates. One broker without
  * ListGroups (librdkafka's mock has none) means the groups cannot be known.
@@ -256,12 +265,18 @@ async function listAllGroups(
   brokers: ReadonlyArray<{ host: string; port: number }>,
   seed: Broker,
   brokerAt: (address: BrokerAddress) => Promise<Broker>,
+  at: <T>(address: BrokerAddress, work: () => Promise<T>) => Promise<T>,
 ): Promise<{ ids: Set<string> } | { unsupported: string }> {
-  const sameAsSeed = (b: { host: string; port: number }) => b.host === seed.address.host && b.port === seed.address.port;
+  // Each listener once; and a bound, since the count comes from the peer: a broker that lists
+  // thousands would otherwise have this check open thousands of connections.
+  const addresses = new Map(brokers.map((b) => [formatBroker(b), { host: b.host, port: b.port }]));
+  if (addresses.size > MAX_BROKERS_FOR_GROUPS) {
+    throw new KafkaWireError(`the cluster lists ${addresses.size} brokers, more than the ${MAX_BROKERS_FOR_GROUPS} whose groups a check lists`, 'broker');
+  }
   const lists = await Promise.all(
-    brokers.map(async (b) => {
-      const broker = sameAsSeed(b) ? seed : await brokerAt(b);
-      return listGroups(broker.conn, broker.versions);
+    [...addresses.values()].map(async (b) => {
+      const broker = formatBroker(b) === formatBroker(seed.address) ? seed : await brokerAt(b);
+      return at(b, () => listGroups(broker.conn, broker.versions));
     }),
   );
   if (lists.some((ids) => ids === undefined)) return { unsupported: 'the broker does not support ListGroups' };

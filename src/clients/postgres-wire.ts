@@ -96,15 +96,21 @@ export class PgConnection {
       return password;
     };
     let scram: ScramClient | undefined;
+    let authenticated = false;
     for (;;) {
       const message = await this.next();
       const body = new BodyReader(message);
       switch (message.type) {
         case 'R': {
           const request = body.int32();
+          // Once SCRAM has begun, only its own steps may follow: a server that switches to a
+          // cleartext or MD5 request then would get the password without proving anything.
+          const scramStep = request === AUTH_OK || request === AUTH_SASL_CONTINUE || request === AUTH_SASL_FINAL;
+          if (authenticated || (scram && !scramStep)) throw body.notPostgres();
           if (request === AUTH_OK) {
             // A server that skips SASLFinal never proved that it knows the password.
             if (scram && !scram.verified) throw new Error('SASL: SCRAM-SERVER-FINAL-MESSAGE: missing, the server accepted the client without proving it knows the password');
+            authenticated = true;
           } else if (request === AUTH_CLEARTEXT) {
             this.stream.write(frame('p', cstring(needPassword())));
           } else if (request === AUTH_MD5) {
@@ -134,6 +140,8 @@ export class PgConnection {
         case 'E':
           throw serverError(body);
         case 'Z':
+          // Ready, but never authenticated: not the exchange a PostgreSQL server has.
+          if (!authenticated) throw notPostgres(message);
           return;
         // ParameterStatus, BackendKeyData (no query is ever cancelled), NoticeResponse, and
         // NegotiateProtocolVersion (a server older than our protocol goes on with its own).

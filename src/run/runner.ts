@@ -113,6 +113,7 @@ async function prepareKinds(plan: PlannedCheck[], deadline: number, stop: AbortS
   const planned = new Map<PlannedCheck['checkKind'], unknown[]>();
   for (const c of plan) {
     budget.set(c.checkKind, Math.max(budget.get(c.checkKind) ?? 0, c.timeoutMs));
+    if (c.problem) continue; // it will not run, and has no options
     const options = planned.get(c.checkKind);
     if (options) options.push(c.options);
     else planned.set(c.checkKind, [c.options]);
@@ -120,9 +121,10 @@ async function prepareKinds(plan: PlannedCheck[], deadline: number, stop: AbortS
   const failed = new Map<PlannedCheck['checkKind'], string>();
   await Promise.all(
     [...budget].map(async ([kind, timeoutMs]) => {
-      if (!kind.prepare) return;
+      const options = planned.get(kind);
+      if (!kind.prepare || !options) return;
       const ms = Math.max(1, Math.min(timeoutMs, deadline - performance.now()));
-      const problem = await settleWithin(() => kind.prepare!(planned.get(kind)!), ms, stop).then(
+      const problem = await settleWithin(() => kind.prepare!(options), ms, stop).then(
         (settled) => (settled.done ? undefined : `prepare() did not settle within ${Math.round(ms)} ms`),
         (err) => errorText(err),
       );

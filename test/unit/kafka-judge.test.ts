@@ -30,6 +30,12 @@ describe('kafka judge', () => {
     );
   });
 
+  it('fails a required topic the broker answered an error for, even with no partition to judge', () => {
+    const v = judge(cluster({ topics: [{ name: 'audit.events', error: 'TOPIC_AUTHORIZATION_FAILED', partitions: [] }] }), options({ topics: ['audit.events'] }));
+    expect(v).toMatchObject({ status: 'fail', message: 'topic audit.events: the broker answered TOPIC_AUTHORIZATION_FAILED' });
+    expect(v.details?.topics).toEqual({ 'audit.events': { error: 'TOPIC_AUTHORIZATION_FAILED' } });
+  });
+
   it('fails missing topics and groups; says why groups cannot be verified', () => {
     const v = judge(cluster({ groups: { ids: new Set(['a']) } }), options({ topics: ['nope'], groups: ['a', 'b'] }));
     expect(v.message).toBe('topic nope missing; consumer group b missing');

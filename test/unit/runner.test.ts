@@ -112,6 +112,13 @@ describe('runPlan', () => {
       { concurrency: 4, deadlineMs: 10_000 },
     );
     expect(seen).toEqual([[{ ms: 1, status: 'pass' }, { ms: 2, status: 'warn' }]]);
+    // A check that cannot run (its schema threw) has no options to give.
+    seen.length = 0;
+    await runPlan(
+      [planned('a', { ms: 1, status: 'pass' }, { checkKind: choosy }), { ...planned('c', {}, { checkKind: choosy }), options: undefined, problem: 'its options schema threw' }],
+      { concurrency: 4, deadlineMs: 10_000 },
+    );
+    expect(seen).toEqual([[{ ms: 1, status: 'pass' }]]);
   });
   it('fails, never passes, what a signal interrupted, naming the signal', async () => {
     const interrupt = new AbortController();

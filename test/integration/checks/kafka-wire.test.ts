@@ -138,6 +138,23 @@ describe('SASL SCRAM, against a server that checks the proof itself', () => {
     expect(failure).toMatchObject({ kind: 'sasl', message: 'SASL SCRAM-SHA-256 authentication failed: the server signature does not match' });
   });
 
+  it("a SCRAM challenge outside Kafka's iteration bounds is refused before any key is derived", async () => {
+    for (const iterations of [1000, 1_000_000]) {
+      const broker = await double(
+        saslBroker('SCRAM-SHA-512', (message) =>
+          message.toString().startsWith('n,,')
+            ? { ok: true, answer: Buffer.from(`r=${/,r=([^,]+)/.exec(message.toString())![1]}x,s=${randomBytes(16).toString('base64')},i=${iterations}`) }
+            : { ok: false },
+        ),
+      );
+      const conn = await connection(broker);
+      const started = performance.now();
+      const failure = await failureOf(authenticate(conn, await apiVersions(conn), { mechanism: 'scram-sha-512', username: 'soma', password: 'pw' }));
+      expect(failure).toMatchObject({ kind: 'sasl', message: `SASL SCRAM-SHA-512 authentication failed: the server asks for ${iterations} iterations, outside Kafka's 4096-16384` });
+      expect(performance.now() - started).toBeLessThan(200);
+    }
+  });
+
   it('a mechanism the broker does not offer is named with those it does', async () => {
     const broker = await double(saslBroker('PLAIN', scramServer('sha256', 'pw')));
     const conn = await connection(broker);
@@ -252,6 +269,20 @@ describe('Metadata', () => {
     expect(performance.now() - started).toBeLessThan(1000);
   });
 
+  it('keeps the error a broker answers for a topic, and reads a negative count other than -1 as malformed', async () => {
+    const erring = await double((req) =>
+      req.apiKey === API_KEY.ApiVersions
+        ? versionsAnswer({ [API_KEY.Metadata]: 1 })
+        : new Out().array([], () => {}).int32(1).array(['audit.events'], (o, name) => o.int16(29).string(name).int8(0).array([], () => {})).buffer(),
+    );
+    const a = await connection(erring);
+    expect((await metadata(a, await apiVersions(a))).topics).toEqual([{ name: 'audit.events', error: 'TOPIC_AUTHORIZATION_FAILED', partitions: [] }]);
+    a.close();
+    const negative = await double((req) => (req.apiKey === API_KEY.ApiVersions ? versionsAnswer({ [API_KEY.Metadata]: 1 }) : new Out().int32(-5).buffer()));
+    const b = await connection(negative);
+    expect(await failureOf(metadata(b, await apiVersions(b)))).toMatchObject({ kind: 'malformed', message: 'an array of -5 items' });
+  });
+
   it('a broker that never answers fails the request after its timeout, and the connection with it', async () => {
     const broker = await double((req) => (req.apiKey === API_KEY.ApiVersions ? versionsAnswer({ [API_KEY.Metadata]: 1 }) : undefined));
     const conn = await connection(broker, 300);
@@ -315,5 +346,27 @@ describe('ListGroups', () => {
     expect(facts.groups).toEqual({ ids: new Set(['conversation-worker', 'tool-executor']) });
     expect(asked.sort()).toEqual([0, 1]);
     expect(facts.brokers.map((b) => b.id)).toEqual([1, 2]);
+  });
+
+  it('asks each listener once, however often the cluster lists it, and refuses to fan out to hundreds', async () => {
+    let asked = 0;
+    let listed: Array<{ host: string; port: number }> = [];
+    const broker = await double((req) => {
+      if (req.apiKey === API_KEY.ApiVersions) return versionsAnswer({ [API_KEY.Metadata]: 1, [API_KEY.ListGroups]: 0 });
+      if (req.apiKey === API_KEY.ListGroups) return (asked++, new Out().int16(0).array(['g'], (o, g) => o.string(g).string('consumer')).buffer());
+      return new Out().array(listed, (o, b) => o.int32(listed.indexOf(b) + 1).string(b.host).int32(b.port).string(null)).int32(1).array([], () => {}).buffer();
+    });
+    const ctx = { signal: new AbortController().signal, timeoutMs: 3000 } as CheckContext;
+    listed = [broker, broker, broker];
+    const once = await openKafka({ seeds: [broker], clientId: 'soma-verify' }, ctx);
+    expect((await once.describe(true)).groups).toEqual({ ids: new Set(['g']) });
+    await once.close();
+    expect(asked).toBe(1);
+
+    listed = Array.from({ length: 300 }, (_, i) => ({ host: '127.0.0.1', port: 20_000 + i }));
+    const many = await openKafka({ seeds: [broker], clientId: 'soma-verify' }, ctx);
+    const failure = await failureOf(many.describe(true));
+    await many.close();
+    expect(failure!.message).toMatch(/^kafka error while listing consumer groups on 127\.0\.0\.1:\d+: the cluster lists 300 brokers, more than the 256 whose groups a check lists$/);
   });
 });

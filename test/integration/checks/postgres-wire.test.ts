@@ -371,6 +371,31 @@ describe('the PostgreSQL wire client: authentication', () => {
     expect(seen!.queries).toEqual([]);
   });
 
+  it('refuses a server that says it is ready without authenticating the client, or switches from SCRAM to cleartext, and sends it no password', async () => {
+    const received: string[] = [];
+    const readyUnasked = await listen(async (peer) => {
+      await peer.readStartup();
+      peer.send(auth(10, cstr('SCRAM-SHA-256'), Buffer.from([0])));
+      received.push((await peer.expect('p')).toString('utf8'));
+      peer.send(msg('Z', Buffer.from('I')));
+      await peer.serveQueries();
+    });
+    const switched = await listen(async (peer) => {
+      await peer.readStartup();
+      peer.send(auth(10, cstr('SCRAM-SHA-256'), Buffer.from([0])));
+      await peer.expect('p');
+      peer.send(auth(3));
+      const next = await peer.next();
+      if (next) received.push(next.body.toString('utf8'));
+    });
+    for (const port of [readyUnasked, switched]) {
+      const { outcome } = await check({ dsn: dsn(port) });
+      expect(outcome.status).toBe('fail');
+      expect(outcome.message).toMatch(new RegExp(`^not a PostgreSQL server on 127\\.0\\.0\\.1:${port}: `));
+    }
+    expect(received.join('|')).not.toContain(PASSWORD);
+  });
+
   it.each([
     [2, 'Kerberos V5'],
     [7, 'GSSAPI'],
