@@ -6,7 +6,7 @@
 // With `variants` (one probe per generation of a service, supplied by the stack model) it either
 // uses the named `generation`, or, for `auto`, sends the `detect` probes and takes the first
 // generation whose answer matches, then reports which one it found.
-import * as z from 'zod';
+import * as v from 'valibot';
 import { defineCheck, type CheckOutcome } from '../src/check.js';
 import { headersOption, httpUrlOption, tlsOption, tokenOption } from '../src/check-options.js';
 import { describeHttpFailure, fetchHttp, type HttpResponse, unansweredBy } from '../src/clients/http.js';
@@ -16,66 +16,62 @@ import { componentsAt, judgeText, summarize, WORDS, worse, type Verdict } from '
 import { maskCredentials } from '../src/redact.js';
 import { matchGeneration } from '../src/stack/generation.js';
 
-export const probe = z
-  .object({
-    /** Resolved against `url`; empty means `url` itself. */
-    path: z.string().default(''),
-    /** Send the bearer token with this probe. */
-    auth: z.boolean().default(true),
-    expectStatus: z.array(z.number().int()).default([200]),
-    /** What a status code means for this service, e.g. 403 on SomaBrain gen1: OPA is down. */
-    statusMeaning: z.record(z.string(), z.string()).default({}),
-    /** The JSON path of the overall status word. */
-    statusField: z.string().default('status'),
-    /** Top-level fields not to judge (SomaBrain gen1's `ok` and `ready` are always false). */
-    ignore: z.array(z.string()).default([]),
-    /** Booleans that fail when false, with what that means: { memory_ok: "..." }. */
-    require: z.record(z.string(), z.string()).default({}),
-    /** Booleans that warn when false. */
-    warnIfFalse: z.record(z.string(), z.string()).default({}),
-    /** Meanings of the keys of a boolean component map (SFM's kv_store, vector_store...). */
-    componentMeaning: z.record(z.string(), z.string()).default({}),
-    /** Where component maps or lists live. */
-    componentPaths: z
-      .array(z.string())
-      .default(['components', 'infrastructure', 'internal_services', 'services', 'checks']),
-  })
-  .strict();
-type Probe = z.infer<typeof probe>;
+export const probe = v.strictObject({
+  /** Resolved against `url`; empty means `url` itself. */
+  path: v.optional(v.string(), ''),
+  /** Send the bearer token with this probe. */
+  auth: v.optional(v.boolean(), true),
+  expectStatus: v.optional(v.array(v.pipe(v.number(), v.integer())), [200]),
+  /** What a status code means for this service, e.g. 403 on SomaBrain gen1: OPA is down. */
+  statusMeaning: v.optional(v.record(v.string(), v.string()), {}),
+  /** The JSON path of the overall status word. */
+  statusField: v.optional(v.string(), 'status'),
+  /** Top-level fields not to judge (SomaBrain gen1's `ok` and `ready` are always false). */
+  ignore: v.optional(v.array(v.string()), []),
+  /** Booleans that fail when false, with what that means: { memory_ok: "..." }. */
+  require: v.optional(v.record(v.string(), v.string()), {}),
+  /** Booleans that warn when false. */
+  warnIfFalse: v.optional(v.record(v.string(), v.string()), {}),
+  /** Meanings of the keys of a boolean component map (SFM's kv_store, vector_store...). */
+  componentMeaning: v.optional(v.record(v.string(), v.string()), {}),
+  /** Where component maps or lists live. */
+  componentPaths: v.optional(v.array(v.string()), ['components', 'infrastructure', 'internal_services', 'services', 'checks']),
+});
+type Probe = v.InferOutput<typeof probe>;
 
-const detectRule = z
-  .object({
-    generation: z.string(),
-    path: z.string(),
-    auth: z.boolean().default(false),
-    status: z.array(z.number().int()),
-    /** The JSON body must have at least one of these top-level keys. */
-    anyKey: z.array(z.string()).optional(),
-  })
-  .strict();
+const detectRule = v.strictObject({
+  generation: v.string(),
+  path: v.string(),
+  auth: v.optional(v.boolean(), false),
+  status: v.array(v.pipe(v.number(), v.integer())),
+  /** The JSON body must have at least one of these top-level keys. */
+  anyKey: v.optional(v.array(v.string())),
+});
 
-const options = z
-  .object({
+const options = v.pipe(
+  v.strictObject({
     url: httpUrlOption,
     token: tokenOption,
-    headers: headersOption.default({}),
-    tls: tlsOption.optional(),
-    maxLatencyMs: z.number().positive().optional(),
-    generation: z.string().optional(),
-    variants: z.record(z.string(), probe).optional(),
-    detect: z.array(detectRule).default([]),
-  })
-  .strict()
-  .superRefine((o, ctx) => {
-    if (!o.variants) return;
-    const known = Object.keys(o.variants);
-    const gen = o.generation ?? 'auto';
-    if (gen !== 'auto' && !known.includes(gen))
-      ctx.addIssue({ code: 'custom', path: ['generation'], message: `expected auto or ${known.join(', ')}` });
-    if (gen === 'auto' && o.detect.length === 0)
-      ctx.addIssue({ code: 'custom', path: ['detect'], message: 'auto needs detect rules' });
-  });
-type Options = z.infer<typeof options>;
+    headers: v.optional(headersOption, {}),
+    tls: v.optional(tlsOption),
+    maxLatencyMs: v.optional(v.pipe(v.number(), v.gtValue(0))),
+    generation: v.optional(v.string()),
+    variants: v.optional(v.record(v.string(), probe)),
+    detect: v.optional(v.array(detectRule), []),
+  }),
+  v.forward(
+    v.check(
+      (o) => !o.variants || (o.generation ?? 'auto') === 'auto' || Object.hasOwn(o.variants, o.generation!),
+      (issue) => `expected auto or ${Object.keys(issue.input.variants ?? {}).join(', ')}`,
+    ),
+    ['generation'],
+  ),
+  v.forward(
+    v.check((o) => !o.variants || (o.generation ?? 'auto') !== 'auto' || o.detect.length > 0, 'auto needs detect rules'),
+    ['detect'],
+  ),
+);
+type Options = v.InferOutput<typeof options>;
 
 export default defineCheck<Options>({
   kind: 'health',
@@ -100,7 +96,7 @@ export default defineCheck<Options>({
     };
 
     let generation = o.generation;
-    let chosen: Probe = probe.parse({});
+    let chosen: Probe = v.parse(probe, {});
     if (o.variants) {
       if (!generation || generation === 'auto') {
         const found = await detect(o, get);

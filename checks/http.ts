@@ -1,5 +1,5 @@
 // `http`: one request, judged by its status code, body conditions and latency.
-import * as z from 'zod';
+import * as v from 'valibot';
 import { defineCheck, type CheckOutcome } from '../src/check.js';
 import { headersOption, httpUrlOption, tlsOption, tokenOption } from '../src/check-options.js';
 import { describeHttpFailure, fetchHttp, DEFAULT_MAX_BODY_BYTES, unansweredBy, type HttpResponse } from '../src/clients/http.js';
@@ -7,23 +7,21 @@ import { startHttpThread } from '../src/clients/http-thread.js';
 import { condition, evaluateCondition } from '../src/conditions.js';
 import { excerpt, maskCredentials } from '../src/redact.js';
 
-const options = z
-  .object({
-    url: httpUrlOption,
-    method: z.enum(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']).default('GET'),
-    headers: headersOption.default({}),
-    token: tokenOption,
-    json: z.unknown().optional(),
-    body: z.string().optional(),
-    expectStatus: z.array(z.number().int().min(100).max(599)).default([200]),
-    conditions: z.array(condition).default([]),
-    maxLatencyMs: z.number().positive().optional(),
-    tls: tlsOption.optional(),
-    maxRedirects: z.number().int().min(0).max(20).default(0),
-    maxBodyBytes: z.number().int().positive().default(DEFAULT_MAX_BODY_BYTES),
-  })
-  .strict();
-type Options = z.infer<typeof options>;
+const options = v.strictObject({
+  url: httpUrlOption,
+  method: v.optional(v.picklist(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']), 'GET'),
+  headers: v.optional(headersOption, {}),
+  token: tokenOption,
+  json: v.optional(v.unknown()),
+  body: v.optional(v.string()),
+  expectStatus: v.optional(v.array(v.pipe(v.number(), v.integer(), v.minValue(100), v.maxValue(599))), [200]),
+  conditions: v.optional(v.array(condition), []),
+  maxLatencyMs: v.optional(v.pipe(v.number(), v.gtValue(0))),
+  tls: v.optional(tlsOption),
+  maxRedirects: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(20)), 0),
+  maxBodyBytes: v.optional(v.pipe(v.number(), v.integer(), v.gtValue(0)), DEFAULT_MAX_BODY_BYTES),
+});
+type Options = v.InferOutput<typeof options>;
 
 /** The verdict on one answer; pure, so it is tested without a server. */
 export function judge(res: HttpResponse, o: Pick<Options, 'expectStatus' | 'conditions' | 'maxLatencyMs'>): CheckOutcome {

@@ -4,7 +4,7 @@
 // required consumer groups. Only when `roundTrip` is set, and only once the cluster passes, it
 // produces one marked message to an existing topic and consumes it back. Looking never creates a
 // topic (see the client for how).
-import * as z from 'zod';
+import * as v from 'valibot';
 import { defineCheck, type CheckOutcome } from '../src/check.js';
 import { tlsOption } from '../src/check-options.js';
 import { loadKafkajs } from '../src/lazy-modules.js';
@@ -19,48 +19,47 @@ import {
 } from '../src/clients/kafka.js';
 import { describeError } from '../src/clients/kafka-failure.js';
 
+/** What is wrong with a broker list, in parseBrokers' words; undefined when it reads. */
+function brokersProblem(value: string | string[]): string | undefined {
+  try {
+    parseBrokers(value);
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
 
-const brokersOption = z
-  .union([z.string(), z.array(z.string()).min(1)])
-  .superRefine((value, issue) => {
-    try {
-      parseBrokers(value);
-    } catch (err) {
-      issue.addIssue({ code: 'custom', message: (err as Error).message });
-    }
-  });
+const brokersOption = v.pipe(
+  v.union([v.string(), v.pipe(v.array(v.string()), v.minLength(1))]),
+  v.check((value) => !brokersProblem(value), (issue) => brokersProblem(issue.input)!),
+);
 
-const topicRequirement = z.union([
-  z.string().min(1),
-  z
-    .object({
-      name: z.string().min(1),
-      partitions: z.number().int().min(1).optional(),
-      replicationFactor: z.number().int().min(1).optional(),
-    })
-    .strict(),
+const topicRequirement = v.union([
+  v.pipe(v.string(), v.minLength(1)),
+  v.strictObject({
+    name: v.pipe(v.string(), v.minLength(1)),
+    partitions: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1))),
+    replicationFactor: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1))),
+  }),
 ]);
 
-const options = z
-  .object({
-    brokers: brokersOption,
-    minBrokers: z.number().int().min(1).default(1),
-    topics: z.array(topicRequirement).default([]),
-    groups: z.array(z.string().min(1)).default([]),
-    roundTrip: z.object({ topic: z.string().min(1) }).strict().optional(),
-    ssl: z.union([z.boolean(), tlsOption]).optional(),
-    sasl: z
-      .object({
-        mechanism: z.enum(['plain', 'scram-sha-256', 'scram-sha-512']),
-        username: z.string().min(1),
-        password: z.string(),
-      })
-      .strict()
-      .optional(),
-    clientId: z.string().min(1).default('soma-verify'),
-  })
-  .strict();
-type Options = z.infer<typeof options>;
+const options = v.strictObject({
+  brokers: brokersOption,
+  minBrokers: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1)), 1),
+  topics: v.optional(v.array(topicRequirement), []),
+  groups: v.optional(v.array(v.pipe(v.string(), v.minLength(1))), []),
+  roundTrip: v.optional(v.strictObject({ topic: v.pipe(v.string(), v.minLength(1)) })),
+  ssl: v.optional(v.union([v.boolean(), tlsOption])),
+  sasl: v.optional(
+    v.strictObject({
+      mechanism: v.picklist(['plain', 'scram-sha-256', 'scram-sha-512']),
+      username: v.pipe(v.string(), v.minLength(1)),
+      password: v.string(),
+    }),
+  ),
+  clientId: v.optional(v.pipe(v.string(), v.minLength(1)), 'soma-verify'),
+});
+type Options = v.InferOutput<typeof options>;
 
 export interface TopicRequirement {
   name: string;

@@ -15,7 +15,7 @@
 // first that does is reported in `details.matched` (the stack model uses one set per generation
 // of a service when the generation is unknown). Both may be given; both must then hold.
 // `minSeries` (default 1): an endpoint exposing no series at all is not a working /metrics.
-import * as z from 'zod';
+import * as v from 'valibot';
 import { defineCheck, type CheckOutcome } from '../src/check.js';
 import { headersOption, httpUrlOption, tlsOption, tokenOption } from '../src/check-options.js';
 import { fetchHttp, HttpError, type HttpResponse, unansweredBy } from '../src/clients/http.js';
@@ -28,39 +28,34 @@ const DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024;
 
 const REGEX_PREFIX = '~';
 
-const labelMatcher = z.string().refine(
-  (m) => !m.startsWith(REGEX_PREFIX) || compileRegex(m.slice(REGEX_PREFIX.length)) !== undefined,
-  { message: 'label matcher "~<regex>" is not a valid regular expression' },
+const labelMatcher = v.pipe(
+  v.string(),
+  v.check(
+    (m) => !m.startsWith(REGEX_PREFIX) || compileRegex(m.slice(REGEX_PREFIX.length)) !== undefined,
+    'label matcher "~<regex>" is not a valid regular expression',
+  ),
 );
 
-const seriesAssertion = z
-  .object({
-    name: z.string().regex(/^[a-zA-Z_:][a-zA-Z0-9_:]*$/, 'not a valid metric name'),
-    labels: z.record(z.string(), labelMatcher).optional(),
-    value: z
-      .object({ op: z.enum(['>', '>=', '<', '<=', '==', '!=']), value: z.number() })
-      .strict()
-      .optional(),
-  })
-  .strict();
-export type SeriesAssertion = z.infer<typeof seriesAssertion>;
+const seriesAssertion = v.strictObject({
+  name: v.pipe(v.string(), v.regex(/^[a-zA-Z_:][a-zA-Z0-9_:]*$/, 'not a valid metric name')),
+  labels: v.optional(v.record(v.string(), labelMatcher)),
+  value: v.optional(v.strictObject({ op: v.picklist(['>', '>=', '<', '<=', '==', '!=']), value: v.number() })),
+});
+export type SeriesAssertion = v.InferOutput<typeof seriesAssertion>;
 
-const options = z
-  .object({
-    url: httpUrlOption,
-    token: tokenOption,
-    headers: headersOption.optional(),
-    tls: tlsOption.optional(),
-    series: z.array(seriesAssertion).default([]),
-    anyOf: z
-      .array(z.object({ name: z.string().min(1), series: z.array(seriesAssertion).min(1) }).strict())
-      .min(1)
-      .optional(),
-    minSeries: z.number().int().min(0).default(1),
-    maxBodyBytes: z.number().int().positive().default(DEFAULT_MAX_BODY_BYTES),
-  })
-  .strict();
-export type MetricsOptions = z.infer<typeof options>;
+const options = v.strictObject({
+  url: httpUrlOption,
+  token: tokenOption,
+  headers: v.optional(headersOption),
+  tls: v.optional(tlsOption),
+  series: v.optional(v.array(seriesAssertion), []),
+  anyOf: v.optional(
+    v.pipe(v.array(v.strictObject({ name: v.pipe(v.string(), v.minLength(1)), series: v.pipe(v.array(seriesAssertion), v.minLength(1)) })), v.minLength(1)),
+  ),
+  minSeries: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0)), 1),
+  maxBodyBytes: v.optional(v.pipe(v.number(), v.integer(), v.gtValue(0)), DEFAULT_MAX_BODY_BYTES),
+});
+export type MetricsOptions = v.InferOutput<typeof options>;
 
 export default defineCheck({
   kind: 'metrics',

@@ -6,7 +6,7 @@
 // The check has no default decisions: the stack model supplies SomaStack's own
 // (soma/policy/allow with an anonymous input, expected false).
 import { isDeepStrictEqual } from 'node:util';
-import * as z from 'zod';
+import * as v from 'valibot';
 import { defineCheck, type CheckOutcome } from '../src/check.js';
 import { httpUrlOption, tlsOption, tokenOption } from '../src/check-options.js';
 import { bodyReason, fetchHttp, firstRequestFailure, remainingBudget, type HttpResponse } from '../src/clients/http.js';
@@ -14,23 +14,23 @@ import { startHttpThread } from '../src/clients/http-thread.js';
 import { isJsonObject } from '../src/conditions.js';
 import { excerpt, maskCredentials } from '../src/redact.js';
 
-const decision = z.object({
-  path: z.string().min(1),
-  input: z.unknown().optional(),
+const decision = v.object({
+  path: v.pipe(v.string(), v.minLength(1)),
+  input: v.optional(v.unknown()),
   // `expect: null` is a real expectation; only an absent key means "any defined result".
-  expect: z.unknown().optional(),
+  expect: v.optional(v.unknown()),
 });
 
-const options = z.object({
+const options = v.strictObject({
   url: httpUrlOption,
   token: tokenOption,
-  bundles: z.boolean().default(false),
-  plugins: z.boolean().default(false),
-  decisions: z.array(decision).default([]),
-  tls: tlsOption.optional(),
-}).strict();
-export type OpaOptions = z.infer<typeof options>;
-type Decision = z.infer<typeof decision>;
+  bundles: v.optional(v.boolean(), false),
+  plugins: v.optional(v.boolean(), false),
+  decisions: v.optional(v.array(decision), []),
+  tls: v.optional(tlsOption),
+});
+export type OpaOptions = v.InferOutput<typeof options>;
+type Decision = v.InferOutput<typeof decision>;
 
 // Health answers are `{}` or `{"error": ...}`; a decision may legitimately be a large document.
 const HEALTH_BODY_CAP = 64 * 1024;

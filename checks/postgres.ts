@@ -2,29 +2,21 @@
 // and migrations the services need? src/clients/postgres.ts connects (sslmode honoured, libpq
 // semantics) and reads the facts; `judge` compares them with the options. It only reads: catalog
 // lookups and SELECTs on the migration tables, never a write.
-import * as z from 'zod';
+import * as v from 'valibot';
 import { defineCheck, type CheckOutcome } from '../src/check.js';
 import { maskCredentials } from '../src/redact.js';
 import { dsnProblem, parseDsn, pgWhere, queryPostgres, type PostgresFacts } from '../src/clients/postgres.js';
 
-const options = z.object({
-  dsn: z
-    .string()
-    // The message names what is wrong without echoing the DSN, which may hold a password.
-    .superRefine((dsn, check) => {
-      const problem = dsnProblem(dsn);
-      if (problem) check.addIssue({ code: 'custom', message: problem });
-    }),
-  tables: z.array(z.string().min(1)).optional(),
-  migrations: z.union([z.boolean(), z.enum(['alembic', 'django'])]).optional(),
-  minVersion: z
-    .string()
-    .regex(/^\d+(\.\d+)?$/, 'minVersion must look like "15" or "15.4" (major.minor)')
-    .optional(),
+const options = v.strictObject({
+  // The message names what is wrong without echoing the DSN, which may hold a password.
+  dsn: v.pipe(v.string(), v.check((dsn) => !dsnProblem(dsn), (issue) => dsnProblem(issue.input)!)),
+  tables: v.optional(v.array(v.pipe(v.string(), v.minLength(1)))),
+  migrations: v.optional(v.union([v.boolean(), v.picklist(['alembic', 'django'])])),
+  minVersion: v.optional(v.pipe(v.string(), v.regex(/^\d+(\.\d+)?$/, 'minVersion must look like "15" or "15.4" (major.minor)'))),
   /** true: must be a primary (not in recovery); false: must be a standby. */
-  primary: z.boolean().optional(),
-}).strict();
-export type PostgresOptions = z.infer<typeof options>;
+  primary: v.optional(v.boolean()),
+});
+export type PostgresOptions = v.InferOutput<typeof options>;
 
 const RELKIND_NAMES: Record<string, string> = {
   i: 'an index',

@@ -3,7 +3,7 @@
 //   GET /readyz, GET / (version), GET /collections, GET /collections/{name} for each required
 //   collection. All requests are independent, so `run` sends them at once (the whole check
 //   shares ctx's deadline) and `judge` reads the answers.
-import * as z from 'zod';
+import * as v from 'valibot';
 import { defineCheck, type CheckOutcome } from '../src/check.js';
 import { httpUrlOption, tlsOption } from '../src/check-options.js';
 import { bodyReason, fetchHttp, firstRequestFailure, remainingBudget, type HttpResponse } from '../src/clients/http.js';
@@ -12,25 +12,25 @@ import { jsonField as field } from '../src/conditions.js';
 import { worse } from '../src/health-body.js';
 import { maskCredentials } from '../src/redact.js';
 
-const distance = z.enum(['Cosine', 'Euclid', 'Dot', 'Manhattan']);
-type Distance = z.infer<typeof distance>;
+const distance = v.picklist(['Cosine', 'Euclid', 'Dot', 'Manhattan']);
+type Distance = v.InferOutput<typeof distance>;
 
-const requiredCollection = z.union([
-  z.string().min(1),
-  z.object({
-    name: z.string().min(1),
-    size: z.number().int().positive().optional(),
-    distance: distance.optional(),
+const requiredCollection = v.union([
+  v.pipe(v.string(), v.minLength(1)),
+  v.object({
+    name: v.pipe(v.string(), v.minLength(1)),
+    size: v.optional(v.pipe(v.number(), v.integer(), v.gtValue(0))),
+    distance: v.optional(distance),
   }),
 ]);
 
-const options = z.object({
+const options = v.strictObject({
   url: httpUrlOption,
-  apiKey: z.string().min(1).optional(),
-  collections: z.array(requiredCollection).default([]),
-  tls: tlsOption.optional(),
-}).strict();
-export type QdrantOptions = z.infer<typeof options>;
+  apiKey: v.optional(v.pipe(v.string(), v.minLength(1))),
+  collections: v.optional(v.array(requiredCollection), []),
+  tls: v.optional(tlsOption),
+});
+export type QdrantOptions = v.InferOutput<typeof options>;
 
 interface Expectation {
   name: string;

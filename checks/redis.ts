@@ -1,35 +1,28 @@
 // The `redis` check: does Redis answer PING, in the expected role and memory policy?
 // src/clients/redis.ts speaks RESP (connect, AUTH, SELECT, PING, INFO) and reads the facts;
 // `judge` compares them with the options. Nothing is written.
-import * as z from 'zod';
+import * as v from 'valibot';
 import { defineCheck, type CheckOutcome } from '../src/check.js';
 import { tlsOption } from '../src/check-options.js';
 import { maskCredentials } from '../src/redact.js';
 import { parseRedisUrl, queryRedis, redisUrlProblem, type RedisEndpoint, type RedisFacts } from '../src/clients/redis.js';
 
-const options = z
-  .object({
+const options = v.pipe(
+  v.strictObject({
     /** redis://[user:password@]host[:port][/db] or rediss:// for TLS. */
-    url: z.string().superRefine((url, check) => {
-      // The message names what is wrong without echoing the URL, which may hold a password.
-      const problem = redisUrlProblem(url);
-      if (problem) check.addIssue({ code: 'custom', message: problem });
-    }),
+    // The message names what is wrong without echoing the URL, which may hold a password.
+    url: v.pipe(v.string(), v.check((url) => !redisUrlProblem(url), (issue) => redisUrlProblem(issue.input)!)),
     /** Overrides the password of the URL. */
-    password: z.string().optional(),
+    password: v.optional(v.string()),
     /** Overrides the db index of the URL. */
-    db: z.number().int().min(0).optional(),
-    role: z.enum(['master', 'replica']).optional(),
-    maxmemoryPolicy: z.string().min(1).optional(),
-    tls: tlsOption.optional(),
-  })
-  .strict()
-  .superRefine((o, check) => {
-    if (o.tls && !/^rediss:/i.test(o.url)) {
-      check.addIssue({ code: 'custom', path: ['tls'], message: 'tls options need a rediss:// url' });
-    }
-  });
-export type RedisCheckOptions = z.infer<typeof options>;
+    db: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))),
+    role: v.optional(v.picklist(['master', 'replica'])),
+    maxmemoryPolicy: v.optional(v.pipe(v.string(), v.minLength(1))),
+    tls: v.optional(tlsOption),
+  }),
+  v.forward(v.check((o) => !o.tls || /^rediss:/i.test(o.url), 'tls options need a rediss:// url'), ['tls']),
+);
+export type RedisCheckOptions = v.InferOutput<typeof options>;
 
 /** The endpoint with the options' overrides applied (options win over the URL). */
 function endpointOf(o: RedisCheckOptions): RedisEndpoint {

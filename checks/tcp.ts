@@ -1,16 +1,14 @@
 // `tcp`: connect, and nothing more. It proves a listener exists, not that it is the right one:
 // prefer a protocol check where one exists.
-import * as z from 'zod';
+import * as v from 'valibot';
 import { defineCheck, type CheckOutcome } from '../src/check.js';
 import { connectTcp, type TcpFacts } from '../src/clients/tcp.js';
 
-const options = z
-  .object({
-    host: z.string().min(1),
-    port: z.number().int().min(1).max(65535),
-  })
-  .strict();
-type Options = z.infer<typeof options>;
+const options = v.strictObject({
+  host: v.pipe(v.string(), v.minLength(1)),
+  port: v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(65535)),
+});
+type Options = v.InferOutput<typeof options>;
 
 /** The verdict on the connection attempt; pure, so it is tested without a peer. */
 export function judge(f: TcpFacts, o: Options): CheckOutcome {

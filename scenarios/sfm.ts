@@ -2,7 +2,7 @@
 // this run, read it back, search for it, see /stats count it, prove that writes without a token
 // or with a wrong one are refused, delete it and see it gone. Cleanup deletes the sentinel
 // coordinate whatever happened (the refused writes used it too).
-import * as z from 'zod';
+import * as v from 'valibot';
 import { httpService } from '../src/config/schema.js';
 import { maskCredentials } from '../src/redact.js';
 import { defineScenario, expectStatus, fail, notYet, objectBody, step, type Step } from '../src/scenario/scenario.js';
@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 
 export default defineScenario({
   kind: 'sfm.smoke',
-  options: z.object({ sfm: httpService }).strict(),
+  options: v.strictObject({ sfm: httpService }),
   target: (o) => maskCredentials(o.sfm.url),
   requestTimeoutMs: (o) => o.sfm.timeout,
   runbook(o, run) {

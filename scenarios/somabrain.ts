@@ -3,7 +3,7 @@
 // only in working memory, which on gen2 returns every item of the tenant, proves nothing), then
 // forget it: gen1 through POST /delete at our sentinel coord, gen2 through SFM with the returned
 // coordinate. Cleanup does the same whatever happened.
-import * as z from 'zod';
+import * as v from 'valibot';
 import { httpService } from '../src/config/schema.js';
 import { maskCredentials } from '../src/redact.js';
 import { defineScenario, expectStatus, fail, notYet, objectBody, step, type Step } from '../src/scenario/scenario.js';
@@ -22,7 +22,7 @@ import { coordinateList, GEN2_TTL_SECONDS, SOMABRAIN_ROUTES, sentinelCoord } fro
 
 export default defineScenario({
   kind: 'somabrain.smoke',
-  options: z.object({ somabrain: httpService, sfm: httpService.optional() }).strict(),
+  options: v.strictObject({ somabrain: httpService, sfm: v.optional(httpService) }),
   target: (o) => maskCredentials(o.somabrain.url),
   requestTimeoutMs: (o) => o.somabrain.timeout,
   runbook(o, run) {

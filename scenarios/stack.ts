@@ -2,7 +2,7 @@
 // find that memory in SomaFractalMemory (GET /memories/{coord} with SomaBrain's coordinate: gen1
 // our sentinel, gen2 the one it returned) and remove it there. Proves that SomaBrain really
 // writes into SFM, which no health route can show. Cleanup removes it from SFM whatever happened.
-import * as z from 'zod';
+import * as v from 'valibot';
 import { httpService } from '../src/config/schema.js';
 import { maskCredentials } from '../src/redact.js';
 import { defineScenario, expectStatus, fail, objectBody, step } from '../src/scenario/scenario.js';
@@ -11,7 +11,7 @@ import { GEN2_TTL_SECONDS, SFM_ROUTES, sentinelCoord } from '../src/stack/memory
 
 export default defineScenario({
   kind: 'stack.smoke',
-  options: z.object({ somabrain: httpService, sfm: httpService }).strict(),
+  options: v.strictObject({ somabrain: httpService, sfm: httpService }),
   target: (o) => `${maskCredentials(o.somabrain.url)} -> ${maskCredentials(o.sfm.url)}`,
   requestTimeoutMs: (o) => Math.max(o.somabrain.timeout ?? 0, o.sfm.timeout ?? 0) || undefined,
   runbook(o, run) {

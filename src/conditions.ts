@@ -1,28 +1,27 @@
 // Conditions on a response body: a JSON path and one comparison. Kept apart from the HTTP client
 // (which only fetches) and from the kinds that use them.
-import * as z from 'zod';
+import * as v from 'valibot';
 
-export const condition = z
-  .object({
+const COMPARISONS = ['equals', 'oneOf', 'exists', 'gt', 'gte', 'lt', 'lte', 'matches'];
+
+export const condition = v.pipe(
+  v.strictObject({
     /** `$.status`, `components.redis.status`, `services[0].name`; `$` is the whole body. */
-    path: z.string().default('$'),
-    equals: z.unknown().optional(),
-    oneOf: z.array(z.unknown()).optional(),
-    exists: z.boolean().optional(),
-    gt: z.number().optional(),
-    gte: z.number().optional(),
-    lt: z.number().optional(),
-    lte: z.number().optional(),
+    path: v.optional(v.string(), '$'),
+    equals: v.optional(v.unknown()),
+    oneOf: v.optional(v.array(v.unknown())),
+    exists: v.optional(v.boolean()),
+    gt: v.optional(v.number()),
+    gte: v.optional(v.number()),
+    lt: v.optional(v.number()),
+    lte: v.optional(v.number()),
     /** A regular expression the value (or the raw body, for `$`) must match. */
-    matches: z.string().optional(),
-  })
-  .strict()
-  .refine(
-    (c) => ['equals', 'oneOf', 'exists', 'gt', 'gte', 'lt', 'lte', 'matches'].some((k) => k in c),
-    'a condition needs one of equals, oneOf, exists, gt, gte, lt, lte, matches',
-  )
-  .refine((c) => c.matches === undefined || isRegex(c.matches), 'matches: not a valid regular expression');
-export type Condition = z.infer<typeof condition>;
+    matches: v.optional(v.string()),
+  }),
+  v.check((c) => COMPARISONS.some((k) => k in c), `a condition needs one of ${COMPARISONS.join(', ')}`),
+  v.check((c) => c.matches === undefined || isRegex(c.matches), 'matches: not a valid regular expression'),
+);
+export type Condition = v.InferOutput<typeof condition>;
 
 export interface ConditionResult {
   ok: boolean;

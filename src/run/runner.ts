@@ -145,7 +145,7 @@ export function settleWithin<T>(start: () => T | Promise<T>, ms: number, stop?: 
   } catch (err) {
     return Promise.reject(err ?? new Error(String(err)));
   }
-  // A synchronous answer (a zod schema) needs no timer.
+  // A synchronous answer (most schema libraries give one) needs no timer.
   if (!(started instanceof Promise) && typeof (started as { then?: unknown })?.then !== 'function')
     return Promise.resolve({ done: true, value: started as T });
   return new Promise((resolve, reject) => {

@@ -1,8 +1,9 @@
+import * as valibot from 'valibot';
 import { describe, expect, it } from 'vitest';
 import { condition, evaluateCondition, getJsonPath } from '../../src/conditions.js';
 
 const body = { status: 'ok', n: 5, list: [{ name: 'redis', ms: 1.5 }], nested: { ok: true } };
-const check = (c: unknown) => evaluateCondition(condition.parse(c), body, JSON.stringify(body));
+const check = (c: unknown) => evaluateCondition(valibot.parse(condition, c), body, JSON.stringify(body));
 
 describe('conditions', () => {
   it('reads JSON paths with keys and indexes', () => {
@@ -28,10 +29,10 @@ describe('conditions', () => {
   });
   it('regex on a value and on the whole body', () => {
     expect(check({ path: 'status', matches: '^o' }).ok).toBe(true);
-    expect(evaluateCondition(condition.parse({ matches: 'all shards' }), undefined, 'all shards are ready').ok).toBe(true);
+    expect(evaluateCondition(valibot.parse(condition, { matches: 'all shards' }), undefined, 'all shards are ready').ok).toBe(true);
   });
   it('rejects a condition that compares nothing or a broken regex', () => {
-    expect(condition.safeParse({ path: 'a' }).success).toBe(false);
-    expect(condition.safeParse({ path: 'a', matches: '(' }).success).toBe(false);
+    expect(valibot.safeParse(condition, { path: 'a' }).success).toBe(false);
+    expect(valibot.safeParse(condition, { path: 'a', matches: '(' }).success).toBe(false);
   });
 });

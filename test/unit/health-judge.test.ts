@@ -1,6 +1,7 @@
 // judge() of checks/health.ts on every health body of /work/shared/contracts/somastack.md, with
 // the probes the stack model really uses for each service and generation (src/stack/*), so a
 // change to either the judge or a preset shows here.
+import * as valibot from 'valibot';
 import { describe, expect, it } from 'vitest';
 import { judge, probe } from '../../checks/health.js';
 import { httpAnswer } from '../support/http-answer.js';
@@ -9,7 +10,7 @@ import { somabrain } from '../../src/stack/somabrain.js';
 import { gateway } from '../../src/stack/gateway.js';
 import type { HttpServiceModel } from '../../src/stack/spec.js';
 
-type Probe = ReturnType<typeof probe.parse>;
+type Probe = valibot.InferOutput<typeof probe>;
 
 const answer = (status: number, body: unknown) => httpAnswer(status, body);
 
@@ -17,10 +18,10 @@ const answer = (status: number, body: unknown) => httpAnswer(status, body);
 function presetOf(model: HttpServiceModel, generation: 'gen1' | 'gen2', token?: string): Probe {
   const [health] = model.checks({ url: 'http://127.0.0.1:1', generation, token, metrics: false }, 'test');
   const variants = (health!.options as { variants: Record<string, unknown> }).variants;
-  return probe.parse(variants[generation]);
+  return valibot.parse(probe, variants[generation]);
 }
 
-const generic = probe.parse({});
+const generic = valibot.parse(probe, {});
 
 describe('generic bodies', () => {
   it('passes a status word that says ok or healthy', () => {
@@ -202,7 +203,7 @@ describe('SomaBrain', () => {
   });
 
   it('a required boolean fails even under a "degraded" word', () => {
-    const v = judge(answer(200, { ...gen1Body({ memory_ok: false }), status: 'degraded' }), probe.parse({ ...gen1, statusField: 'status', ignore: ['ok', 'ready'] }), '/health');
+    const v = judge(answer(200, { ...gen1Body({ memory_ok: false }), status: 'degraded' }), valibot.parse(probe, { ...gen1, statusField: 'status', ignore: ['ok', 'ready'] }), '/health');
     expect(v.status).toBe('fail');
   });
 

@@ -1,4 +1,5 @@
 // judge() of checks/http.ts on answers built by hand: no server.
+import * as valibot from 'valibot';
 import { describe, expect, it } from 'vitest';
 import { judge } from '../../checks/http.js';
 import { condition } from '../../src/conditions.js';
@@ -25,7 +26,7 @@ describe('http judge', () => {
   });
 
   it('judges body conditions and says which fail', () => {
-    const conditions = [condition.parse({ path: 'status', equals: 'ok' }), condition.parse({ path: 'n', gt: 5 })];
+    const conditions = [valibot.parse(condition, { path: 'status', equals: 'ok' }), valibot.parse(condition, { path: 'n', gt: 5 })];
     const v = judge(answer(200, { status: 'ok', n: 3 }), rules({ conditions }));
     expect(v.status).toBe('fail');
     expect(v.message).toMatch(/^n /);
