@@ -6,6 +6,7 @@
 // produces and consumes the round trip (./kafka.ts). Only versions without tagged fields are
 // sent (Metadata up to v8, ListGroups up to v2), which every broker since Kafka 1.0 answers.
 import type { Socket } from 'node:net';
+import { saltPassword, scramNonce, scramProof, signatureMatches, type ScramHash } from './scram.js';
 
 // Every Kafka response starts with its size: 32 MiB is more than any answer this client asks for
 // (the metadata of a cluster with a hundred thousand partitions), and far less than what a
@@ -249,17 +250,13 @@ const SCRAM_MAX_ITERATIONS = 16384;
 /** Salted passwords already derived, per credentials: every broker of a cluster stores the same. */
 const saltedPasswords = new WeakMap<SaslCredentials, Map<string, Promise<Buffer>>>();
 
-function saltedPassword(sasl: SaslCredentials, hash: 'sha256' | 'sha512', salt: string, iterations: number): Promise<Buffer> {
+function saltedPassword(sasl: SaslCredentials, hash: ScramHash, salt: string, iterations: number): Promise<Buffer> {
   const known = saltedPasswords.get(sasl) ?? new Map<string, Promise<Buffer>>();
   saltedPasswords.set(sasl, known);
   const key = `${hash}:${salt}:${iterations}`;
   let derived = known.get(key);
   if (!derived) {
-    // Off this thread: PBKDF2 runs in libuv's pool, so timers and other checks go on meanwhile.
-    const { pbkdf2 } = process.getBuiltinModule('node:crypto');
-    derived = new Promise<Buffer>((resolve, reject) =>
-      pbkdf2(sasl.password, Buffer.from(salt, 'base64'), iterations, hash === 'sha256' ? 32 : 64, hash, (err, key) => (err ? reject(err) : resolve(key))),
-    );
+    derived = saltPassword(hash, sasl.password, Buffer.from(salt, 'base64'), iterations);
     known.set(key, derived);
   }
   return derived;
@@ -268,14 +265,12 @@ function saltedPassword(sasl: SaslCredentials, hash: 'sha256' | 'sha512', salt: 
 /** RFC 5802's exchange, without channel binding, and the server's signature verified. */
 async function scram(
   exchange: (bytes: Buffer) => Promise<Buffer>,
-  hash: 'sha256' | 'sha512',
+  hash: ScramHash,
   sasl: SaslCredentials,
   mechanism: string,
 ): Promise<void> {
   const refused = (why: string) => new KafkaWireError(`SASL ${mechanism} authentication failed: ${why}`, 'sasl');
-  // Loaded here: node:crypto costs milliseconds of every run's start, and only SCRAM needs it.
-  const { createHash, createHmac, randomBytes, timingSafeEqual } = process.getBuiltinModule('node:crypto');
-  const nonce = randomBytes(24).toString('base64');
+  const nonce = scramNonce(24);
   const clientFirstBare = `n=${sasl.username.replace(/=/g, '=3D').replace(/,/g, '=2C')},r=${nonce}`;
   const serverFirst = (await exchange(Buffer.from(`n,,${clientFirstBare}`, 'utf8'))).toString('utf8');
   const fields = Object.fromEntries(serverFirst.split(',').map((f) => [f.slice(0, 1), f.slice(2)]));
@@ -286,18 +281,12 @@ async function scram(
     throw refused(`the server asks for ${iterations} iterations, outside Kafka's ${SCRAM_MIN_ITERATIONS}-${SCRAM_MAX_ITERATIONS}`);
   }
   const salted = await saltedPassword(sasl, hash, fields.s, iterations);
-  const hmac = (key: Buffer, text: string) => createHmac(hash, key).update(text).digest();
-  const clientKey = hmac(salted, 'Client Key');
   const withoutProof = `c=biws,r=${fields.r}`;
-  const authMessage = `${clientFirstBare},${serverFirst},${withoutProof}`;
-  const signature = hmac(createHash(hash).update(clientKey).digest(), authMessage);
-  const proof = Buffer.from(clientKey.map((byte, i) => byte ^ signature[i]!));
-  const serverFinal = (await exchange(Buffer.from(`${withoutProof},p=${proof.toString('base64')}`, 'utf8'))).toString('utf8');
+  const { proof, serverSignature } = scramProof(hash, salted, `${clientFirstBare},${serverFirst},${withoutProof}`);
+  const serverFinal = (await exchange(Buffer.from(`${withoutProof},p=${proof}`, 'utf8'))).toString('utf8');
   if (serverFinal.startsWith('e=')) throw refused(serverFinal.slice(2));
-  const expected = hmac(hmac(salted, 'Server Key'), authMessage);
-  const given = Buffer.from(serverFinal.startsWith('v=') ? serverFinal.slice(2) : '', 'base64');
   // The server proves it knows the password too: a broker that does not is not the cluster.
-  if (given.length !== expected.length || !timingSafeEqual(given, expected)) throw refused('the server signature does not match');
+  if (!signatureMatches(serverFinal.startsWith('v=') ? serverFinal.slice(2) : '', serverSignature)) throw refused('the server signature does not match');
 }
 
 export interface MetadataAnswer {

@@ -13,6 +13,7 @@
 // for it. The password is sent, never put into an error message.
 import type { Socket } from 'node:net';
 import { ForeignProtocolError } from './network.js';
+import { saltPassword, scramNonce, scramProof, signatureMatches } from './scram.js';
 
 const PROTOCOL = 'PostgreSQL';
 
@@ -441,11 +442,9 @@ function parameter(value: string | null): Buffer {
 
 // ---- password authentication ----
 
-// Loaded only when a server asks for a hashed password: node:crypto costs milliseconds of every
+// Loaded only when a server asks for an MD5 password: node:crypto costs milliseconds of every
 // run's start otherwise.
-const crypto = () => process.getBuiltinModule('node:crypto');
-
-const md5 = (data: Buffer | string) => crypto().createHash('md5').update(data).digest('hex');
+const md5 = (data: Buffer | string) => process.getBuiltinModule('node:crypto').createHash('md5').update(data).digest('hex');
 
 /** AuthenticationMD5Password's answer: "md5" + md5(md5(password + user) + salt), in hex. */
 function md5Password(user: string, password: string, salt: Buffer): string {
@@ -455,7 +454,6 @@ function md5Password(user: string, password: string, salt: Buffer): string {
 const SCRAM_MECHANISM = 'SCRAM-SHA-256';
 // As pg: a server asking for more iterations would hold the connection on our CPU for long.
 const SCRAM_MAX_ITERATIONS = 100_000;
-const hmac = (key: Buffer, text: string) => crypto().createHmac('sha256', key).update(text).digest();
 
 /**
  * SCRAM-SHA-256 (RFC 5802, 7677) without channel binding, as pg speaks it by default. The user
@@ -463,11 +461,11 @@ const hmac = (key: Buffer, text: string) => crypto().createHmac('sha256', key).u
  * are pg's.
  */
 class ScramClient {
-  private readonly nonce = crypto().randomBytes(18).toString('base64');
+  private readonly nonce = scramNonce(18);
   private readonly clientFirstBare = `n=*,r=${this.nonce}`;
   /** gs2 header "n,,": the client does not support channel binding. */
   readonly clientFirst = `n,,${this.clientFirstBare}`;
-  private serverSignature: string | undefined;
+  private serverSignature: Buffer | undefined;
   verified = false;
 
   constructor(
@@ -498,16 +496,10 @@ class ScramClient {
     // "biws": the gs2 header "n,," in base64.
     const clientFinalWithoutProof = `c=biws,r=${nonce}`;
     const authMessage = `${this.clientFirstBare},${serverFirst},${clientFinalWithoutProof}`;
-    // Off the event loop (libuv's pool): the check's timer and signal stay live meanwhile.
-    const salted = await new Promise<Buffer>((resolve, reject) =>
-      crypto().pbkdf2(saslPrep(this.password), Buffer.from(salt, 'base64'), Number(iterations), 32, 'sha256', (err, key) => (err ? reject(err) : resolve(key))),
-    );
-    const clientKey = hmac(salted, 'Client Key');
-    const storedKey = crypto().createHash('sha256').update(clientKey).digest();
-    const clientSignature = hmac(storedKey, authMessage);
-    const proof = Buffer.from(clientKey.map((byte, i) => byte ^ clientSignature[i]!));
-    this.serverSignature = hmac(hmac(salted, 'Server Key'), authMessage).toString('base64');
-    return `${clientFinalWithoutProof},p=${proof.toString('base64')}`;
+    const salted = await saltPassword('sha256', saslPrep(this.password), Buffer.from(salt, 'base64'), Number(iterations));
+    const { proof, serverSignature } = scramProof('sha256', salted, authMessage);
+    this.serverSignature = serverSignature;
+    return `${clientFinalWithoutProof},p=${proof}`;
   }
 
   /** The server-final-message must carry the signature only a holder of the password's verifier can make. */
@@ -519,7 +511,7 @@ class ScramClient {
     const signature = attributes.get('v');
     if (!signature) throw new Error('SASL: SCRAM-SERVER-FINAL-MESSAGE: server signature is missing');
     if (!isBase64(signature)) throw new Error('SASL: SCRAM-SERVER-FINAL-MESSAGE: server signature must be base64');
-    if (signature !== this.serverSignature) throw new Error('SASL: SCRAM-SERVER-FINAL-MESSAGE: server signature does not match');
+    if (!signatureMatches(signature, this.serverSignature)) throw new Error('SASL: SCRAM-SERVER-FINAL-MESSAGE: server signature does not match');
     this.verified = true;
   }
 }
