@@ -2,10 +2,9 @@
 // authentication, timeout. A Kafka request gets the same nothing from a silent peer, a line-based
 // server (Redis) and a plaintext listener spoken to in TLS: "timed out" or "closed connection". So
 // a failed connect is followed by a small probe of the seed brokers.
-import { connect as tcpConnect, type Socket } from 'node:net';
 import type { CheckContext, Unanswered } from '../check.js';
 import { CheckAborted } from '../abortable.js';
-import { describeNetworkError, ForeignProtocolError, isTlsRecord, noAnswer, previewForeignBytes, tlsServerName, unansweredFor } from './network.js';
+import { describeNetworkError, ForeignProtocolError, isTlsRecord, noAnswer, openSocket, previewForeignBytes, unansweredFor } from './network.js';
 import { formatBroker, type BrokerAddress, type KafkaBudget, type KafkaTls } from './kafka.js';
 import { KafkaWireError } from './kafka-wire.js';
 
@@ -38,9 +37,7 @@ function exchange(
   return new Promise((resolve) => {
     let received = Buffer.alloc(0);
     let settled = false;
-    const socket: Socket = tls
-      ? process.getBuiltinModule('node:tls').connect({ host: address.host, port: address.port, ...tlsServerName(address.host), ...tls })
-      : tcpConnect({ host: address.host, port: address.port });
+    const socket = openSocket(address.host, address.port, tls);
     const finish = (result: Exchange) => {
       if (settled) return;
       settled = true;

@@ -12,13 +12,13 @@
 // carries every topic's partitions and replicas too. The round trip's producer and consumer only
 // run after the topic was seen to exist, with `allowAutoTopicCreation: false`.
 import { CERT_FILE_MAX_BYTES, readRegularFile } from '../read-file.js';
-import { connect as tcpConnect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { Admin, Consumer, ISocketFactory, Kafka, KafkaConfig, LogEntry, Producer, SASLOptions } from 'kafkajs';
 import type { CheckContext, Unanswered } from '../check.js';
 import type { TlsOption } from '../check-options.js';
 import { abortable, CheckAborted } from '../abortable.js';
 import { loadKafkajs } from '../lazy-modules.js';
-import { guardForeignBytes, tlsServerName, type ByteGuard } from './network.js';
+import { guardForeignBytes, openSocket, type ByteGuard } from './network.js';
 import { apiVersions, authenticate, KAFKA_MAX_FRAME, KafkaConnection, KafkaWireError, listGroups, metadata, type ApiVersions } from './kafka-wire.js';
 import { describeError, explainFailure, type CutConnection } from './kafka-failure.js';
 
@@ -356,10 +356,7 @@ class KafkaSockets {
 
   /** A guarded connection, for this client and for kafkajs's round trip alike. */
   connect(host: string, port: number, ssl: KafkaTls | undefined, onConnect?: () => void): Socket {
-    // node:tls loads only for a TLS listener (it costs milliseconds of every run's start otherwise).
-    const socket = ssl
-      ? process.getBuiltinModule('node:tls').connect({ host, port, ...tlsServerName(host), ...ssl }, onConnect)
-      : tcpConnect({ host, port }, onConnect);
+    const socket = openSocket(host, port, ssl, onConnect);
     // A flooding or foreign peer is cut before its bytes are buffered.
     this.guards.push({
       guard: guardForeignBytes(socket, { protocol: 'Kafka', accepts: kafkaFraming(), maxBytes: KAFKA_MAX_BYTES }),

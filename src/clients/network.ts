@@ -3,7 +3,8 @@
 // wrong-protocol peer's answer, and the guard that stops a driver from buffering what such a peer
 // sends (a flooding peer would otherwise grow a driver's parse buffer to gigabytes).
 import { excerpt } from '../redact.js';
-import { isIP, type Socket } from 'node:net';
+import { connect, isIP, type Socket } from 'node:net';
+import type { ConnectionOptions } from 'node:tls';
 import type { Unanswered } from '../check.js';
 
 /** A failure to reach or understand a peer, sorted so that callers can word and count it. */
@@ -24,6 +25,14 @@ export function isIpAddress(host: string): boolean {
 /** `servername` for a TLS connection: a host name, never an IP literal (RFC 6066). */
 export function tlsServerName(host: string): { servername?: string } {
   return isIpAddress(host) ? {} : { servername: host };
+}
+
+/**
+ * A TCP connection to `host`:`port`, in TLS when `tls` is given (its server name taken from the
+ * host). node:tls loads only then: it costs milliseconds of every run's start.
+ */
+export function openSocket(host: string, port: number, tls?: ConnectionOptions, onConnect?: () => void): Socket {
+  return tls ? process.getBuiltinModule('node:tls').connect({ host, port, ...tlsServerName(host), ...tls }, onConnect) : connect({ host, port }, onConnect);
 }
 
 /**

@@ -15,7 +15,7 @@
 // messages are built from host, port, user and db; text quoted from the server is masked with
 // every other output by the engine's redactor, which knows the URL and password.
 import { CERT_FILE_MAX_BYTES, readRegularFileSync } from '../read-file.js';
-import { connect as connectTcp, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
 import type { CheckContext, Unanswered } from '../check.js';
 import type { TlsOption } from '../check-options.js';
@@ -26,10 +26,10 @@ import {
   guardForeignBytes,
   isTlsRecord,
   noAnswer,
+  openSocket,
   parseProblem,
   previewForeignBytes,
   socketHost,
-  tlsServerName,
   type ByteGuard,
   unansweredFor,
 } from './network.js';
@@ -108,15 +108,13 @@ export async function queryRedis(ep: RedisEndpoint, tlsOption: TlsOption | undef
       tls = {
         ...(tlsOption?.caFile ? { ca: readRegularFileSync(tlsOption.caFile, CERT_FILE_MAX_BYTES) } : {}),
         rejectUnauthorized: !tlsOption?.insecure,
-        ...tlsServerName(ep.host),
       };
     } catch (err) {
       return { ...facts, failure: { stage: 'setup', message: `cannot read tls.caFile: ${(err as Error).message}` } };
     }
   }
   const seen: Observed = { tcpConnected: false, guard: undefined, socketError: undefined };
-  // node:tls loads only for a TLS endpoint (it costs milliseconds of every run's start otherwise).
-  const socket = ep.tls ? process.getBuiltinModule('node:tls').connect({ host: ep.host, port: ep.port, ...tls }) : connectTcp({ host: ep.host, port: ep.port });
+  const socket = openSocket(ep.host, ep.port, tls);
   // Installed before the peer can answer anything: the guard sees every byte.
   seen.guard = guardForeignBytes(socket, {
     protocol: 'RESP',
