@@ -109,20 +109,18 @@ function reasonOf(signal: AbortSignal): string {
  * deadline, and an interrupt).
  */
 async function prepareKinds(plan: PlannedCheck[], deadline: number, stop: AbortSignal): Promise<Map<PlannedCheck['checkKind'], string>> {
-  const budget = new Map<PlannedCheck['checkKind'], number>();
-  const planned = new Map<PlannedCheck['checkKind'], unknown[]>();
+  // Per kind: the longest timeout of its checks, and the options of those that will run.
+  const kinds = new Map<PlannedCheck['checkKind'], { timeoutMs: number; options: unknown[] }>();
   for (const c of plan) {
-    budget.set(c.checkKind, Math.max(budget.get(c.checkKind) ?? 0, c.timeoutMs));
-    if (c.problem) continue; // it will not run, and has no options
-    const options = planned.get(c.checkKind);
-    if (options) options.push(c.options);
-    else planned.set(c.checkKind, [c.options]);
+    const entry = kinds.get(c.checkKind) ?? { timeoutMs: 0, options: [] };
+    kinds.set(c.checkKind, entry);
+    entry.timeoutMs = Math.max(entry.timeoutMs, c.timeoutMs);
+    if (!c.problem) entry.options.push(c.options); // a check that cannot run has no options
   }
   const failed = new Map<PlannedCheck['checkKind'], string>();
   await Promise.all(
-    [...budget].map(async ([kind, timeoutMs]) => {
-      const options = planned.get(kind);
-      if (!kind.prepare || !options) return;
+    [...kinds].map(async ([kind, { timeoutMs, options }]) => {
+      if (!kind.prepare || options.length === 0) return;
       const ms = Math.max(1, Math.min(timeoutMs, deadline - performance.now()));
       const problem = await settleWithin(() => kind.prepare!(options), ms, stop).then(
         (settled) => (settled.done ? undefined : `prepare() did not settle within ${Math.round(ms)} ms`),
