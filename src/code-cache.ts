@@ -52,7 +52,7 @@ export function runCommonJs(filename: string): unknown {
   if (known) return known;
   const source = readFileSync(filename, 'utf8');
   const dir = cacheDir();
-  const cacheFile = dir && join(dir, cacheName(basename(filename, '.cjs'), process.version, process.arch));
+  const cacheFile = dir && join(dir, cacheName(basename(filename, '.cjs')));
   let cachedData: Buffer | undefined;
   try {
     if (cacheFile) cachedData = readFileSync(cacheFile);
@@ -81,13 +81,14 @@ export function runCommonJs(filename: string): unknown {
  * cache holds them too. Atomic (temporary file, then rename), so a reader never sees half a file.
  */
 function saveCaches() {
+  let written: { folder: string; bundleRoot: string } | undefined;
   for (const { script, filename, cacheFile } of toSave.splice(0)) {
     const temporary = `${cacheFile}.${process.pid}.tmp`;
     try {
       mkdirSync(dirname(cacheFile), { recursive: true, mode: 0o700 });
       writeFileSync(temporary, script.createCachedData(), { mode: 0o600 });
       renameSync(temporary, cacheFile);
-      dropStale(dirname(cacheFile), dirname(dirname(filename)));
+      written = { folder: dirname(cacheFile), bundleRoot: dirname(dirname(filename)) };
     } catch {
       // An unwritable cache folder only means the next run compiles again; one this user may
       // not even look into (another's, mode 0700) refuses the clean-up too, and that is no error.
@@ -96,11 +97,17 @@ function saveCaches() {
       } catch {}
     }
   }
+  // Once, after every cache of this run is written: all live in one folder.
+  try {
+    if (written) dropStale(written.folder, written.bundleRoot);
+  } catch {
+    // a folder we may not list keeps what it has
+  }
 }
 
 /** `<file, content hash in its name>-<node version>-<arch>.v8cache` */
-function cacheName(build: string, version: string, arch: string) {
-  return `${build}-${version}-${arch}.v8cache`;
+function cacheName(build: string) {
+  return `${build}-${process.version}-${process.arch}.v8cache`;
 }
 
 /**
@@ -111,7 +118,7 @@ function cacheName(build: string, version: string, arch: string) {
 function dropStale(folder: string, bundleRoot: string) {
   const current = new Set<string>();
   for (const part of ['cli', 'vendor']) {
-    for (const file of readdirSync(join(bundleRoot, part))) if (file.endsWith('.cjs')) current.add(cacheName(basename(file, '.cjs'), process.version, process.arch));
+    for (const file of readdirSync(join(bundleRoot, part))) if (file.endsWith('.cjs')) current.add(cacheName(basename(file, '.cjs')));
   }
   for (const name of readdirSync(folder)) if (name.endsWith('.v8cache') && !current.has(name)) rmSync(join(folder, name), { force: true });
 }
