@@ -2,6 +2,7 @@
 // is: only a regular file is read, and only up to a size cap. A FIFO would block the read forever
 // and /dev/zero would fill the memory; both are refused with one message, before any read.
 import { close, closeSync, constants as fsConstants, fstat, fstatSync, open, openSync, read, readSync, type Stats } from 'node:fs';
+import { promisify } from 'node:util';
 
 /** The file is not one we read: not a regular file, or over the cap. The message names both. */
 export class FileReadError extends Error {
@@ -18,26 +19,22 @@ const FLAGS = fsConstants.O_RDONLY | fsConstants.O_NONBLOCK;
 
 /** The bytes of the regular file `path`, at most `maxBytes`. Errors from open (ENOENT...) pass through. */
 export async function readRegularFile(path: string, maxBytes: number): Promise<Buffer> {
-  const fd = await settled<number>((done) => open(path, FLAGS, done));
+  const fd = await fs.open(path, FLAGS);
   try {
-    const bytes = new CappedBytes(path, await settled<Stats>((done) => fstat(fd, done)), maxBytes);
+    const bytes = new CappedBytes(path, await fs.fstat(fd), maxBytes);
     for (;;) {
       const room = bytes.room(); // first: it may grow the buffer
-      const bytesRead = await settled<number>((done) => read(fd, bytes.buffer, bytes.length, room, bytes.length, done));
+      const { bytesRead } = await fs.read(fd, bytes.buffer, bytes.length, room, bytes.length);
       if (!bytes.took(bytesRead)) return bytes.read();
     }
   } finally {
-    await settled<void>((done) => close(fd, (err) => done(err, undefined)));
+    await fs.close(fd);
   }
 }
 
-/**
- * A callback of node:fs as a promise. Not node:fs/promises: loading it (seven modules) took about
- * 2 ms of every run's start, and reading the config was all a verification loaded it for.
- */
-function settled<T>(call: (done: (err: NodeJS.ErrnoException | null, value: T) => void) => void): Promise<T> {
-  return new Promise<T>((resolve, reject) => call((err, value) => (err ? reject(err) : resolve(value))));
-}
+// node:fs's callbacks as promises. Not node:fs/promises: loading it (seven modules) took about
+// 2 ms of every run's start, and reading the config was all a verification loaded it for.
+const fs = { open: promisify(open), fstat: promisify(fstat), read: promisify(read), close: promisify(close) };
 
 /** readRegularFile for synchronous callers (secret resolution). */
 export function readRegularFileSync(path: string, maxBytes: number): Buffer {
