@@ -74,7 +74,7 @@ async function listen(server) {
 /**
  * Start the peers. `delayMs` > 0 puts a delaying proxy in front of each (Kafka: in front of the
  * bootstrap address, which is all `kcat -L` and the kafka check's metadata request use first).
- * `extraChecks(urls)` returns checks to add to the environment's. Returns { config, shellScript, urls, stop }.
+ * `extraChecks(urls)` returns checks to add to the environment's. Returns { config, dir, urls, exchanges, shellScript, stop }.
  */
 export async function startStack({ delayMs = 0, extraChecks = () => [] } = {}) {
   const closers = [];
@@ -141,18 +141,23 @@ export async function startStack({ delayMs = 0, extraChecks = () => [] } = {}) {
       },
     }),
   );
+  // What the verification requests over HTTP, besides the extra checks.
+  const httpGets = [
+    `${urls.somabrain}/health`,
+    `${urls.somabrain}/metrics`,
+    `${urls.sfm}/healthz`,
+    `${urls.sfm}/metrics`,
+    `${urls.gateway}/healthz`,
+    `${urls.qdrant}/readyz`,
+    `${urls.qdrant}/collections`,
+    `${urls.opa}/health`,
+    `${urls.prometheus}/-/ready`,
+  ];
+  const opaDecision = `${urls.opa}/v1/data/soma/policy/allow`;
   const shellScript = [
     'set -e',
-    `curl -fsS -o /dev/null ${urls.somabrain}/health`,
-    `curl -fsS -o /dev/null ${urls.somabrain}/metrics`,
-    `curl -fsS -o /dev/null ${urls.sfm}/healthz`,
-    `curl -fsS -o /dev/null ${urls.sfm}/metrics`,
-    `curl -fsS -o /dev/null ${urls.gateway}/healthz`,
-    `curl -fsS -o /dev/null ${urls.qdrant}/readyz`,
-    `curl -fsS -o /dev/null ${urls.qdrant}/collections`,
-    `curl -fsS -o /dev/null ${urls.opa}/health`,
-    `curl -fsS -o /dev/null -X POST -d '{"input":{}}' ${urls.opa}/v1/data/soma/policy/allow`,
-    `curl -fsS -o /dev/null ${urls.prometheus}/-/ready`,
+    ...httpGets.map((url) => `curl -fsS -o /dev/null ${url}`),
+    `curl -fsS -o /dev/null -X POST -d '{"input":{}}' ${opaDecision}`,
     `pg_isready -q -h 127.0.0.1 -p ${pgPort}`,
     `redis-cli -h 127.0.0.1 -p ${redisPort} ping >/dev/null`,
     `kcat -L -b ${brokers} -m 5 >/dev/null`,
@@ -161,6 +166,8 @@ export async function startStack({ delayMs = 0, extraChecks = () => [] } = {}) {
     config,
     dir,
     urls,
+    // The same exchanges for bench/plain-exchanges.cjs (extra checks' URLs are the caller's to add).
+    exchanges: { http: httpGets, post: [opaDecision], postgres: pgPort, redis: redisPort, kafka: Number(brokers.split(':')[1]) },
     shellScript,
     stop() {
       for (const close of closers.reverse()) close();

@@ -8,12 +8,17 @@
 //   after another, with every peer behind a proxy that delays 20 ms each way (bench/delay-proxy.mjs):
 //   on loopback that comparison measured Node's start-up against C tools answering in
 //   microseconds; across a network it measures verification. Goal: at most 0.35x.
+// Beside them, the floor under the overhead goal: the same exchanges made by a plain script
+// (bench/plain-exchanges.cjs: raw sockets, no logic), timed in the same interleaved run.
 // Loopback only; stops by itself.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { compare, median, printTable, reportRow, timeCommand } from './measure.mjs';
 import { requireTools, startInstantServer, startStack } from './peers.mjs';
 
 const bin = fileURLToPath(new URL('../bin/soma-verify.js', import.meta.url));
+const plainExchanges = fileURLToPath(new URL('./plain-exchanges.cjs', import.meta.url));
 const runs = Number(process.env.BENCH_RUNS ?? 10);
 requireTools(['curl', 'pg_isready', 'redis-cli', 'kcat']);
 
@@ -43,9 +48,15 @@ const ownTime = (check) => check.latencyMs ?? check.details?.latencyMs ?? check.
     extraChecks: () => [{ id: 'loopback.latency', kind: 'http', url: `${instant.url}/-/ready`, maxLatencyMs: 20 }],
   });
   try {
+    const plan = join(stack.dir, 'plain-exchanges.json');
+    writeFileSync(plan, JSON.stringify({ ...stack.exchanges, http: [...stack.exchanges.http, `${instant.url}/-/ready`] }));
     const reports = [];
     const results = await compare(
-      [{ name: 'node -e ""', run: () => timeCommand(process.execPath, ['-e', '']) }, verifyCase('soma-verify bench (all checks, loopback)', stack.config, reports)],
+      [
+        { name: 'node -e ""', run: () => timeCommand(process.execPath, ['-e', '']) },
+        { name: 'the same exchanges, plain script', run: () => timeCommand(process.execPath, [plainExchanges, plan]) },
+        verifyCase('soma-verify bench (all checks, loopback)', stack.config, reports),
+      ],
       runs,
     );
     printTable(results, 'node -e ""');
@@ -59,6 +70,7 @@ const ownTime = (check) => check.latencyMs ?? check.details?.latencyMs ?? check.
     const slowest = median(reports.map((r) => Math.max(...r.checks.map(ownTime))));
     const slowestId = reports.at(-1).checks.reduce((a, b) => (ownTime(b) > ownTime(a) ? b : a)).id;
     const overhead = verify - node - slowest;
+    const floor = results['the same exchanges, plain script'].median - node;
     console.log(`${reports[0].checks.length} checks; slowest own time ${slowest.toFixed(1)} ms (last run: ${slowestId})`);
     reportRow(
       `overhead: full stack, ${reports[0].checks.length} checks, loopback`,
@@ -66,6 +78,7 @@ const ownTime = (check) => check.latencyMs ?? check.details?.latencyMs ?? check.
       '<= 50 ms',
       overhead <= 50,
     );
+    reportRow('floor: the same exchanges in a plain script (raw sockets, no logic)', `${floor.toFixed(0)} ms beyond node -e ""`);
     const latencies = reports.map((r) => r.checks.find((c) => c.id === 'loopback.latency'));
     const over = latencies.filter((c) => c.status !== 'pass').length;
     const lat = latencies.map((c) => c.latencyMs);
