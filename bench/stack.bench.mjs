@@ -22,11 +22,11 @@ const plainExchanges = fileURLToPath(new URL('./plain-exchanges.cjs', import.met
 const runs = Number(process.env.BENCH_RUNS ?? 10);
 requireTools(['curl', 'pg_isready', 'redis-cli', 'kcat']);
 
-const verifyCase = (name, config, reports) => ({
+const verifyCase = (name, config, reports, env) => ({
   name,
   run: async () => {
     // Not spawnSync: the HTTP services live in this process and must keep answering.
-    const r = await timeCommand(process.execPath, [bin, 'bench', '--config', config, '--format', 'json'], { stdout: true, allowExit: [0, 1] });
+    const r = await timeCommand(process.execPath, [bin, 'bench', '--config', config, '--format', 'json'], { stdout: true, allowExit: [0, 1], env });
     const report = JSON.parse(r.stdout);
     reports.push(report);
     return r.ms;
@@ -51,43 +51,47 @@ const ownTime = (check) => check.latencyMs ?? check.details?.latencyMs ?? check.
     const plan = join(stack.dir, 'plain-exchanges.json');
     writeFileSync(plan, JSON.stringify({ ...stack.exchanges, http: [...stack.exchanges.http, `${instant.url}/-/ready`] }));
     const reports = [];
+    const threadOff = [];
     const results = await compare(
       [
         { name: 'node -e ""', run: () => timeCommand(process.execPath, ['-e', '']) },
         { name: 'the same exchanges, plain script', run: () => timeCommand(process.execPath, [plainExchanges, plan]) },
         verifyCase('soma-verify bench (all checks, loopback)', stack.config, reports),
+        verifyCase('the same, HTTP thread off', stack.config, threadOff, { SOMA_VERIFY_HTTP_THREAD: 'off' }),
       ],
       runs,
     );
     printTable(results, 'node -e ""');
-    const failedRuns = reports.filter((r) => r.checks.some((c) => c.id !== 'loopback.latency' && c.status !== 'pass'));
+    const failedRuns = [...reports, ...threadOff].filter((r) => r.checks.some((c) => c.id !== 'loopback.latency' && c.status !== 'pass'));
     if (failedRuns.length) {
       console.error(`stack bench: the verification itself failed:\n${JSON.stringify(failedRuns[0].checks.filter((c) => c.status !== 'pass'), null, 2)}`);
       process.exitCode = 1;
     }
     const node = results['node -e ""'].median;
-    const verify = results['soma-verify bench (all checks, loopback)'].median;
-    const slowest = median(reports.map((r) => Math.max(...r.checks.map(ownTime))));
-    const slowestId = reports.at(-1).checks.reduce((a, b) => (ownTime(b) > ownTime(a) ? b : a)).id;
-    const overhead = verify - node - slowest;
     const floor = results['the same exchanges, plain script'].median - node;
-    console.log(`${reports[0].checks.length} checks; slowest own time ${slowest.toFixed(1)} ms (last run: ${slowestId})`);
-    reportRow(
-      `overhead: full stack, ${reports[0].checks.length} checks, loopback`,
-      `${verify.toFixed(0)} - node ${node.toFixed(0)} - slowest check ${slowest.toFixed(0)} = ${overhead.toFixed(0)} ms`,
-      '<= 50 ms',
-      overhead <= 50,
-    );
+    const figures = (name, runReports) => {
+      const slowest = median(runReports.map((r) => Math.max(...r.checks.map(ownTime))));
+      const latencies = runReports.map((r) => r.checks.find((c) => c.id === 'loopback.latency'));
+      const lat = latencies.map((c) => c.latencyMs);
+      return {
+        verify: results[name].median,
+        slowest,
+        slowestId: runReports.at(-1).checks.reduce((a, b) => (ownTime(b) > ownTime(a) ? b : a)).id,
+        overhead: results[name].median - node - slowest,
+        latency: `median ${median(lat).toFixed(1)} ms, max ${Math.max(...lat).toFixed(1)} ms; maxLatencyMs 20 failed ${latencies.filter((c) => c.status !== 'pass').length}/${lat.length}`,
+        latencyMet: median(lat) < 10 && latencies.every((c) => c.status === 'pass'),
+      };
+    };
+    const usual = figures('soma-verify bench (all checks, loopback)', reports);
+    const off = figures('the same, HTTP thread off', threadOff);
+    const overheadText = (f) => `${f.verify.toFixed(0)} - node ${node.toFixed(0)} - slowest check ${f.slowest.toFixed(0)} = ${f.overhead.toFixed(0)} ms`;
+    console.log(`${reports[0].checks.length} checks; slowest own time ${usual.slowest.toFixed(1)} ms (last run: ${usual.slowestId})`);
+    reportRow(`overhead: full stack, ${reports[0].checks.length} checks, loopback`, overheadText(usual), '<= 50 ms', usual.overhead <= 50);
+    reportRow('latency truth: instant loopback answer in the full run', usual.latency, '< 10 ms, never fails', usual.latencyMet);
+    // What the overhead goal is up against: the exchanges alone, and the run without the thread
+    // that keeps latencies true (it trades latency truth for start-up).
     reportRow('floor: the same exchanges in a plain script (raw sockets, no logic)', `${floor.toFixed(0)} ms beyond node -e ""`);
-    const latencies = reports.map((r) => r.checks.find((c) => c.id === 'loopback.latency'));
-    const over = latencies.filter((c) => c.status !== 'pass').length;
-    const lat = latencies.map((c) => c.latencyMs);
-    reportRow(
-      'latency truth: instant loopback answer in the full run',
-      `median ${median(lat).toFixed(1)} ms, max ${Math.max(...lat).toFixed(1)} ms; maxLatencyMs 20 failed ${over}/${lat.length}`,
-      '< 10 ms, never fails',
-      median(lat) < 10 && over === 0,
-    );
+    reportRow('HTTP thread off: overhead; latency truth', `${overheadText(off)}; ${off.latency}`);
   } finally {
     stack.stop();
     instant.stop();
