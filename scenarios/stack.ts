@@ -52,10 +52,10 @@ export default defineScenario({
           written: () => remember.sent(),
           removed: () => removed,
           mayLandLater: () => !found,
-          lateNote: () =>
+          late: () =>
             generationOf(run, 'somabrain') === 'gen2'
-              ? `it expires after ttl_seconds=${GEN2_TTL_SECONDS}`
-              : `if it lands later, it is the memory marked ${marker} at the sentinel coord`,
+              ? { stays: false, note: `it expires after ttl_seconds=${GEN2_TTL_SECONDS}` }
+              : { stays: true, note: `if it lands later, it is the memory marked ${marker} at the sentinel coord` },
         }),
       ],
       summary: () => 'a memory remembered through SomaBrain was found in SFM and removed there',

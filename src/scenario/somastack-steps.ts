@@ -3,7 +3,7 @@
 import type { HttpServiceConfig } from '../config/schema.js';
 import { detectGeneration, type Generation } from '../stack/generation.js';
 import { GEN2_TTL_SECONDS, SFM_ROUTES, SOMABRAIN_ROUTES, WORKING_MEMORY_LAYERS, isObject } from '../stack/memory.js';
-import { expectStatus, fail, objectBody, step, type ScenarioRun, type Step, type StepSpec } from './scenario.js';
+import { CLEANUP_BUDGET_MS, expectStatus, fail, objectBody, step, type ScenarioRun, type Step, type StepSpec } from './scenario.js';
 import type { HttpResponse } from '../clients/http.js';
 
 type Service = 'sfm' | 'somabrain';
@@ -145,10 +145,25 @@ export async function removeFromSfm(s: Step, sfm: HttpServiceConfig, coord: stri
 export interface CleanupState {
   written(): boolean;
   removed(): boolean;
-  /** SomaBrain accepted the write but nobody saw it land in SFM yet (asynchronous writes). */
+  /** A write may still be on its way: SomaBrain's asynchronous write, or a request cut before its answer. */
   mayLandLater?(): boolean;
-  /** What becomes of a write that did not land in time (default: its gen2 ttl). */
-  lateNote?(): string;
+  /** What becomes of a write that did not land in time: it expires (gen2's ttl, the default) or stays once it lands. */
+  late?(): LateWrite;
+}
+
+/** A write that had not landed when cleanup ended: a warning when it expires, a failed cleanup when it stays. */
+export interface LateWrite {
+  stays: boolean;
+  note: string;
+}
+
+const EXPIRES: LateWrite = { stays: false, note: `it expires after ttl_seconds=${GEN2_TTL_SECONDS}` };
+
+/** Report a write that had not landed when cleanup ended (`where`: where it was looked for). */
+export function lateWrite(s: Step, where: string, late: LateWrite = EXPIRES): void {
+  const said = `the write had not reached ${where} when cleanup ended: ${late.note}`;
+  if (late.stays) fail(said);
+  s.warn(said);
 }
 
 /** A cleanup step that removes `coord()` from SFM unless nothing was written or it is gone. */
@@ -159,19 +174,22 @@ export function sfmCleanupStep(name: string, sfm: HttpServiceConfig | undefined,
     const at = coord();
     if (!at) return s.warn(`the coordinate was never returned: the item expires after ttl_seconds=${GEN2_TTL_SECONDS}`);
     if (!sfm) return s.warn(`no SFM configured to delete it: the item expires after ttl_seconds=${GEN2_TTL_SECONDS}`);
-    // A write still on its way would land after a delete: wait for it (within the cleanup budget).
-    if (state.mayLandLater?.() && !(await landed(s, sfm, at)))
-      return s.warn(`the write had not reached SFM when cleanup ended: ${state.lateNote?.() ?? `it expires after ttl_seconds=${GEN2_TTL_SECONDS}`}`);
+    // A write still on its way would land after a delete: wait for it.
+    const url = new URL(SFM_ROUTES.memory(at), sfm.url).href;
+    if (state.mayLandLater?.() && !(await waitForLanding(s, async () => (await s.http({ url, headers: headersFor(sfm.token), tls: sfm.tls })).status === 200)))
+      return lateWrite(s, 'SFM', state.late?.());
     return removeFromSfm(s, sfm, at);
   }, { retryForMs: 4000 });
 }
 
-/** Poll GET /memories/{coord} until it answers 200, while the step's signal allows. */
-async function landed(s: Step, sfm: HttpServiceConfig, coord: string): Promise<boolean> {
-  const url = new URL(SFM_ROUTES.memory(coord), sfm.url).href;
-  while (!s.signal.aborted) {
-    const res = await s.http({ url, headers: headersFor(sfm.token), tls: sfm.tls }).catch(() => undefined);
-    if (res?.status === 200) return true;
+/** How long cleanup waits for a write on its way: the rest of its budget is for removing it and saying so. */
+const LANDING_WAIT_MS = CLEANUP_BUDGET_MS - 1500;
+
+/** Ask `landed` every 200 ms until it says yes, for at most LANDING_WAIT_MS; a failed ask is a no. */
+export async function waitForLanding(s: Step, landed: () => Promise<boolean>): Promise<boolean> {
+  const until = performance.now() + LANDING_WAIT_MS;
+  while (!s.signal.aborted && performance.now() < until) {
+    if (await landed().catch(() => false)) return true;
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
   return false;

@@ -17,7 +17,8 @@ export type Generation = 'gen1' | 'gen2';
 
 /** How the double misbehaves, on every route or only on `paths`. */
 export type Fault =
-  | { mode: 'delay'; ms: number; paths?: string[] }
+  /** Answer after `ms`; with `landsAnyway`, a write is carried out then even if the client hung up (a slow server). */
+  | { mode: 'delay'; ms: number; paths?: string[]; landsAnyway?: boolean }
   | { mode: 'silent'; paths?: string[] }
   /** Half the body, then the socket dies; with a content-length promising more, or chunked. */
   | { mode: 'reset'; chunked?: boolean; paths?: string[] }
@@ -88,7 +89,7 @@ async function serve<State extends CommonState>(initial: State, route: Router<St
       const answer = () => send(res, route(recorded, state), fault);
       if (fault?.mode === 'delay') {
         const timer = setTimeout(answer, fault.ms);
-        res.on('close', () => clearTimeout(timer));
+        if (!fault.landsAnyway) res.on('close', () => clearTimeout(timer));
         return;
       }
       answer();
