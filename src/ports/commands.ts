@@ -55,7 +55,22 @@ async function guarded<T>(work: () => Promise<T>): Promise<T> {
       throw new CommandError(error.message, 2, { cause: error });
     }
     if (error instanceof LockTimeoutError || error instanceof NoFreePortError) throw new CommandError(error.message, 1, { cause: error });
+    if (error instanceof StateDirError) throw new CommandError(error.message, 2, { cause: error });
     throw error;
+  }
+}
+
+/** The state folder (lock, registry) could not be written: a full disk, a read-only mount. */
+class StateDirError extends Error {}
+
+/** Run `work` on the state folder `dir`; a file-system failure there is named once, with `dir`. */
+async function inStateDir<T>(dir: string, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (error instanceof LockTimeoutError || typeof code !== 'string' || !code.startsWith('E')) throw error;
+    throw new StateDirError(`cannot write the state folder ${dir}: ${(error as Error).message}; nothing was changed`, { cause: error });
   }
 }
 
@@ -148,9 +163,9 @@ export interface AssignResult {
 
 export async function assign(options: CommonOptions & { dryRun: boolean }): Promise<AssignResult> {
   return guarded(async () => {
-    const target = await resolveTarget(options);
-    const { project, envPath, envKey, file } = target;
-    if (!options.dryRun) await assertWritable(envPath, file !== undefined);
+    // Read once to refuse bad input before waiting for the lock...
+    let target = await resolveTarget(options);
+    if (!options.dryRun) await assertWritable(target.envPath, target.file !== undefined);
 
     const dir = stateDir(options.env);
     let lock: Lock | undefined;
@@ -159,10 +174,13 @@ export async function assign(options: CommonOptions & { dryRun: boolean }): Prom
         throw new CommandError(`cannot create the state folder ${dir}: ${(error as Error).message}`, 2, { cause: error });
       });
       const timeout = Number(options.env.SOMA_PORTS_LOCK_TIMEOUT_MS) || LOCK_TIMEOUT_MS;
-      lock = await acquireLock(lockPath(dir), { timeoutMs: timeout });
+      lock = await inStateDir(dir, () => acquireLock(lockPath(dir), { timeoutMs: timeout }));
       options.onLock?.(lock);
     }
     try {
+      // ...and again under it: another run, or an editor, may have written `.env` while this one waited.
+      if (lock) target = await resolveTarget(options);
+      const { project, envPath, envKey, file } = target;
       const stored = await readRegistry(dir);
       const registry = await pruneMissing(stored);
       const ownEntry = registry.entries.find((e) => sameEntry(e, project, envKey));
@@ -208,9 +226,16 @@ export async function assign(options: CommonOptions & { dryRun: boolean }): Prom
       if (!samePorts || registry.entries.length !== stored.entries.length) {
         const entries = registry.entries.filter((e) => !sameEntry(e, project, envKey));
         entries.push({ project, envFile: envKey, ports, updatedAt: new Date().toISOString() });
-        await writeRegistry(dir, { version: 1, entries });
+        await inStateDir(dir, () => writeRegistry(dir, { version: 1, entries }));
       }
       if (changed) {
+        // An editor does not take the lock: what it saved while the ports were probed is not
+        // overwritten.
+        const now = await readEnvFile(envPath).catch(() => null);
+        if (now === null || now?.text !== file?.text) {
+          await writeRegistry(dir, stored).catch(() => {});
+          throw new CommandError(`${envPath} changed while soma-ports was assigning; it was left as it is now: run it again`, 1);
+        }
         try {
           await writeFileAtomic(envPath, newText);
         } catch (error) {
@@ -371,12 +396,12 @@ export async function release(options: CommonOptions): Promise<ReleaseResult> {
     }
     const dir = stateDir(options.env);
     await ensureStateDir(dir);
-    const lock = await acquireLock(lockPath(dir), { timeoutMs: Number(options.env.SOMA_PORTS_LOCK_TIMEOUT_MS) || LOCK_TIMEOUT_MS });
+    const lock = await inStateDir(dir, () => acquireLock(lockPath(dir), { timeoutMs: Number(options.env.SOMA_PORTS_LOCK_TIMEOUT_MS) || LOCK_TIMEOUT_MS }));
     options.onLock?.(lock);
     try {
       const registry = await readRegistry(dir);
       const released = registry.entries.filter(match);
-      if (released.length > 0) await writeRegistry(dir, { version: 1, entries: registry.entries.filter((e) => !match(e)) });
+      if (released.length > 0) await inStateDir(dir, () => writeRegistry(dir, { version: 1, entries: registry.entries.filter((e) => !match(e)) }));
       return { released };
     } finally {
       await lock.release();

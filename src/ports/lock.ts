@@ -101,9 +101,13 @@ async function createExclusive(path: string, content: string): Promise<boolean> 
   }
   try {
     await handle.writeFile(content);
-  } finally {
-    await handle.close();
+  } catch (error) {
+    // (a full disk: an empty lock file left behind would hold up every next run)
+    await handle.close().catch(() => {});
+    await unlink(path).catch(() => {});
+    throw error;
   }
+  await handle.close();
   return true;
 }
 
