@@ -72,6 +72,9 @@ export function parseEnvFile(text: string): EnvFile {
   const entries: EnvEntry[] = [];
   let pos = text.startsWith('\uFEFF') ? 1 : 0; // a BOM stays in `text`, it is just not a key
   let line = 1;
+  // Shells and docker compose read a value only up to a NUL: what follows it would be hidden.
+  const nul = text.indexOf('\0');
+  if (nul !== -1) throw new EnvParseError(text.slice(0, nul).split('\n').length, 'a NUL byte: what follows it would be hidden from the programs that read this file');
 
   /** End of the physical line starting at `from`: [content end, next line start]. */
   const lineBounds = (from: number): [number, number] => {

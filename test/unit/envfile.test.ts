@@ -72,6 +72,7 @@ describe('parseEnvFile / envValues', () => {
     expect(parseError('A=1\rB=2\rC=3\r').message).toBe('line 1: a carriage return without a line feed (CR-only line ends?): convert the file to LF line ends');
     expect(parseError('A=1\n# c\rB=2\n').line).toBe(2);
     expect(parseError("A='x'\rB=2\n").message).toContain('carriage return');
+    expect(parseError('X=0\nA=1\0B=2\n').message).toBe('line 2: a NUL byte: what follows it would be hidden from the programs that read this file');
   });
 
   it('readEnvFile: undefined when missing, EnvParseError on bytes that are not UTF-8', async () => {
