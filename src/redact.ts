@@ -37,6 +37,8 @@ export function maskCredentials(text: string): string {
 }
 
 /** The forms a server may echo a secret in: raw, URL-, JSON- and base64-encoded, lower-cased (hostnames). */
+const HTML_ENTITIES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' };
+
 function formsOf(value: string): string[] {
   const json = JSON.stringify(value).slice(1, -1);
   // Go and Python escape <, >, & and non-ASCII as \u00XX in JSON.
@@ -51,6 +53,12 @@ function formsOf(value: string): string[] {
     Buffer.from(value).toString('base64'),
     Buffer.from(value).toString('base64url'),
     value.toLowerCase(),
+    // .NET's percent-encoding is lower-case; PHP's json_encode escapes '/'; HTML error pages escape & < > " '.
+    encodeURIComponent(value).replace(/%[0-9A-F]{2}/g, (hex) => hex.toLowerCase()),
+    json.replaceAll('/', '\\/'),
+    ...["&#39;", "&#x27;"].map((apos) => value.replace(/[&<>"']/g, (c) => (c === "'" ? apos : HTML_ENTITIES[c]!))),
+    // UTF-8 read as Latin-1 with what is not printable ASCII blanked: how a wrong-protocol peer's echo is quoted (previewForeignBytes).
+    Buffer.from(value).toString('latin1').replace(/[^\x20-\x7e]+/g, ' ').trim(),
   ];
   // A multi-line secret (a PEM through _FILE) may come back line by line or with other line ends.
   if (/[\r\n]/.test(value)) {
@@ -113,7 +121,10 @@ export class Redactor {
       if (!u.password && TOKEN_SCHEMES.test(`${u.protocol}//`)) this.add(safeDecode(u.username), name);
       for (const [k, v] of u.searchParams) if (SECRET_PARAM.test(k)) this.add(v, name);
     } catch {
-      /* not a URL: nothing to learn */
+      // Not a URL to Node (a password with a raw '/' or space): its userinfo, up to the last '@'.
+      const password = /^[a-z][\w+.-]*:\/\/[^:@]*:(.*)@[^@]*$/is.exec(url)?.[1];
+      this.add(password, name);
+      this.add(password && safeDecode(password), name);
     }
   }
 

@@ -109,6 +109,8 @@ export async function loadPlan(
 
   const environment = await environmentFor(args.env, loaded, cwd, env, redactor, say, args.verbose);
   learnSecrets(redactor, environment, '', `environments.${args.env}`);
+  // The PostgreSQL client falls back on libpq's PGPASSWORD for a DSN without a password.
+  redactor.add(env.PGPASSWORD, 'PGPASSWORD');
   // Named, never shown: the user must know a secret of theirs cannot be masked.
   for (const name of redactor.tooShort)
     say(`soma-verify: warning: the secret in ${name} is shorter than ${MIN_SECRET_LENGTH} characters, too short to mask: it may appear in the output`);

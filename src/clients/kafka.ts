@@ -40,12 +40,16 @@ export function parseBrokers(input: string | readonly string[]): BrokerAddress[]
     .flatMap((item) => item.split(/[\s,]+/))
     .filter((item) => item.length > 0);
   if (entries.length === 0) throw new Error('no broker address given');
+  // Never echo userinfo: maskCredentials does not know listener-style schemes, and a password may
+  // hold a '/' (base64) or a space, which splits it across two entries here.
+  const credentials = (typeof input === 'string' ? [input] : input).some((item) => item.includes('@'));
   return entries.map((entry) => {
     // Listener names such as SASL_SSL:// carry an underscore, which URL schemes do not allow.
     const withoutScheme = entry.replace(/^[a-z][a-z0-9+._-]*:\/\//i, '');
-    const authority = withoutScheme.replace(/^[^@/]*@/, '').replace(/\/.*$/, '');
-    // Never echo userinfo: maskCredentials does not know listener-style schemes.
-    const shown = withoutScheme.replace(/^[^@/]*@/, '***@');
+    const userinfoEnd = withoutScheme.lastIndexOf('@');
+    const hostPart = withoutScheme.slice(userinfoEnd + 1);
+    const authority = hostPart.replace(/\/.*$/, '');
+    const shown = userinfoEnd >= 0 ? `***@${hostPart}` : credentials ? '*** (part of an address with credentials)' : withoutScheme;
     const bracketed = /^\[([0-9a-f:.]+)\](?::(\d+))?$/i.exec(authority);
     const plain = /^([^:[\]]+)(?::(\d+))?$/.exec(authority);
     const match = bracketed ?? plain;
