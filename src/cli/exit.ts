@@ -10,3 +10,21 @@ export const EXIT = {
   /** Ctrl-C (128 + SIGINT); a signal n gives 128+n. The report of what ran is still printed. */
   interrupted: 130,
 } as const;
+
+/**
+ * A verification's exit code is at least `failed` until its verdict is known, and never below the
+ * verdict after: an 'exit' listener that sets exitCode 0 or calls process.exit(0), a direct
+ * process.reallyExit(0) from a plugin, or an event loop that runs dry before the report cannot end
+ * a failed run with 0. process.reallyExit is where every process.exit ends, listeners included.
+ */
+export function holdExitFloor(): { verdict(code: number): void } {
+  let floor: number = EXIT.failed;
+  const proc = process as unknown as { reallyExit(code?: number): never };
+  const reallyExit = proc.reallyExit.bind(process);
+  proc.reallyExit = (code) => reallyExit(code ? code : floor);
+  process.once('beforeExit', () => {
+    process.stderr.write('soma-verify: the run ended before its report (internal error): the gate fails\n');
+    process.exit(floor || EXIT.failed);
+  });
+  return { verdict: (code) => void (floor = code) };
+}

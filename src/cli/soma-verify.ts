@@ -1,6 +1,6 @@
 // `soma-verify [env]`: arguments and exit codes only; the pipeline is in ./verify.ts, loaded
 // once the command line is read, so that --help and --version load nothing else.
-import { EXIT } from './exit.js';
+import { EXIT, holdExitFloor } from './exit.js';
 import { quickAnswer, versionOf } from './quick-answer.js';
 import { parseFast } from './verify-options.js';
 import { startHttpThread } from '../clients/http-thread.js';
@@ -26,8 +26,10 @@ async function main(argv: string[]): Promise<never> {
   // Nearly every plan has HTTP checks: the HTTP thread the launcher started is adopted now (or,
   // run without the launcher, started now), to boot on the other core while the config is read.
   if (!args.list) void startHttpThread();
+  const exitFloor = holdExitFloor();
   const { verify } = await import('./verify.js');
   const code = await verify(args);
+  exitFloor.verdict(code);
   // The report is flushed; exit now rather than wait on a check that ignored its timeout.
   process.exit(code);
 }

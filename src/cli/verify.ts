@@ -60,9 +60,14 @@ export async function verify(args: VerifyArgs, cwd = process.cwd(), env = proces
   const say = (line: string) => process.stderr.write(`${redactor.text(line)}\n`);
   // A plugin or driver that throws outside its check's promise would have Node print the stack
   // unredacted and stop the run: report it through the redactor and let the run finish.
-  const onStray = (err: unknown) => say(`soma-verify: error outside a check: ${(err as Error)?.stack ?? String(err)}`);
+  const onStray = (err: unknown) => {
+    // A closed stderr or stdout (its reader went away): nowhere to say it, and saying it would fail again.
+    if ((err as NodeJS.ErrnoException)?.code === 'EPIPE') return;
+    say(`soma-verify: error outside a check: ${(err as Error)?.stack ?? String(err)}`);
+  };
   process.on('uncaughtException', onStray);
   process.on('unhandledRejection', onStray);
+  ignoreClosedPipes();
   const exitGuard = guardProcessExit();
   try {
     return await verifyOrThrow(args, cwd, env, redactor, say, exitGuard);
@@ -209,7 +214,7 @@ async function verifyOrThrow(
   const { rendererFor } = await import('../report/index.js');
   // The exit status comes from the results as the checks gave them; masking touches only the
   // free text of what is printed.
-  const report = buildReport(args.env, startedAt, performance.now() - started, results, args.strict);
+  const report = buildReport(args.env, startedAt, performance.now() - started, results, args.strict, stopper.received);
   const printed = { ...report, checks: report.checks.map((c) => redactor.result(c)) };
   const color = args.format === 'table' && !args.output && !!process.stdout.isTTY && !process.env.NO_COLOR;
   const render = await rendererFor(args.format);
@@ -273,7 +278,7 @@ function stopOnSignals(say: (line: string) => void, exitGuard: ProcessExitGuard,
   return state;
 }
 
-interface ProcessExitGuard {
+export interface ProcessExitGuard {
   /** What the checks tried, e.g. "process.exit(0)". */
   attempts: string[];
   /** The real process.exit, for the engine itself. */
@@ -289,7 +294,7 @@ interface ProcessExitGuard {
  * engine's contract objects (schemas, AbortSignal, dependency results), which do not cross a
  * thread boundary, and isolation would cost every check a start-up.
  */
-function guardProcessExit(): ProcessExitGuard {
+export function guardProcessExit(): ProcessExitGuard {
   const original = process.exit;
   const attempts: string[] = [];
   process.exit = ((code?: number | string | null) => {
@@ -350,9 +355,20 @@ export function durationArg(flag: string, value: string | undefined): number | u
 }
 
 /** Print to stdout, or write the file atomically (a failed write leaves the old file whole). */
+/**
+ * A reader that goes away (`| head`) closes stdout or stderr: what was not written is lost, and
+ * the exit code still comes from the results. Without these listeners the EPIPE is an uncaught
+ * exception, and reporting it to a closed stderr fails again, without end.
+ */
+export function ignoreClosedPipes(): void {
+  for (const stream of [process.stdout, process.stderr]) if (stream.listenerCount('error') === 0) stream.on('error', () => {});
+}
+
 async function emit(text: string, output: string | undefined): Promise<void> {
   if (!output) {
-    await new Promise<void>((resolve, reject) => process.stdout.write(text, (err) => (err ? reject(err) : resolve())));
+    await new Promise<void>((resolve, reject) =>
+      process.stdout.write(text, (err) => (!err || (err as NodeJS.ErrnoException).code === 'EPIPE' ? resolve() : reject(err))),
+    );
     return;
   }
   const { writeFileAtomic } = await import('../write-file.js');

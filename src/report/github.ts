@@ -32,6 +32,9 @@ export const renderGithub: Renderer = (report, { strict }) => {
   const errors = report.checks.filter(isError);
   const warnings = report.checks.filter((c) => c.status === 'warn' && !isError(c));
   const lines = [
+    ...(report.interrupted
+      ? [`::error title=${escapeProperty('soma-verify interrupted')}::${escapeData(`the run on ${report.env} was interrupted by ${report.interrupted}: it is not a pass`)}`]
+      : []),
     ...annotate('error', errors, 'failed'),
     ...annotate('warning', warnings, 'warned'),
     `::group::${escapeData(logLine(`${report.checks.length} checks on ${report.env}`))}`,
@@ -61,7 +64,7 @@ function annotate(command: 'error' | 'warning', checks: CheckResult[], verb: str
 
 function verdictLine(report: Report): string {
   const s = report.summary;
-  const verdict = { pass: 'PASS', warn: 'PASS with warnings', fail: 'FAIL' }[report.status];
+  const verdict = report.interrupted ? `FAIL (interrupted by ${report.interrupted})` : { pass: 'PASS', warn: 'PASS with warnings', fail: 'FAIL' }[report.status];
   return `${verdict} ${report.env}: ${report.checks.length} checks, ${s.pass} passed, ${s.warn} warned, ${s.fail} failed, ${s.skip} skipped in ${Math.round(report.durationMs)} ms`;
 }
 

@@ -36,6 +36,11 @@ export const renderJunit: Renderer = (report, { strict }) => {
     // <<< smoke scenarios
     return [testcase(check.id, `soma-verify.${report.env}.${check.service ?? check.kind}`, check.durationMs, check.status, check.message, body)];
   });
+  // An interrupted run fails the suite even when every check it finished passed.
+  if (report.interrupted) {
+    const why = `the run was interrupted by ${report.interrupted}: checks still running were cut, the rest did not run`;
+    cases.push(testcase('run interrupted', `soma-verify.${report.env}`, report.durationMs, 'fail', why, why));
+  }
   return [
     '<?xml version="1.0" encoding="UTF-8"?>',
     `<testsuites name="soma-verify" tests="${cases.length}" failures="${failures}" errors="0" skipped="${skipped}" time="${(report.durationMs / 1000).toFixed(3)}">`,

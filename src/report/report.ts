@@ -6,22 +6,25 @@ export const SCHEMA_VERSION = 1;
 export interface Report {
   schemaVersion: typeof SCHEMA_VERSION;
   env: string;
-  /** fail if any check failed; warn if any warned (fail under --strict); else pass. */
+  /** fail if any check failed or the run was interrupted; warn if any warned (fail under --strict); else pass. */
   status: 'pass' | 'warn' | 'fail';
+  /** The signal that interrupted the run (SIGINT, SIGTERM, SIGHUP): what ran is reported, the run is not a pass. */
+  interrupted?: string;
   startedAt: string;
   durationMs: number;
   checks: CheckResult[];
   summary: Record<Status, number>;
 }
 
-export function buildReport(env: string, startedAt: Date, durationMs: number, checks: CheckResult[], strict: boolean): Report {
+export function buildReport(env: string, startedAt: Date, durationMs: number, checks: CheckResult[], strict: boolean, interrupted?: string): Report {
   const summary = { pass: 0, warn: 0, fail: 0, skip: 0 };
   for (const c of checks) summary[c.status]++;
-  const status = summary.fail > 0 || (strict && summary.warn > 0) ? 'fail' : summary.warn > 0 ? 'warn' : 'pass';
+  const status = interrupted || summary.fail > 0 || (strict && summary.warn > 0) ? 'fail' : summary.warn > 0 ? 'warn' : 'pass';
   return {
     schemaVersion: SCHEMA_VERSION,
     env,
     status,
+    ...(interrupted ? { interrupted } : {}),
     startedAt: startedAt.toISOString(),
     durationMs: Math.round(durationMs),
     // `unanswered` paces --wait; the message already says what did not answer.

@@ -56,7 +56,7 @@ export const renderTable: Renderer = (report, { color }) => {
     s.fail ? c.red(`${s.fail} failed`) : `${s.fail} failed`,
     `${s.skip} skipped`,
   ];
-  const verdict = { pass: c.green('PASS'), warn: c.yellow('PASS with warnings'), fail: c.red('FAIL') }[report.status];
+  const verdict = report.interrupted ? c.red(`FAIL (interrupted by ${report.interrupted})`) : { pass: c.green('PASS'), warn: c.yellow('PASS with warnings'), fail: c.red('FAIL') }[report.status];
   return `${lines.join('\n')}\n${verdict} ${report.env}: ${report.checks.length} checks, ${parts.join(', ')} in ${formatMs(report.durationMs)}\n`;
 };
 

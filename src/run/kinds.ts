@@ -46,10 +46,17 @@ export class KindRegistry {
         if (err instanceof ConfigError) throw err;
         throw new ConfigError([`${where}: cannot load ${path}: ${(err as Error).message.split('\n')[0]}`]);
       }
-      const kind = mod.default;
-      const problem = describeShapeProblem(kind);
-      if (problem) throw new ConfigError([`${where}: ${path} ${problem}`]);
-      const checkKind = kind as CheckKind;
+      let checkKind: CheckKind;
+      try {
+        const problem = describeShapeProblem(mod.default);
+        if (problem) throw new ConfigError([`${where}: ${path} ${problem}`]);
+        const snapshot = snapshotOf(mod.default as CheckKind);
+        if (typeof snapshot === 'string') throw new ConfigError([`${where}: ${path} ${snapshot}`]);
+        checkKind = snapshot;
+      } catch (err) {
+        if (err instanceof ConfigError) throw err;
+        throw new ConfigError([`${where}: ${path}: its check kind could not be read: ${(err as Error)?.message ?? String(err)}`]);
+      }
       // A plugin must not silently replace a built-in: the report would say "postgres" for a
       // check the user never reviewed.
       if (Object.hasOwn(BUILT_IN, checkKind.kind))
@@ -80,6 +87,29 @@ export class KindRegistry {
     }
     return pending;
   }
+}
+
+/** The longest `abortGraceMs` a kind may ask for: the time a run may outlast its deadline. */
+export const MAX_ABORT_GRACE_MS = 60_000;
+
+/**
+ * A plugin's kind, each property read once, here: a getter that throws or changes its answer
+ * later cannot break the runner in the middle of a run (it would have ended without a report).
+ */
+function snapshotOf(kind: CheckKind): CheckKind | string {
+  const { abortGraceMs = 0, once, prepare } = kind;
+  if (typeof abortGraceMs !== 'number' || !(abortGraceMs >= 0 && abortGraceMs <= MAX_ABORT_GRACE_MS))
+    return `declares abortGraceMs ${String(abortGraceMs)}: expected a number of milliseconds from 0 to ${MAX_ABORT_GRACE_MS}`;
+  if (prepare !== undefined && typeof prepare !== 'function') return 'declares a `prepare` that is not a function';
+  return Object.freeze({
+    kind: kind.kind,
+    options: kind.options,
+    target: kind.target.bind(kind),
+    run: kind.run.bind(kind),
+    ...(prepare ? { prepare: prepare.bind(kind) } : {}),
+    abortGraceMs,
+    once: once === true,
+  });
 }
 
 /** A plugin must export by default { kind, options (a Standard Schema), target, run }. */

@@ -84,11 +84,15 @@ export async function runPlan(plan: PlannedCheck[], opts: RunOptions): Promise<C
         waiting.splice(i, 1);
         running++;
         const dependencies = new Map(check.dependsOn.map((d) => [d, results.get(d)!]));
-        runOne(check, dependencies, deadline, stop, opts).then((result) => {
-          running--;
-          finish(result);
-          pump();
-        });
+        // runOne catches what a check throws; a failure of its own must still end as a result,
+        // or the pool would never finish and the process would end without a report.
+        runOne(check, dependencies, deadline, stop, opts)
+          .catch((err: unknown) => resultOf(check, { status: 'fail', message: `the runner failed on this check: ${errorText(err)}` }, 0))
+          .then((result) => {
+            running--;
+            finish(result);
+            pump();
+          });
       }
       if (running === 0 && waiting.length === 0) {
         clearTimeout(deadlineTimer);

@@ -193,3 +193,62 @@ describe('a signal', () => {
     });
   }
 });
+
+// Found by an adversarial review: ways around the gate that the guards above did not cover.
+describe('the gate holds against', () => {
+  const down = { id: 'down', kind: 'tcp', host: '127.0.0.1', port: 1, timeout: '2s' };
+
+  it.each([
+    ['an exit listener that sets exitCode 0', "process.on('exit', () => { process.exitCode = 0; });", "return { status: 'pass', message: 'fine' };"],
+    ['an exit listener that calls process.exit(0)', "process.on('exit', () => process.exit(0));", "return { status: 'pass', message: 'fine' };"],
+    ['process.reallyExit(0) in a check', '', "process.reallyExit(0); return { status: 'pass', message: 'fine' };"],
+  ])('%s: a failed run still exits 1', async (_what, top, run) => {
+    const dir = await project({ 'sneak.mjs': `${top}\n${plugin('sneak', run)}` }, [down, { id: 'sneak', kind: 'sneak' }]);
+    const r = await cli(dir, ['staging', '--format', 'json']);
+    expect(r.code).toBe(1);
+  });
+
+  it('a kind whose getter throws on its second read: read once at load, the run reports and fails on its own terms', async () => {
+    const kind = plugin('evil', "return { status: 'pass', message: 'fine' };", "get abortGraceMs() { if (++globalThis.__reads >= 2) throw new Error('boom'); return 0; },");
+    const dir = await project({ 'evil.mjs': `globalThis.__reads = 0;\n${kind}` }, [down, { id: 'evil', kind: 'evil' }]);
+    const r = await cli(dir, ['staging', '--format', 'json']);
+    expect(r.code).toBe(1);
+    const report = reportOf(r);
+    expect(checkOf(report, 'evil').status).toBe('pass');
+    expect(checkOf(report, 'down').status).toBe('fail');
+  });
+
+  it('an abortGraceMs beyond 60 s is refused at load (exit 2): no kind may outlast the deadline by more', async () => {
+    const dir = await project({ 'slow.mjs': plugin('slow', 'await new Promise(() => {});', 'abortGraceMs: 2147483647,') }, [{ id: 'slow', kind: 'slow' }]);
+    const r = await cli(dir, ['staging', '--format', 'json', '--deadline', '2s']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('plugins[0]: ./slow.mjs declares abortGraceMs 2147483647: expected a number of milliseconds from 0 to 60000');
+  });
+
+  it('a closed stderr (its reader gone) under --wait: the gate still ends, exit 3, within its bounds', async () => {
+    const dir = await project({}, [down]);
+    const run = startCli(['staging', '--format', 'json', '--wait', '2s', '--deadline', '2s', '--verbose'], { cwd: dir, timeoutMs: 20_000 });
+    run.child.stderr!.destroy();
+    const r = await run.done;
+    expect(r.code).toBe(3);
+    expect(reportOf(r).status).toBe('fail');
+    expect(r.wallMs).toBeLessThan(2000 + 2000 + MARGIN_MS);
+  });
+
+  it.each(['json', 'junit', 'github', 'table'] as const)('an interrupted run whose finished checks all passed reads as a failure (--format %s)', async (format) => {
+    const cleanup = plugin('cleanup', "await new Promise((r) => ctx.signal.addEventListener('abort', r)); return { status: 'pass', message: 'cleaned up' };", 'once: true, abortGraceMs: 2000,');
+    const dir = await project({ 'cleanup.mjs': cleanup }, [
+      { id: 'quick', kind: 'tcp', host: '127.0.0.1', port: 5432 },
+      { id: 'writes', kind: 'cleanup' },
+    ]);
+    const run = startCli(['staging', '--format', format, '--verbose', '--timeout', '15s'], { cwd: dir, timeoutMs: 20_000 });
+    await run.stderrMatches(/pass +quick/);
+    run.child.kill('SIGTERM');
+    const r = await run.done;
+    expect(r.code).toBe(143);
+    if (format === 'json') expect(reportOf(r)).toMatchObject({ status: 'fail', interrupted: 'SIGTERM', summary: { fail: 0 } });
+    if (format === 'junit') expect(r.stdout).toMatch(/failures="1"[\s\S]*<testcase name="run interrupted"[^>]*><failure message="the run was interrupted by SIGTERM/);
+    if (format === 'github') expect(r.stdout).toMatch(/^::error title=soma-verify interrupted::the run on staging was interrupted by SIGTERM: it is not a pass$/m);
+    if (format === 'table') expect(r.stdout).toMatch(/^FAIL \(interrupted by SIGTERM\) staging: 2 checks/m);
+  });
+});
