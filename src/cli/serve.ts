@@ -6,7 +6,7 @@ import { ConfigError } from '../config/issues.js';
 import { Redactor } from '../redact.js';
 import { EXIT } from './exit.js';
 import { OPTIONS, splitList } from './verify-options.js';
-import { durationArg, loadPlan, setupFailed, type PlanArgs } from './verify.js';
+import { durationArg, guardProcessExit, ignoreClosedPipes, loadPlan, setupFailed, type PlanArgs } from './verify.js';
 
 export const SERVE_DEFAULTS = { port: 9465, interval: '30s', host: '127.0.0.1' } as const;
 
@@ -100,9 +100,15 @@ export async function serveMain(argv: string[], cwd = process.cwd(), env = proce
   const redactor = new Redactor();
   const say = (line: string) => process.stderr.write(`${redactor.text(line)}\n`);
   // A plugin or driver that throws outside its check's promise must not stop a days-long exporter.
-  const onStray = (err: unknown) => say(`soma-verify serve: error outside a check: ${(err as Error)?.stack ?? String(err)}`);
+  const onStray = (err: unknown) => {
+    if ((err as NodeJS.ErrnoException)?.code === 'EPIPE') return; // a closed stderr: nowhere to say it
+    say(`soma-verify serve: error outside a check: ${(err as Error)?.stack ?? String(err)}`);
+  };
   process.on('uncaughtException', onStray);
   process.on('unhandledRejection', onStray);
+  ignoreClosedPipes();
+  // As in a verification: a plugin's process.exit throws in its check, which fails.
+  const exitGuard = guardProcessExit();
 
   let exporter;
   try {
@@ -127,6 +133,7 @@ export async function serveMain(argv: string[], cwd = process.cwd(), env = proce
       throw new ConfigError([`cannot listen on ${args.host}:${args.port} (${err.code ?? err.message})`]);
     });
   } catch (err) {
+    exitGuard.restore();
     return setupFailed(err, say);
   }
   say(`soma-verify serve: ${args.env}, ${exporter.url}/metrics, every ${args.intervalMs / 1000} s`);
@@ -136,5 +143,6 @@ export async function serveMain(argv: string[], cwd = process.cwd(), env = proce
   });
   say(`soma-verify serve: ${signal}, stopping after ${exporter.runs} runs`);
   await exporter.stop();
+  exitGuard.restore();
   return EXIT.ok;
 }

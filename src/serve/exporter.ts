@@ -46,6 +46,8 @@ export async function startExporter(opts: ExporterOptions): Promise<Exporter> {
   collectDefaultMetrics({ register: processMetrics });
 
   let last: Report | undefined;
+  /** Why the latest run gave no report; /healthz answers 503 with it until a run reports again. */
+  let failure: string | undefined;
   let runs = 0;
   const stopping = new AbortController();
 
@@ -71,8 +73,12 @@ export async function startExporter(opts: ExporterOptions): Promise<Exporter> {
       const body = metrics.text + (await processMetrics.metrics());
       send(res, req, 200, CONTENT_TYPE, body);
     } else if (path === '/healthz') {
-      const passed = last !== undefined && last.status !== 'fail';
-      const body = last ? JSON.stringify(last, null, 2) : JSON.stringify({ status: 'starting', message: 'no run has finished yet' });
+      const passed = last !== undefined && last.status !== 'fail' && failure === undefined;
+      const body = failure
+        ? JSON.stringify({ status: 'fail', message: failure }, null, 2)
+        : last
+          ? JSON.stringify(last, null, 2)
+          : JSON.stringify({ status: 'starting', message: 'no run has finished yet' });
       send(res, req, passed ? 200 : 503, 'application/json', `${body}\n`);
     } else if (path === '/') {
       send(res, req, 200, 'text/html; charset=utf-8', PAGE);
@@ -104,13 +110,16 @@ export async function startExporter(opts: ExporterOptions): Promise<Exporter> {
         // A run cut short by the stop is not a verdict on the stack: keep the last whole one.
         if (stopping.signal.aborted) break;
         last = report;
+        failure = undefined;
         runs++;
         await metrics.record(report);
         if (opts.verbose || report.status !== lastStatus) opts.say(`soma-verify serve: run ${runs}: ${summaryOf(report)}`);
         lastStatus = report.status;
       } catch (err) {
-        // An engine fault, not a check's (the runner turns those into results): count it, carry on.
-        metrics.runErrors.inc();
+        // An engine fault, not a check's (the runner turns those into results): count it, carry
+        // on. The last report no longer stands for the stack: a scrape must not read a pass.
+        failure = `the run failed: ${(err as Error)?.message ?? String(err)}`;
+        await metrics.recordError();
         opts.say(`soma-verify serve: run failed: ${(err as Error)?.stack ?? String(err)}`);
       } finally {
         stopping.signal.removeEventListener('abort', onStop);
@@ -215,6 +224,17 @@ class CheckMetrics {
     this.runDuration.set({ env: this.env }, report.durationMs / 1000);
     this.lastSuccess.set({ env: this.env }, report.status === 'fail' ? 0 : 1);
     this.runsTotal.inc({ env: this.env, status: report.status });
+    this.text = await this.registry.metrics();
+  }
+
+  /** A run that ended in an error: no check result stands, the last run failed, the error counts. */
+  async recordError(): Promise<void> {
+    this.success.reset();
+    this.status.reset();
+    this.duration.reset();
+    this.lastRun.set({ env: this.env }, Date.now() / 1000);
+    this.lastSuccess.set({ env: this.env }, 0);
+    this.runErrors.inc();
     this.text = await this.registry.metrics();
   }
 }

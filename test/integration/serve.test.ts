@@ -5,6 +5,8 @@
 import { createServer } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parsePrometheusText, type Sample } from '../../src/prometheus.js';
+import { buildReport } from '../../src/report/report.js';
+import { startExporter } from '../../src/serve/exporter.js';
 import { serveOnLoopback } from '../support/faults.js';
 import { sfmDouble, type Double, type SfmDouble, type SfmState } from '../support/somastack.js';
 import { startCli, tempProject, type RunningCli } from '../support/cli.js';
@@ -199,6 +201,57 @@ describe('soma-verify serve', () => {
     expect(r.code).toBe(0);
     expect(performance.now() - sent).toBeLessThan(2000 + 1000);
     expect(r.stderr).toMatch(/SIGTERM, stopping after 0 runs/);
+  });
+
+  // The exporter alone, over real HTTP: its runs are the input here, so one can end in an engine
+  // fault (no report) on demand.
+  it('a run that ends in an error leaves no pass standing: last run success 0, check metrics dropped, /healthz 503 until a run reports', async () => {
+    const passed = buildReport('staging', new Date(), 5, [{ id: 'api', kind: 'http', target: 'http://x', status: 'pass', durationMs: 5, message: 'ok', details: {} }], false);
+    let runs = 0;
+    let faulty = false;
+    const exporter = await startExporter({
+      host: '127.0.0.1',
+      port: 0,
+      intervalMs: 30,
+      env: 'staging',
+      say: () => {},
+      run: async () => {
+        runs++;
+        if (faulty) throw new Error('engine fault');
+        return passed;
+      },
+    });
+    cleanups.push(() => exporter.stop());
+    await until('a passing run', async () => value((await scrape(exporter.url)).metrics.samples, 'soma_verify_last_run_success', { env: 'staging' }) === 1);
+    faulty = true;
+    await until('the fault counted', async () => value((await scrape(exporter.url)).metrics.samples, 'soma_verify_run_errors_total', {})! >= 1);
+    const { metrics } = await scrape(exporter.url);
+    expect(value(metrics.samples, 'soma_verify_last_run_success', { env: 'staging' })).toBe(0);
+    expect(metrics.samples.filter((s) => s.name === 'soma_check_success')).toEqual([]);
+    const health = await fetch(`${exporter.url}/healthz`);
+    expect(health.status).toBe(503);
+    expect(await health.json()).toEqual({ status: 'fail', message: 'the run failed: engine fault' });
+    faulty = false;
+    await until('a run that reports again', async () => (await fetch(`${exporter.url}/healthz`)).status === 200);
+    expect(runs).toBeGreaterThan(2);
+  });
+
+  it('a check that calls process.exit(0) fails, and the exporter keeps running', async () => {
+    const plugin = `export default {
+  kind: 'quits',
+  options: { '~standard': { version: 1, vendor: 'test', validate: (value) => ({ value }) } },
+  target: () => 'nowhere',
+  async run() { process.exit(0); },
+};
+`;
+    const config = { plugins: ['./quits.mjs'], environments: { staging: { checks: [{ id: 'quits', kind: 'quits' }] } } };
+    const { url, cli } = await serve(config, ['--interval', '50ms'], { 'quits.mjs': plugin });
+    await until('three runs', async () => (await scrape(url)).metrics.samples.filter((s) => s.name === 'soma_verify_runs_total').reduce((a, s) => a + s.value, 0) >= 3);
+    const { metrics } = await scrape(url);
+    expect(value(metrics.samples, 'soma_check_success', { check: 'quits' })).toBe(0);
+    expect(cli.child.exitCode).toBe(null);
+    cli.child.kill('SIGTERM');
+    expect((await cli.done).code).toBe(0);
   });
 
   it('survives a check that throws, and keeps serving its failures', async () => {
