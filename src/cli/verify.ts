@@ -69,6 +69,7 @@ export async function verify(args: VerifyArgs, cwd = process.cwd(), env = proces
   process.on('unhandledRejection', onStray);
   ignoreClosedPipes();
   const exitGuard = guardProcessExit();
+  const stdout = divertStdout(say);
   try {
     return await verifyOrThrow(args, cwd, env, redactor, say, exitGuard);
   } catch (err) {
@@ -77,6 +78,7 @@ export async function verify(args: VerifyArgs, cwd = process.cwd(), env = proces
     process.off('uncaughtException', onStray);
     process.off('unhandledRejection', onStray);
     exitGuard.restore();
+    stdout.restore();
   }
 }
 
@@ -364,10 +366,30 @@ export function ignoreClosedPipes(): void {
   for (const stream of [process.stdout, process.stderr]) if (stream.listenerCount('error') === 0) stream.on('error', () => {});
 }
 
+/** stdout's own write, for the report: what others write there while soma-verify runs is diverted. */
+const writeStdout = process.stdout.write.bind(process.stdout);
+
+/**
+ * What a plugin prints to stdout would land inside the report (a JSON document no longer one, a
+ * workflow command in --format github): while soma-verify verifies, each line of it goes to
+ * stderr instead, masked and prefixed, so that none starts with "::".
+ */
+function divertStdout(say: (line: string) => void): { restore(): void } {
+  const original = process.stdout.write;
+  process.stdout.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+    const text = typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
+    for (const line of text.split(/\r?\n|\r/)) if (line) say(`soma-verify: printed by a check: ${line}`);
+    const done = rest.find((r) => typeof r === 'function') as (() => void) | undefined;
+    if (done) process.nextTick(done);
+    return true;
+  }) as typeof process.stdout.write;
+  return { restore: () => void (process.stdout.write = original) };
+}
+
 async function emit(text: string, output: string | undefined): Promise<void> {
   if (!output) {
     await new Promise<void>((resolve, reject) =>
-      process.stdout.write(text, (err) => (!err || (err as NodeJS.ErrnoException).code === 'EPIPE' ? resolve() : reject(err))),
+      writeStdout(text, (err) => (!err || (err as NodeJS.ErrnoException).code === 'EPIPE' ? resolve() : reject(err))),
     );
     return;
   }

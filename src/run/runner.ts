@@ -9,9 +9,12 @@
 import { setMaxListeners } from 'node:events';
 import type { CheckContext, CheckOutcome, CheckResult, Status, Unanswered } from '../check.js';
 import type { PlannedCheck } from './plan.js';
+import { excerpt } from '../redact.js';
 
 /** How long a check may take, after its timeout, to report the cause itself. */
 const TIMEOUT_GRACE_MS = 250;
+/** The longest message kept; a longer one is cut with the mark the redactor knows. */
+const MAX_MESSAGE_CHARS = 8192;
 const STATUSES: ReadonlySet<string> = new Set<Status>(['pass', 'warn', 'fail', 'skip']);
 
 export interface RunOptions {
@@ -289,7 +292,8 @@ function checkedOutcome(check: PlannedCheck, answer: unknown): CheckOutcome {
   if (typeof peer === 'string') return breach(`${peer} (status was ${status})`);
   return {
     status: status as Status,
-    message,
+    // One line a person reads: a kind that returns megabytes would make every report slow and huge.
+    message: excerpt(message, MAX_MESSAGE_CHARS),
     details: details === undefined ? undefined : (jsonSafe(details, []) as Record<string, unknown>),
     ...(latencyMs === undefined ? {} : { latencyMs }),
     ...(peer === undefined ? {} : { unanswered: peer }),

@@ -251,4 +251,35 @@ describe('the gate holds against', () => {
     if (format === 'github') expect(r.stdout).toMatch(/^::error title=soma-verify interrupted::the run on staging was interrupted by SIGTERM: it is not a pass$/m);
     if (format === 'table') expect(r.stdout).toMatch(/^FAIL \(interrupted by SIGTERM\) staging: 2 checks/m);
   });
+
+  it('what a check prints to stdout goes to stderr, line by line and prefixed: the report stays one document, no line of it a workflow command', async () => {
+    const loud = `process.stdout.write('loaded\\n');\n${plugin('loud', "process.stdout.write('::error::fake\\n{\"x\":1}'); return { status: 'pass', message: 'fine' };")}`;
+    const dir = await project({ 'loud.mjs': loud }, [down, { id: 'loud', kind: 'loud' }]);
+    for (const format of ['json', 'github'] as const) {
+      const r = await cli(dir, ['staging', '--format', format]);
+      expect(r.code).toBe(1);
+      expect(r.stdout).not.toContain('fake');
+      expect(r.stdout).not.toContain('loaded');
+      if (format === 'json') expect(reportOf(r).checks).toHaveLength(2);
+      expect(r.stderr).toContain('soma-verify: printed by a check: ::error::fake\nsoma-verify: printed by a check: {"x":1}\n');
+      expect(r.stderr).toContain('soma-verify: printed by a check: loaded\n');
+    }
+  });
+
+  it('a message of megabytes is cut after 8192 characters, marked', async () => {
+    const dir = await project({ 'long.mjs': plugin('long', "return { status: 'pass', message: 'x'.repeat(50_000_000) };") }, [{ id: 'long', kind: 'long' }]);
+    const r = await cli(dir, ['staging', '--format', 'json']);
+    expect(r.code).toBe(0);
+    const message = checkOf(reportOf(r), 'long').message;
+    expect(message).toBe(`${'x'.repeat(8192)}…`);
+  });
+
+  it('a stdout whose reader went away: the exit code is still the verdict', async () => {
+    const dir = await project({}, [down]);
+    const run = startCli(['staging', '--format', 'json'], { cwd: dir, timeoutMs: 20_000 });
+    run.child.stdout!.destroy();
+    const r = await run.done;
+    expect(r.code).toBe(1);
+    expect(r.stderr).not.toContain('internal error');
+  });
 });
