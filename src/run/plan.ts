@@ -17,6 +17,8 @@ export interface PlannedCheck {
   target: string;
   timeoutMs: number;
   dependsOn: string[];
+  /** Where the config declares it (environments.staging.checks[3]), for its messages. */
+  source?: string;
   /** Why the check cannot run (a plugin whose schema never answered): the runner fails it with this. */
   problem?: string;
 }
@@ -42,7 +44,7 @@ export async function buildPlan(
       continue;
     }
     const { kind, timeoutMs, validated } = await validation;
-    const planned = { id: spec.id, checkKind: kind, service: spec.service, timeoutMs, dependsOn: spec.dependsOn ?? [] };
+    const planned = { id: spec.id, checkKind: kind, service: spec.service, timeoutMs, dependsOn: spec.dependsOn ?? [], source: spec.source };
     if (typeof validated === 'string' || !validated.done) {
       const why = typeof validated === 'string' ? validated : `its options schema did not answer within ${timeoutMs} ms`;
       plan.push({ ...planned, options: undefined, target: '-', problem: `the ${spec.kind} check cannot run: ${why}` });
@@ -57,7 +59,7 @@ export async function buildPlan(
   }
   for (const check of plan) {
     for (const dep of check.dependsOn) {
-      if (!seen.has(dep)) problems.push(`${sourceOf(specs, check.id)}.dependsOn: unknown check "${dep}"`);
+      if (!seen.has(dep)) problems.push(`${check.source ?? check.id}.dependsOn: unknown check "${dep}"`);
     }
   }
   const cycle = findCycle(plan);
@@ -98,10 +100,6 @@ export async function selectChecks(plan: PlannedCheck[], only: string[], skip: s
   const kept = plan.filter((c) => (only.length === 0 || isOnly(c.id)) && !isSkipped(c.id));
   const ids = new Set(kept.map((c) => c.id));
   return kept.map((c) => ({ ...c, dependsOn: c.dependsOn.filter((d) => ids.has(d)) }));
-}
-
-function sourceOf(specs: CheckSpec[], id: string): string {
-  return specs.find((s) => s.id === id)?.source ?? id;
 }
 
 function findCycle(plan: PlannedCheck[]): string[] | undefined {

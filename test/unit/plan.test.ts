@@ -47,6 +47,7 @@ describe('plan', () => {
           { id: 'b', kind: 'tcp', host: 'h', port: 1 },
           { id: 'c', kind: 'nope' },
           { id: 'd', kind: 'tcp', host: 'h', port: 1, dependsOn: ['zz'] },
+          { id: 'd', kind: 'tcp', host: 'h', port: 2, dependsOn: ['yy'] },
         ],
       }),
       'e',
@@ -56,7 +57,9 @@ describe('plan', () => {
       expect.arrayContaining([
         expect.stringMatching(/^environments\.e\.checks\[2\]\.id: "b" is already used/),
         expect.stringMatching(/^environments\.e\.checks\[3\]\.kind: unknown check kind "nope" \(known: http, health/),
-        expect.stringMatching(/dependsOn: unknown check "zz"/),
+        'environments.e.checks[4].dependsOn: unknown check "zz"',
+        // the second of two checks with one id is named by its own place
+        'environments.e.checks[5].dependsOn: unknown check "yy"',
       ]),
     );
   });
