@@ -28,12 +28,16 @@ export const probe = v.strictObject({
   statusField: v.optional(v.string(), 'status'),
   /** Top-level fields not to judge (SomaBrain gen1's `ok` and `ready` are always false). */
   ignore: v.optional(v.array(v.string()), []),
-  /** Booleans that fail when false, with what that means: { memory_ok: "..." }. */
+  /** Booleans that must be true, with what false means: { memory_ok: "..." }; missing or not a boolean fails too. */
   require: v.optional(v.record(v.string(), v.string()), {}),
+  /** Components that fail when not healthy even if the service calls itself degraded, with what that means. */
+  critical: v.optional(v.record(v.string(), v.string()), {}),
+  /** A "degraded" status word turns the failing parts into a warning (the gateway with SomaBrain alone down). */
+  degradedIsWarn: v.optional(v.boolean(), true),
+  /** The route answers a known JSON shape: a body that is not JSON, or says nothing about health, fails. */
+  expectJson: v.optional(v.boolean(), false),
   /** Booleans that warn when false. */
   warnIfFalse: v.optional(v.record(v.string(), v.string()), {}),
-  /** Meanings of the keys of a boolean component map (SFM's kv_store, vector_store...). */
-  componentMeaning: v.optional(v.record(v.string(), v.string()), {}),
   /** Where component maps or lists live. */
   componentPaths: v.optional(v.array(v.string()), ['components', 'infrastructure', 'internal_services', 'services', 'checks']),
 });
@@ -168,7 +172,10 @@ export function judge(res: HttpResponse, p: Probe, path: string): Verdict {
       details: isJsonObject(body) ? { body: summarize(body) } : {},
     };
   }
-  if (!isJsonObject(body)) return judgeText(res.text, path);
+  if (!isJsonObject(body)) {
+    const verdict = judgeText(res.text, path);
+    return p.expectJson ? { ...verdict, status: 'fail', message: `HTTP ${res.status} from ${path} is not the service's JSON: ${verdict.message}` } : verdict;
+  }
 
   let status: Verdict['status'] = 'pass';
   const problems: string[] = [];
@@ -196,15 +203,14 @@ export function judge(res: HttpResponse, p: Probe, path: string): Verdict {
     }
   }
   let requiredFailed = false;
+  const required: Record<string, unknown> = {};
   for (const [key, meaning] of Object.entries(p.require)) {
     const v = jsonPathValue(body, key);
-    if (typeof v === 'boolean') {
-      judged = true;
-      if (!v) {
-        requiredFailed = true;
-        flag('fail', `${key} is false: ${meaning}`);
-      }
-    }
+    judged = true;
+    required[key] = v ?? null;
+    if (v === true) continue;
+    requiredFailed = true;
+    flag('fail', v === false ? `${key} is false: ${meaning}` : v === undefined ? `${key} is missing` : `${key} is ${JSON.stringify(v)}, not true or false`);
   }
   for (const [key, meaning] of Object.entries(p.warnIfFalse)) {
     const v = jsonPathValue(body, key);
@@ -212,12 +218,12 @@ export function judge(res: HttpResponse, p: Probe, path: string): Verdict {
   }
 
   // A body made only of booleans is a component map (SFM: kv_store, vector_store, graph_store).
-  const entries = Object.entries(body).filter(([k]) => !ignored.has(k));
+  const entries = Object.entries(body).filter(([k]) => !ignored.has(k) && !(k in p.require));
   if (entries.length > 0 && entries.every(([, v]) => typeof v === 'boolean')) {
     judged = true;
     details.components = Object.fromEntries(entries);
     for (const [k, v] of entries) {
-      if (v === false) flag('fail', `${k} is false${p.componentMeaning[k] ? `: ${p.componentMeaning[k]}` : ''}`);
+      if (v === false) flag('fail', `${k} is false`);
     }
   }
 
@@ -227,22 +233,27 @@ export function judge(res: HttpResponse, p: Probe, path: string): Verdict {
     for (const c of componentsAt(jsonPathValue(body, path))) {
       judged = true;
       components[c.name] = c.summary;
-      if (c.verdict !== 'pass') flag(c.verdict, `${c.name} ${c.word}`);
+      const critical = p.critical[c.name];
+      if (critical && c.verdict !== 'pass') {
+        requiredFailed = true;
+        flag('fail', `${c.name} ${c.word}: ${critical}`);
+      } else if (c.verdict !== 'pass') flag(c.verdict, `${c.name} ${c.word}`);
       else if (c.word && !WORDS[c.word.toLowerCase()]) notes.push(`${c.name} ${c.word}`);
     }
   }
   if (Object.keys(components).length) details.components = components;
+  else if (Object.keys(required).length && !details.components) details.components = required;
 
   // A service that calls itself "degraded" has judged its failing parts tolerable (the gateway
-  // with SomaBrain alone down, SFM gen2 with its vector store down, whose `healthy` is then
-  // false): warn, and name the parts. Only a required boolean overrides that word.
+  // with SomaBrain alone down): warn, and name the parts. A required boolean or a critical
+  // component overrides that word, and a service whose every part is required (SFM) never says it.
   const own = typeof word === 'string' && !ignored.has(p.statusField) ? WORDS[word.toLowerCase()] : undefined;
   // (status is widened: `flag` changes it inside a closure, which TypeScript does not see.)
-  if (own === 'warn' && (status as Verdict['status']) === 'fail' && !requiredFailed) status = 'warn';
+  if (p.degradedIsWarn && own === 'warn' && (status as Verdict['status']) === 'fail' && !requiredFailed) status = 'warn';
 
   if (!judged) {
     return {
-      status: 'warn',
+      status: p.expectJson ? 'fail' : 'warn',
       message: `HTTP ${res.status} from ${path}, but the body says nothing about health`,
       details: { body: summarize(body) },
     };

@@ -52,6 +52,8 @@ const options = v.strictObject({
   anyOf: v.optional(
     v.pipe(v.array(v.strictObject({ name: v.pipe(v.string(), v.minLength(1)), series: v.pipe(v.array(seriesAssertion), v.minLength(1)) })), v.minLength(1)),
   ),
+  /** A check this one depends on whose `details.generation` names the one set of `anyOf` that must hold. */
+  anyOfBy: v.optional(v.string()),
   minSeries: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0)), 1),
   maxBodyBytes: v.optional(v.pipe(v.number(), v.integer(), v.gtValue(0)), DEFAULT_MAX_BODY_BYTES),
 });
@@ -80,7 +82,10 @@ export default defineCheck({
         tls: o.tls,
         maxBodyBytes: o.maxBodyBytes,
       });
-      return judge(res, o);
+      // A generation its health check detected narrows anyOf to that generation's set.
+      const known = o.anyOfBy ? ctx.dependencies.get(o.anyOfBy)?.details.generation : undefined;
+      const anyOf = o.anyOf?.some((set) => set.name === known) ? o.anyOf.filter((set) => set.name === known) : o.anyOf;
+      return judge(res, { ...o, anyOf });
     } catch (err) {
       if (err instanceof HttpError && err.code === 'BODY_TOO_LARGE')
         return fail(`${where}: ${err.message}; raise maxBodyBytes if that is expected`);

@@ -21,9 +21,15 @@ export interface Verdict {
 const RANK = { pass: 0, warn: 1, fail: 2 } as const;
 export const worse = (a: Verdict['status'], b: Verdict['status']) => (RANK[a] >= RANK[b] ? a : b);
 
+/** Words that turn the next one around: "not ok", "no healthy backend". */
+const NEGATIONS = new Set(['not', 'no', 'non', 'never', 'cannot', 'isn_t', 'isnt']);
+
 export function judgeText(text: string, path: string): Verdict {
-  const words = text.toLowerCase().match(/[a-z_]+/g) ?? [];
-  const verdicts = words.map((w) => WORDS[w]).filter((v): v is Verdict['status'] => !!v);
+  const words = text.toLowerCase().replace(/'/g, '_').match(/[a-z_]+/g) ?? [];
+  // A negated good word is a failure; a negated bad one says nothing ("no errors" is no verdict).
+  const verdicts = words
+    .map((w, i) => (NEGATIONS.has(words[i - 1] ?? '') ? (WORDS[w] === 'pass' ? 'fail' : undefined) : WORDS[w]))
+    .filter((v): v is Verdict['status'] => !!v);
   const snippet = excerpt(text.trim(), 80);
   if (verdicts.length === 0)
     return { status: 'warn', message: `body of ${path} is not JSON and says nothing about health`, details: { body: snippet } };

@@ -11,9 +11,9 @@ export const gateway: HttpServiceModel = {
         detect: DETECT.gateway,
         variants: {
           // gen1 /healthz adds somabrain_http to postgres, redis and kafka.
-          gen1: { path: '/healthz', auth: false },
+          gen1: { path: '/healthz', auth: false, expectJson: true },
           // gen2's /health/ is static; the aggregated dependency checks live here.
-          gen2: { path: '/api/v2/core/health', auth: true },
+          gen2: { path: '/api/v2/core/health', auth: true, expectJson: true },
         },
       }),
     ];

@@ -26,8 +26,11 @@ export const DETECT: Record<'somabrain' | 'sfm' | 'gateway', DetectRule[]> = {
     { generation: 'gen2', path: '/health', status: [401] },
     { generation: 'gen1', path: '/health', status: [200], anyKey: ['kv_store'] },
   ],
+  // gen2's aggregated route may want the token (sent when configured); gen1 has no /api/v2 routes
+  // at all (404), so a 401 or 403 there is gen2 too.
   gateway: [
-    { generation: 'gen2', path: '/api/v2/core/health', status: [200], anyKey: ['status'] },
+    { generation: 'gen2', path: '/api/v2/core/health', auth: true, status: [200], anyKey: ['status'] },
+    { generation: 'gen2', path: '/api/v2/core/health', auth: true, status: [401, 403] },
     { generation: 'gen1', path: '/healthz', status: [200], anyKey: ['status', 'components'] },
   ],
 };

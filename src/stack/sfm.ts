@@ -14,9 +14,11 @@ export const sfm: HttpServiceModel = {
   checks(config, source) {
     const health = healthSpec('sfm', config, source, {
       detect: DETECT.sfm,
+      // All three stores must be up (seed 002's checklist; gen2's own /healthz says 503 otherwise):
+      // a missing or non-boolean store fails, and "degraded" does not soften a store that is down.
       variants: {
         // gen1 /healthz is always 200: the booleans are the verdict.
-        gen1: { path: '/healthz', auth: false, componentMeaning: STORES.gen1 },
+        gen1: { path: '/healthz', auth: false, require: STORES.gen1, expectJson: true },
         // gen2 /health (token) names each backend; without a token /readyz still has booleans.
         gen2: config.token
           ? {
@@ -24,8 +26,10 @@ export const sfm: HttpServiceModel = {
               auth: true,
               statusMeaning: { '401': 'token rejected: check SOMA_API_TOKEN' },
               componentPaths: ['services'],
+              degradedIsWarn: false,
+              expectJson: true,
             }
-          : { path: '/readyz', auth: false, componentMeaning: STORES.gen2 },
+          : { path: '/readyz', auth: false, require: STORES.gen2, expectJson: true },
       },
     });
     if (!config.metrics) return [health];

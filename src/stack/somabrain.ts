@@ -25,11 +25,15 @@ export const somabrain: HttpServiceModel = {
             require: { memory_ok: SFM_DOWN },
             warnIfFalse: { embedder_ok: 'embedder not ready', predictor_ok: 'predictor not ready' },
             statusMeaning: { '403': 'OPA unreachable: the gen1 OPA middleware denies every route, /health too' },
+            expectJson: true,
           },
           gen2: {
             path: '/health',
             auth: false,
             statusMeaning: { '400': 'Host header not in SomaBrain ALLOWED_HOSTS' },
+            // As gen1's memory_ok: without its memory store SomaBrain cannot remember, degraded or not.
+            critical: { soma_fractal_memory: SFM_DOWN },
+            expectJson: true,
           },
         },
       },

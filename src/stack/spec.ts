@@ -61,6 +61,7 @@ export function metricsSpec(
     source,
     timeoutMs: config.timeout,
     dependsOn: [`${service}.health`],
-    options: { url: new URL('/metrics', config.url).href, token: config.token, tls: config.tls, ...expected },
+    // With the generation unknown, the health check's detection (when it ran) picks the set.
+    options: { url: new URL('/metrics', config.url).href, token: config.token, tls: config.tls, ...expected, ...(config.generation === 'auto' ? { anyOfBy: `${service}.health` } : {}) },
   };
 }

@@ -177,11 +177,11 @@ describe('degraded and down (SomaStack service doubles)', () => {
     expect(result.code).toBe(1);
   });
 
-  it('SFM gen2 /health with its vector store down: degraded, a warning naming milvus', async () => {
+  it('SFM gen2 /health with its vector store down: it says degraded, the gate fails naming milvus', async () => {
     sfm2.set({ stores: { kv_store: true, vector_store: false, graph_store: true } });
     const result = await verify('gen2', '--only', 'sfm.*', '--format', 'json');
     const check = checkOf(reportOf(result), 'sfm.health');
-    expect(check.status).toBe('warn');
+    expect(check.status).toBe('fail');
     expect(check.message).toBe('status degraded; healthy is false; milvus healthy=false (gen2)');
   });
 

@@ -24,6 +24,13 @@ function presetOf(model: HttpServiceModel, generation: 'gen1' | 'gen2', token?: 
 const generic = valibot.parse(probe, {});
 
 describe('generic bodies', () => {
+  it('a plain-text body: a negated good word fails ("NOT OK", "not ready"); a negated bad word is no verdict', () => {
+    expect(judge(answer(200, 'NOT OK'), generic, '/health').status).toBe('fail');
+    expect(judge(answer(200, 'vector store not ready'), generic, '/health').status).toBe('fail');
+    expect(judge(answer(200, 'OK'), generic, '/health').status).toBe('pass');
+    expect(judge(answer(200, 'no errors'), generic, '/health').status).toBe('warn');
+  });
+
   it('passes a status word that says ok or healthy', () => {
     expect(judge(answer(200, { status: 'ok' }), generic, '/health')).toMatchObject({ status: 'pass', message: 'ok' });
     expect(judge(answer(200, { status: 'healthy' }), generic, '/health').status).toBe('pass');
@@ -164,10 +171,25 @@ describe('SomaFractalMemory', () => {
     expect(Object.keys(v.details.components as object)).toEqual(['postgresql', 'redis', 'milvus']);
   });
 
-  it('gen2 /health degraded (healthy false, one service down) warns, naming the service', () => {
+  // Every store must be up (seed 002; gen2's own /healthz answers 503 otherwise): SFM calling
+  // itself degraded does not soften it.
+  it('gen2 /health degraded (healthy false, one service down) fails, naming the service', () => {
     const v = judge(answer(200, body([true, true, false], 'degraded')), gen2, '/health');
-    expect(v.status).toBe('warn');
+    expect(v.status).toBe('fail');
     expect(v.message).toBe('status degraded; healthy is false; milvus healthy=false');
+  });
+
+  it('gen1: a store that is missing, null or a string fails, naming it; other keys beside the stores do not hide them', () => {
+    const v = judge(answer(200, { kv_store: true, vector_store: null, version: '0.9.1' }), gen1, '/healthz');
+    expect(v).toMatchObject({ status: 'fail', message: 'vector_store is null, not true or false; graph_store is missing' });
+    expect(judge(answer(200, { kv_store: 'false', vector_store: true, graph_store: true }), gen1, '/healthz').message).toBe('kv_store is "false", not true or false');
+  });
+
+  it('gen1: a body that is not its JSON (an HTML page, "NOT OK", empty) fails', () => {
+    for (const text of ['<title>502 Bad Gateway</title>', 'NOT OK', '']) {
+      const v = judge(answer(200, text), gen1, '/healthz');
+      expect(v.status, text).toBe('fail');
+    }
   });
 
   it('gen2 /health unhealthy fails, naming the services', () => {
@@ -238,6 +260,11 @@ describe('SomaBrain', () => {
     const v = judge(answer(200, gen2Body('healthy')), gen2, '/health');
     expect(v).toMatchObject({ status: 'pass', message: 'healthy: 8 components ok' });
     expect((v.details.components as Record<string, unknown>).kafka).toEqual({ status: 'healthy', latencyMs: 2 });
+  });
+
+  it('gen2: its memory store unhealthy fails even when it calls itself degraded, as gen1 memory_ok false does', () => {
+    const v = judge(answer(200, gen2Body('degraded', { soma_fractal_memory: 'unhealthy' })), gen2, '/health');
+    expect(v).toMatchObject({ status: 'fail', message: 'status degraded; soma_fractal_memory unhealthy: memory backend (SomaFractalMemory) unreachable from SomaBrain' });
   });
 
   it('gen2: degraded warns and names the component', () => {
