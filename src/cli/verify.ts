@@ -69,7 +69,7 @@ export async function verify(args: VerifyArgs, cwd = process.cwd(), env = proces
   process.on('unhandledRejection', onStray);
   ignoreClosedPipes();
   const exitGuard = guardProcessExit();
-  const stdout = divertStdout(say);
+  divertStdout(say);
   try {
     return await verifyOrThrow(args, cwd, env, redactor, say, exitGuard);
   } catch (err) {
@@ -78,7 +78,7 @@ export async function verify(args: VerifyArgs, cwd = process.cwd(), env = proces
     process.off('uncaughtException', onStray);
     process.off('unhandledRejection', onStray);
     exitGuard.restore();
-    stdout.restore();
+    stopDivertingStdout();
   }
 }
 
@@ -155,6 +155,7 @@ async function verifyOrThrow(
     // target: ids and kinds are the plan's structure.
     const rows = plan.map((c) => ({ id: c.id, kind: c.checkKind.kind, service: c.service, target: redactor.text(c.target), timeoutMs: c.timeoutMs, dependsOn: c.dependsOn }));
     const { renderPlan } = await import('../report/plan.js');
+    stopDivertingStdout();
     await emit(renderPlan(args.env, rows, args.format === 'json' ? 'json' : 'table'), args.output);
     return EXIT.ok;
   }
@@ -212,6 +213,7 @@ async function verifyOrThrow(
     else if (!stopper.received) say(`soma-verify: all passing after ${waited.attempts} attempts`);
   }
 
+  stopDivertingStdout();
   const { buildReport } = await import('../report/report.js');
   const { rendererFor } = await import('../report/index.js');
   // The exit status comes from the results as the checks gave them; masking touches only the
@@ -366,16 +368,16 @@ export function ignoreClosedPipes(): void {
   for (const stream of [process.stdout, process.stderr]) if (stream.listenerCount('error') === 0) stream.on('error', () => {});
 }
 
-/** stdout's own write, for the report: what others write there while soma-verify runs is diverted. */
-const writeStdout = process.stdout.write.bind(process.stdout);
+let restoreStdout: (() => void) | undefined;
 
 /**
  * What a plugin prints to stdout would land inside the report (a JSON document no longer one, a
- * workflow command in --format github): while soma-verify verifies, each line of it goes to
- * stderr instead, masked and prefixed, so that none starts with "::".
+ * workflow command in --format github): from plugin loading to the last check, each line of it
+ * goes to stderr instead, masked and prefixed, so that none starts with "::".
  */
-function divertStdout(say: (line: string) => void): { restore(): void } {
+function divertStdout(say: (line: string) => void): void {
   const original = process.stdout.write;
+  restoreStdout = () => void (process.stdout.write = original);
   process.stdout.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
     const text = typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
     for (const line of text.split(/\r?\n|\r/)) if (line) say(`soma-verify: printed by a check: ${line}`);
@@ -383,13 +385,18 @@ function divertStdout(say: (line: string) => void): { restore(): void } {
     if (done) process.nextTick(done);
     return true;
   }) as typeof process.stdout.write;
-  return { restore: () => void (process.stdout.write = original) };
+}
+
+/** The checks are done: stdout is the report's again. */
+function stopDivertingStdout(): void {
+  restoreStdout?.();
+  restoreStdout = undefined;
 }
 
 async function emit(text: string, output: string | undefined): Promise<void> {
   if (!output) {
     await new Promise<void>((resolve, reject) =>
-      writeStdout(text, (err) => (!err || (err as NodeJS.ErrnoException).code === 'EPIPE' ? resolve() : reject(err))),
+      process.stdout.write(text, (err) => (!err || (err as NodeJS.ErrnoException).code === 'EPIPE' ? resolve() : reject(err))),
     );
     return;
   }
