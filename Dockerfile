@@ -28,6 +28,8 @@ COPY --from=build /src/package.json /src/ports.json ./
 COPY --from=build /src/bin ./bin
 COPY --from=build /src/dist/bundle ./dist/bundle
 COPY --from=build /src/dist/help ./dist/help
+# Owned by the user below: a bind mount or volume created by Docker starts as root's.
+RUN mkdir /reports && chown 10001:10001 /reports
 ENV NODE_ENV=production
 # A numeric, non-root user: Kubernetes can check runAsNonRoot without a passwd entry.
 USER 10001:10001

@@ -10,10 +10,18 @@
 // code cache of its own. Every file a cache is kept for has a hash of its content in its name, so
 // a cache never outlives its build.
 import { createHash } from 'node:crypto';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
-import { build } from 'esbuild';
+import { build as esbuild } from 'esbuild';
+
+/** Every source file bundled, to list the licences of the packages they come from. */
+const bundledInputs = new Set();
+const build = async (options) => {
+  const out = await esbuild({ ...options, metafile: true });
+  for (const input of Object.keys(out.metafile.inputs)) bundledInputs.add(input);
+  return out;
+};
 
 rmSync('dist/bundle', { recursive: true, force: true }); // chunk names change with every build
 
@@ -117,3 +125,19 @@ await build({
   target: 'node20',
   logLevel: 'warning',
 });
+
+// The bundles carry other people's code: their licences go with it (minifying drops comments).
+const packages = new Map();
+for (const input of bundledInputs) {
+  const at = input.lastIndexOf('node_modules/');
+  if (at < 0) continue;
+  const name = /^(@[^/]+\/[^/]+|[^/]+)/.exec(input.slice(at + 'node_modules/'.length))[1];
+  packages.set(name, `${input.slice(0, at)}node_modules/${name}`);
+}
+const notices = [...packages].sort(([a], [b]) => a.localeCompare(b)).map(([name, root]) => {
+  const pkg = JSON.parse(readFileSync(`${root}/package.json`, 'utf8'));
+  const file = readdirSync(root).find((f) => /^(licen[cs]e|copying)/i.test(f));
+  const text = file ? readFileSync(`${root}/${file}`, 'utf8').trim() : `(no licence file; package.json says ${pkg.license ?? 'nothing'})`;
+  return `${name}@${pkg.version} (${pkg.license ?? 'see below'})\n\n${text}\n`;
+});
+writeFileSync('dist/bundle/THIRD-PARTY-LICENSES.txt', `Packages bundled into soma-verify's dist/bundle, with their licences.\n\n${notices.join(`\n${'-'.repeat(72)}\n\n`)}`);

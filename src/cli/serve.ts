@@ -13,7 +13,7 @@ export const SERVE_DEFAULTS = { port: 9465, interval: '30s', host: '127.0.0.1' }
 /** The options a verification and serve share, from verify's own table, and serve's own. */
 export const SERVE_OPTIONS = {
   port: { type: 'string', describe: `port to listen on (default ${SERVE_DEFAULTS.port}; 0 picks a free one)` },
-  host: { type: 'string', describe: `address to listen on (default ${SERVE_DEFAULTS.host}; 0.0.0.0 in a container)` },
+  host: { type: 'string', describe: `address to listen on (default ${SERVE_DEFAULTS.host}; in a container give 0.0.0.0)` },
   interval: { type: 'string', describe: `pause between the starts of two runs (default ${SERVE_DEFAULTS.interval})` },
   config: OPTIONS.config,
   only: OPTIONS.only,
@@ -62,7 +62,8 @@ export function parseServeArgs(argv: string[]): ServeArgs | 'help' | string {
   if (values.help) return 'help';
   if (positionals.length > 1) return `one environment at a time, got ${positionals.join(' ')}`;
   const port = Number(values.port ?? SERVE_DEFAULTS.port);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) return `--port: expected a port number (0-65535), got "${values.port}"`;
+  // (Number('') is 0: an empty --port must not quietly pick a random port)
+  if (values.port?.trim() === '' || !Number.isInteger(port) || port < 0 || port > 65535) return `--port: expected a port number (0-65535), got "${values.port}"`;
   let intervalMs: number;
   try {
     intervalMs = durationArg('--interval', values.interval ?? SERVE_DEFAULTS.interval)!;

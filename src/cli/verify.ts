@@ -1,5 +1,5 @@
 // The verification pipeline: config -> environment -> plan -> run -> redact -> report.
-import { dirname } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { constants } from 'node:os';
 import type { CheckResult } from '../check.js';
 import { ConfigError, validate } from '../config/issues.js';
@@ -149,6 +149,8 @@ async function verifyOrThrow(
   if (args.consecutive !== undefined && waitMs === undefined) throw new ConfigError([`--consecutive: only means something with --wait`]);
   const consecutive = args.consecutive ?? 1;
   if (!Number.isInteger(consecutive) || consecutive < 1) throw new ConfigError([`--consecutive: expected a whole number of at least 1`]);
+  // A report that cannot be written is a usage error now, not after a whole --wait.
+  if (args.output) await assertOutputFolder(resolve(cwd, args.output));
 
   if (args.list) {
     // Redact before rendering (a table may wrap a secret, JSON may escape it), and only the
@@ -391,6 +393,16 @@ function divertStdout(say: (line: string) => void): void {
 function stopDivertingStdout(): void {
   restoreStdout?.();
   restoreStdout = undefined;
+}
+
+/** The folder of `--output` exists and takes a file (the report is written beside it first, then renamed). */
+async function assertOutputFolder(output: string): Promise<void> {
+  const { access, constants: fs } = process.getBuiltinModule('node:fs/promises');
+  try {
+    await access(dirname(output), fs.W_OK);
+  } catch (err) {
+    throw new ConfigError([`--output ${output}: cannot write in ${dirname(output)} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`]);
+  }
 }
 
 async function emit(text: string, output: string | undefined): Promise<void> {

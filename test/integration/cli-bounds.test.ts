@@ -45,6 +45,14 @@ describe('--output onto what is already there', () => {
     expect(await readdir(dir)).toEqual(['report.pipe', 'soma-verify.config.yaml']);
   });
 
+  it('a folder of --output that does not exist is a usage error at once (exit 2), not after a whole --wait', async () => {
+    const dir = await folder({ 'soma-verify.config.yaml': ONE_CHECK });
+    const r = await runCli(['staging', '--wait', '60s', '--format', 'junit', '-o', 'reports/junit.xml'], { cwd: dir });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(`soma-verify: --output ${join(dir, 'reports/junit.xml')}: cannot write in ${join(dir, 'reports')} (ENOENT)\n`);
+    expect(r.wallMs).toBeLessThan(10_000);
+  });
+
   it('-o /dev/stdout writes into the pipe the caller gave', async () => {
     const dir = await folder({ 'soma-verify.config.yaml': ONE_CHECK });
     const r = await runCli(['staging', '--list', '-o', '/dev/stdout'], { cwd: dir });

@@ -33,6 +33,9 @@ describe('the packed package', () => {
     expect(files).toContain('dist/bundle/cli/launch.cjs');
     expect(files.filter((f) => /^dist\/bundle\/cli\/soma-verify-\w+\.cjs$/.test(f))).toHaveLength(1);
     expect(files).toContain('dist/src/index.d.ts');
+    // Its own licence, and those of the packages bundled into it (minifying drops their headers).
+    expect(files).toContain('LICENSE');
+    expect(files).toContain('dist/bundle/THIRD-PARTY-LICENSES.txt');
     expect(files.filter((f) => f.startsWith('dist/checks/') || (f.startsWith('dist/src/') && !f.endsWith('.d.ts')))).toEqual([]);
   });
 

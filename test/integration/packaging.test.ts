@@ -6,7 +6,7 @@
 // enough to run soma-verify from a folder with no node_modules.
 import { createServer } from 'node:http';
 import { cp, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { loadConfig } from '../../src/config/load.js';
@@ -158,12 +158,16 @@ describe('examples/github-actions.yml', () => {
     const [workflow] = await docsOf('examples/github-actions.yml');
     const steps: Doc[] = workflow!.jobs.deploy.steps;
     const deploy = steps.findIndex((s) => /helm upgrade/.test(s.run ?? ''));
-    const gate = steps.findIndex((s) => /^soma-verify /.test(s.run ?? ''));
+    const gate = steps.findIndex((s) => /^soma-verify /m.test(s.run ?? ''));
     expect(deploy).toBeGreaterThanOrEqual(0);
     expect(gate).toBeGreaterThan(deploy);
-    const { verify } = parseCommand(steps[gate]!.run.trim().split(/\s+/).slice(1)) as { verify: NonNullable<ReturnType<typeof parseFast>> };
+    const lines = String(steps[gate]!.run).trim().split('\n');
+    const command = lines.find((l) => l.startsWith('soma-verify '))!;
+    const { verify } = parseCommand(command.trim().split(/\s+/).slice(1)) as { verify: NonNullable<ReturnType<typeof parseFast>> };
     expect(verify.wait).toBeTruthy();
     expect(verify.format).toBe('junit');
+    // The report's folder exists before the gate writes into it (else: ENOENT after a whole --wait).
+    expect(lines.slice(0, lines.indexOf(command))).toContain(`mkdir -p ${dirname(verify.output!)}`);
     const upload = steps.slice(gate + 1).find((s) => String(s.uses).startsWith('actions/upload-artifact@'));
     expect(upload?.if).toBe('always()');
     expect(upload!.with.path).toBe(verify.output);
@@ -180,6 +184,12 @@ describe('Dockerfile', () => {
     runtime = dockerfile.split(/^FROM /m).at(-1)!.split('\n');
   });
   const instruction = (name: string) => runtime.filter((l) => l.startsWith(`${name} `)).map((l) => l.slice(name.length + 1).trim());
+
+  it('gives the reports folder to the user it runs as (a volume Docker creates starts as root\'s)', () => {
+    const user = instruction('USER')[0]!;
+    expect(instruction('RUN')).toContain(`mkdir /reports && chown ${user} /reports`);
+    expect(runtime.findIndex((l) => l.startsWith('RUN mkdir /reports'))).toBeLessThan(runtime.findIndex((l) => l.startsWith('USER ')));
+  });
 
   it('is multi-stage, runs as a numeric non-root user under tini, and keeps secrets out of the context', async () => {
     expect(dockerfile.match(/^FROM /gm)!.length).toBeGreaterThanOrEqual(2);

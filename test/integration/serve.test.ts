@@ -292,6 +292,9 @@ export default {
     const flag = await startCli(['serve', '--port', '70000'], { cwd: p.dir }).done;
     expect(flag.code).toBe(2);
     expect(flag.stderr).toContain('--port: expected a port number (0-65535), got "70000"');
+    const empty = await startCli(['serve', '--port', ''], { cwd: p.dir }).done;
+    expect(empty.code).toBe(2);
+    expect(empty.stderr).toContain('--port: expected a port number (0-65535), got ""');
     const interval = await startCli(['serve', '--interval', 'often'], { cwd: p.dir }).done;
     expect(interval.code).toBe(2);
     expect(interval.stderr).toContain('--interval: expected a duration');
