@@ -150,7 +150,7 @@ async function verifyOrThrow(
   const consecutive = args.consecutive ?? 1;
   if (!Number.isInteger(consecutive) || consecutive < 1) throw new ConfigError([`--consecutive: expected a whole number of at least 1`]);
   // A report that cannot be written is a usage error now, not after a whole --wait.
-  if (args.output) await assertOutputFolder(resolve(cwd, args.output));
+  if (args.output) await assertOutputFolder(args.output, cwd);
 
   if (args.list) {
     // Redact before rendering (a table may wrap a secret, JSON may escape it), and only the
@@ -396,12 +396,12 @@ function stopDivertingStdout(): void {
 }
 
 /** The folder of `--output` exists and takes a file (the report is written beside it first, then renamed). */
-async function assertOutputFolder(output: string): Promise<void> {
+async function assertOutputFolder(output: string, cwd: string): Promise<void> {
   const { access, constants: fs } = process.getBuiltinModule('node:fs/promises');
   try {
-    await access(dirname(output), fs.W_OK);
+    await access(dirname(resolve(cwd, output)), fs.W_OK);
   } catch (err) {
-    throw new ConfigError([`--output ${output}: cannot write in ${dirname(output)} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`]);
+    throw new ConfigError([`--output ${output}: cannot write (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`]);
   }
 }
 

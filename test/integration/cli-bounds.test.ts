@@ -49,7 +49,7 @@ describe('--output onto what is already there', () => {
     const dir = await folder({ 'soma-verify.config.yaml': ONE_CHECK });
     const r = await runCli(['staging', '--wait', '60s', '--format', 'junit', '-o', 'reports/junit.xml'], { cwd: dir });
     expect(r.code).toBe(2);
-    expect(r.stderr).toBe(`soma-verify: --output ${join(dir, 'reports/junit.xml')}: cannot write in ${join(dir, 'reports')} (ENOENT)\n`);
+    expect(r.stderr).toBe('soma-verify: --output reports/junit.xml: cannot write (ENOENT)\n');
     expect(r.wallMs).toBeLessThan(10_000);
   });
 
