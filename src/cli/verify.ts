@@ -10,6 +10,7 @@ import { SecretError } from '../config/secrets.js';
 import { learnSecrets, MIN_SECRET_LENGTH, Redactor } from '../redact.js';
 import type { Format } from '../report/index.js';
 import type { PlannedCheck } from '../run/plan.js';
+import { checksCount } from '../report/report.js';
 import { EXIT } from './exit.js';
 
 export interface VerifyArgs {
@@ -171,7 +172,7 @@ async function verifyOrThrow(
   sizeCompilerFor(plan.length);
   const startedAt = new Date();
   const started = performance.now();
-  if (progress) say(`soma-verify: running ${plan.length} checks on ${args.env}`);
+  if (progress) say(`soma-verify: running ${checksCount(plan.length)} on ${args.env}`);
   const runOptions = {
     concurrency,
     deadlineMs,

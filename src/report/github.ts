@@ -9,7 +9,7 @@
 // reader, and it writes to stdout by itself rather than returning one document.
 import { appendFile, stat } from 'node:fs/promises';
 import type { CheckResult, Status } from '../check.js';
-import type { Renderer, Report } from './report.js';
+import { checksCount, type Renderer, type Report } from './report.js';
 
 /** GitHub keeps this many error (and this many warning) annotations per step, silently dropping more. */
 export const ANNOTATIONS_PER_STEP = 10;
@@ -37,7 +37,7 @@ export const renderGithub: Renderer = (report, { strict }) => {
       : []),
     ...annotate('error', errors, 'failed'),
     ...annotate('warning', warnings, 'warned'),
-    `::group::${escapeData(logLine(`${report.checks.length} checks on ${report.env}`))}`,
+    `::group::${escapeData(logLine(`${checksCount(report.checks.length)} on ${report.env}`))}`,
     ...report.checks.map((c) =>
       logLine(`${c.status.toUpperCase()} ${c.id} ${c.target}${c.status === 'skip' ? '' : ` ${Math.round(c.durationMs)} ms`}: ${c.message}`),
     ),
@@ -65,7 +65,7 @@ function annotate(command: 'error' | 'warning', checks: CheckResult[], verb: str
 function verdictLine(report: Report): string {
   const s = report.summary;
   const verdict = report.interrupted ? `FAIL (interrupted by ${report.interrupted})` : { pass: 'PASS', warn: 'PASS with warnings', fail: 'FAIL' }[report.status];
-  return `${verdict} ${report.env}: ${report.checks.length} checks, ${s.pass} passed, ${s.warn} warned, ${s.fail} failed, ${s.skip} skipped in ${Math.round(report.durationMs)} ms`;
+  return `${verdict} ${report.env}: ${checksCount(report.checks.length)}, ${s.pass} passed, ${s.warn} warned, ${s.fail} failed, ${s.skip} skipped in ${Math.round(report.durationMs)} ms`;
 }
 
 const ORDER: Record<Status, number> = { fail: 0, warn: 1, skip: 2, pass: 3 };

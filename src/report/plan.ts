@@ -2,6 +2,7 @@
 // linear in the number of checks (cli-table3 took 21 s for 20k rows).
 // Widths count code points: ids, kinds, targets and durations are ASCII in practice, and a wide
 // character only misaligns its own row.
+import { checksCount } from './report.js';
 
 export interface PlanRow {
   id: string;
@@ -22,7 +23,7 @@ export function renderPlan(env: string, rows: PlanRow[], format: 'table' | 'json
   const line = (row: string[]) => `│${row.map((cell, i) => ` ${cell}${' '.repeat(widths[i]! - width(cell))} `).join('│')}│`;
   const out = [rule('┌', '┬', '┐'), line(head), rule('├', '┼', '┤')];
   for (const row of cells) out.push(line(row));
-  out.push(rule('└', '┴', '┘'), `${rows.length} checks`);
+  out.push(rule('└', '┴', '┘'), checksCount(rows.length));
   return `${out.join('\n')}\n`;
 }
 

@@ -3,6 +3,9 @@ import type { CheckResult, Status } from '../check.js';
 
 export const SCHEMA_VERSION = 1;
 
+/** "1 check", "12 checks". */
+export const checksCount = (n: number) => `${n} check${n === 1 ? '' : 's'}`;
+
 export interface Report {
   schemaVersion: typeof SCHEMA_VERSION;
   env: string;

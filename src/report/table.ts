@@ -4,7 +4,7 @@
 // characters), padded as plain text, and coloured after, so a row costs the same at any count.
 import stringWidthOf from 'string-width';
 import type { Status } from '../check.js';
-import type { Renderer } from './report.js';
+import { checksCount, type Renderer } from './report.js';
 import { paint } from './color.js';
 
 const LABEL: Record<Status, string> = { pass: 'PASS', warn: 'WARN', fail: 'FAIL', skip: 'SKIP' };
@@ -57,7 +57,7 @@ export const renderTable: Renderer = (report, { color }) => {
     `${s.skip} skipped`,
   ];
   const verdict = report.interrupted ? c.red(`FAIL (interrupted by ${report.interrupted})`) : { pass: c.green('PASS'), warn: c.yellow('PASS with warnings'), fail: c.red('FAIL') }[report.status];
-  return `${lines.join('\n')}\n${verdict} ${report.env}: ${report.checks.length} checks, ${parts.join(', ')} in ${formatMs(report.durationMs)}\n`;
+  return `${lines.join('\n')}\n${verdict} ${report.env}: ${checksCount(report.checks.length)}, ${parts.join(', ')} in ${formatMs(report.durationMs)}\n`;
 };
 
 /** Display columns of a text: its length when it is printable ASCII (nearly always), else string-width's count. */

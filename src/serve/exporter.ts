@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { Status } from '../check.js';
-import type { Report } from '../report/report.js';
+import { checksCount, type Report } from '../report/report.js';
 
 export const CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 const STATUSES: Status[] = ['pass', 'warn', 'fail', 'skip'];
@@ -247,7 +247,7 @@ function send(res: ServerResponse, req: IncomingMessage, status: number, type: s
 function summaryOf(report: Report): string {
   const s = report.summary;
   const failing = report.checks.filter((c) => c.status === 'fail').map((c) => `${c.id}: ${c.message}`);
-  return `${report.status.toUpperCase()} ${report.checks.length} checks, ${s.pass} passed, ${s.warn} warned, ${s.fail} failed, ${s.skip} skipped${failing.length ? ` (${failing.join('; ')})` : ''}`;
+  return `${report.status.toUpperCase()} ${checksCount(report.checks.length)}, ${s.pass} passed, ${s.warn} warned, ${s.fail} failed, ${s.skip} skipped${failing.length ? ` (${failing.join('; ')})` : ''}`;
 }
 
 const PAGE = `<!doctype html>

@@ -40,7 +40,7 @@ describe('--output onto what is already there', () => {
     });
     const r = await runCli(['staging', '--list', '-o', fifo], { cwd: dir });
     expect(r.code).toBe(0);
-    expect(await read).toContain('1 checks');
+    expect(await read).toContain('1 check\n');
     expect((await stat(fifo)).isFIFO()).toBe(true);
     expect(await readdir(dir)).toEqual(['report.pipe', 'soma-verify.config.yaml']);
   });
@@ -57,7 +57,7 @@ describe('--output onto what is already there', () => {
     const dir = await folder({ 'soma-verify.config.yaml': ONE_CHECK });
     const r = await runCli(['staging', '--list', '-o', '/dev/stdout'], { cwd: dir });
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/\n1 checks\n$/);
+    expect(r.stdout).toMatch(/\n1 check\n$/);
   });
 
   it('writes into a device node instead of replacing it (a private /dev/null)', async () => {
