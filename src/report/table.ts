@@ -45,7 +45,7 @@ export const renderTable: Renderer = (report, { color }) => {
     }
     return out.join('\n');
   };
-  const lines = [rule('┌', '┬', '┐'), line(head, (text) => c.bold(text))];
+  const lines = [rule('┌', '┬', '┐'), line(head, (text) => c.bold(text)), rule('├', '┼', '┤')];
   for (const row of rows) lines.push(line(row.cells, (text, col) => (col === 0 ? c[COLOR[row.status]](text) : text)));
   lines.push(rule('└', '┴', '┘'));
 

@@ -27,6 +27,7 @@ describe('table report', () => {
       [
         '┌──────┬─────────────┬────────────────────────────────────────┬─────────┬────────────────────────────────────────────────────────────────────────────────┐',
         '│      │ check       │ target                                 │ latency │ message                                                                        │',
+        '├──────┼─────────────┼────────────────────────────────────────┼─────────┼────────────────────────────────────────────────────────────────────────────────┤',
         '│ FAIL │ sfm.health  │ http://127.0.0.1:9595                  │ 2 ms    │ vector_store is false: Qdrant unreachable from SFM (detected gen1)             │',
         '│ SKIP │ sfm.metrics │ http://127.0.0.1:9595/metrics          │         │ blocked by sfm.health                                                          │',
         '│ PASS │ postgres    │ postgresql://soma@127.0.0.1:30106/soma │ 1.50 s  │ PostgreSQL 16.4 answers                                                        │',
