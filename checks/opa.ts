@@ -3,8 +3,8 @@
 //   GET /health, GET /health?bundles, GET /health?plugins, POST /v1/data/<path> {"input": ...}.
 // All requests are independent, so `run` sends them at once (the whole check shares ctx's
 // deadline) and `judge` reads the answers.
-// The check has no default decisions: the stack model supplies SomaStack's own
-// (soma/policy/allow with an anonymous input, expected false).
+// Without `decisions`, SomaStack's own is asked: soma/policy/allow with an anonymous input must be
+// false (deny by default). `decisions: []` asks none.
 import { isDeepStrictEqual } from 'node:util';
 import * as v from 'valibot';
 import { defineCheck, type CheckOutcome } from '../src/check.js';
@@ -14,7 +14,7 @@ import { startHttpThread } from '../src/clients/http-thread.js';
 import { isJsonObject } from '../src/conditions.js';
 import { excerpt, maskCredentials } from '../src/redact.js';
 
-const decision = v.object({
+const decision = v.strictObject({
   path: v.pipe(v.string(), v.minLength(1)),
   input: v.optional(v.unknown()),
   // `expect: null` is a real expectation; only an absent key means "any defined result".
@@ -26,7 +26,7 @@ const options = v.strictObject({
   token: tokenOption,
   bundles: v.optional(v.boolean(), false),
   plugins: v.optional(v.boolean(), false),
-  decisions: v.optional(v.array(decision), []),
+  decisions: v.optional(v.array(decision), [{ path: 'soma/policy/allow', input: {}, expect: false }]),
   tls: v.optional(tlsOption),
 });
 export type OpaOptions = v.InferOutput<typeof options>;

@@ -19,6 +19,8 @@ const options = v.strictObject({
 export type PostgresOptions = v.InferOutput<typeof options>;
 
 const RELKIND_NAMES: Record<string, string> = {
+  // A materialized view takes no writes (a plain view, often auto-updatable, and a foreign table pass).
+  m: 'a materialized view',
   i: 'an index',
   I: 'a partitioned index',
   S: 'a sequence',

@@ -17,7 +17,7 @@ type Distance = v.InferOutput<typeof distance>;
 
 const requiredCollection = v.union([
   v.pipe(v.string(), v.minLength(1)),
-  v.object({
+  v.strictObject({
     name: v.pipe(v.string(), v.minLength(1)),
     size: v.optional(v.pipe(v.number(), v.integer(), v.gtValue(0))),
     distance: v.optional(distance),

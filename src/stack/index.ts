@@ -16,7 +16,6 @@ const HTTP_SERVICES: HttpServiceModel[] = [somabrain, sfm, gateway];
 const STORES = ['postgres', 'redis', 'kafka', 'qdrant', 'opa'] as const;
 
 /** SomaStack's shipped policies deny by default (seed 003's production checklist). */
-const OPA_DEFAULT_DECISIONS = [{ path: 'soma/policy/allow', input: {}, expect: false }];
 
 export interface PlanChoices {
   /** Run the smoke scenarios (they write, and remove, their own marked data). */
@@ -47,7 +46,6 @@ export function specsForEnvironment(env: EnvironmentConfig, envName: string, cho
 function storeSpec(store: (typeof STORES)[number], config: StoreServiceConfig, source: string): CheckSpec {
   const { timeout, requiredBy = [], ...given } = config;
   const options = withRequirements(store, given, requiredBy);
-  if (store === 'opa' && options.decisions === undefined) options.decisions = OPA_DEFAULT_DECISIONS;
   return { id: store, kind: store, service: store, options, timeoutMs: timeout, source };
 }
 

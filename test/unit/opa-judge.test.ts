@@ -39,3 +39,18 @@ describe('opa judge', () => {
     expect(judge(healthy({ health: [refused] }), rules()).message).toBe('GET /health: connection refused on opa:8181');
   });
 });
+
+describe('opa options', () => {
+  it('without decisions asks SomaStack default (soma/policy/allow must be false), in a check of your own too; [] asks none', async () => {
+    const { default: opa } = await import('../../checks/opa.js');
+    const validate = (o: unknown) => opa.options['~standard'].validate(o) as { value?: { decisions: unknown[] }; issues?: Array<{ message: string }> };
+    expect(validate({ url: 'http://opa:8181' }).value!.decisions).toEqual([{ path: 'soma/policy/allow', input: {}, expect: false }]);
+    expect(validate({ url: 'http://opa:8181', decisions: [] }).value!.decisions).toEqual([]);
+  });
+
+  it('refuses a misspelt key of a decision instead of dropping it ("expected" for "expect")', async () => {
+    const { default: opa } = await import('../../checks/opa.js');
+    const r = opa.options['~standard'].validate({ url: 'http://opa:8181', decisions: [{ path: 'soma/policy/allow', expected: false }] }) as { issues?: Array<{ message: string }> };
+    expect(r.issues?.map((i) => i.message)).toEqual(['unknown key "expected"']);
+  });
+});

@@ -49,6 +49,7 @@ describe('postgres judge', () => {
     expect(v.message).toBe('tables a.y, a.z missing; a.i is an index, not a table');
     expect(v.details).toMatchObject({ tablesFound: 1, tablesMissing: ['a.y', 'a.z'] });
     expect(judge(server({ tables: [{ name: 'v', relkind: 'v' }] }), { tables: ['v'] }).status).toBe('pass');
+    expect(judge(server({ tables: [{ name: 'mv', relkind: 'm' }] }), { tables: ['mv'] }).message).toBe('mv is a materialized view, not a table');
   });
 
   it('judges migrations: heads, counts, empties and absence', () => {

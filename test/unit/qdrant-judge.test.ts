@@ -50,3 +50,11 @@ describe('qdrant judge', () => {
     expect(judge(facts({ readyz: refused, listing: refused }), { url, collections: [] }).message).toBe('GET /readyz: connection refused on qdrant:6333');
   });
 });
+
+describe('qdrant options', () => {
+  it('refuses a misspelt key of a collection instead of dropping it ("vectorSize" for "size")', async () => {
+    const { default: qdrant } = await import('../../checks/qdrant.js');
+    const r = qdrant.options['~standard'].validate({ url: 'http://q:6333', collections: [{ name: 'memories', vectorSize: 768 }] }) as { issues?: Array<{ message: string }> };
+    expect(r.issues?.length).toBeGreaterThan(0);
+  });
+});
