@@ -77,8 +77,8 @@ describe(`opa check against an OPA peer with the soma policies (${provider})`, (
     expect(result.details).toMatchObject({ decisions: [{ path: 'somabrain/auth/allow', defined: false }] });
   });
 
-  it('passes on health alone when no decisions are asked for', async () => {
-    const result = await check({ url: peer.url });
+  it('passes on health alone when no decisions are asked for (decisions: [])', async () => {
+    const result = await check({ url: peer.url, decisions: [] });
     expect(result.status, result.message).toBe('pass');
     expect(result.message).toBe('OPA healthy');
   });
