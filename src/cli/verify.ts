@@ -181,6 +181,7 @@ async function verifyOrThrow(
     log: args.verbose ? say : undefined,
   };
   let expired = false;
+  let expiry = '';
   let results: CheckResult[];
   if (waitMs === undefined) {
     results = await runPlan(plan, runOptions);
@@ -212,8 +213,11 @@ async function verifyOrThrow(
     });
     results = waited.results;
     expired = waited.expired;
-    if (expired) say(`soma-verify: --wait ${args.wait} ran out after ${waited.attempts} attempts`);
-    else if (!stopper.received) say(`soma-verify: all passing after ${waited.attempts} attempts`);
+    const failing = results.filter((r) => r.status === 'fail' || (args.strict && r.status === 'warn')).length;
+    expiry = `--wait ${args.wait} ran out after ${waited.attempts} attempts: ${failing ? `${checksCount(failing)} not passing` : `${consecutive} passing attempts in a row were needed`}`;
+    if (expired) say(`soma-verify: ${expiry}`);
+    else if (!stopper.received && failing === 0) say(`soma-verify: all passing after ${waited.attempts} attempts`);
+    else if (!stopper.received) say(`soma-verify: all retried checks passing after ${waited.attempts} attempts; ${checksCount(failing)} run once did not pass`);
   }
 
   stopDivertingStdout();
@@ -221,7 +225,10 @@ async function verifyOrThrow(
   const { rendererFor } = await import('../report/index.js');
   // The exit status comes from the results as the checks gave them; masking touches only the
   // free text of what is printed.
-  const report = buildReport(args.env, startedAt, performance.now() - started, results, args.strict, stopper.received);
+  const report = buildReport(args.env, startedAt, performance.now() - started, results, args.strict, {
+    interrupted: stopper.received,
+    waitExpired: expired ? expiry : undefined,
+  });
   const printed = { ...report, checks: report.checks.map((c) => redactor.result(c)) };
   const color = args.format === 'table' && !args.output && !!process.stdout.isTTY && !process.env.NO_COLOR;
   const render = await rendererFor(args.format);

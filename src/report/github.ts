@@ -9,7 +9,7 @@
 // reader, and it writes to stdout by itself rather than returning one document.
 import { appendFile, stat } from 'node:fs/promises';
 import type { CheckResult, Status } from '../check.js';
-import { checksCount, type Renderer, type Report } from './report.js';
+import { checksCount, type Renderer, type Report, unfinished } from './report.js';
 
 /** GitHub keeps this many error (and this many warning) annotations per step, silently dropping more. */
 export const ANNOTATIONS_PER_STEP = 10;
@@ -32,9 +32,7 @@ export const renderGithub: Renderer = (report, { strict }) => {
   const errors = report.checks.filter(isError);
   const warnings = report.checks.filter((c) => c.status === 'warn' && !isError(c));
   const lines = [
-    ...(report.interrupted
-      ? [`::error title=${escapeProperty('soma-verify interrupted')}::${escapeData(`the run on ${report.env} was interrupted by ${report.interrupted}: it is not a pass`)}`]
-      : []),
+    ...(unfinished(report) ? [`::error title=${escapeProperty('soma-verify did not finish')}::${escapeData(`the run on ${report.env}: ${unfinished(report)}; it is not a pass`)}`] : []),
     ...annotate('error', errors, 'failed'),
     ...annotate('warning', warnings, 'warned'),
     `::group::${escapeData(logLine(`${checksCount(report.checks.length)} on ${report.env}`))}`,
@@ -64,7 +62,8 @@ function annotate(command: 'error' | 'warning', checks: CheckResult[], verb: str
 
 function verdictLine(report: Report): string {
   const s = report.summary;
-  const verdict = report.interrupted ? `FAIL (interrupted by ${report.interrupted})` : { pass: 'PASS', warn: 'PASS with warnings', fail: 'FAIL' }[report.status];
+  const why = unfinished(report);
+  const verdict = why ? `FAIL (${why})` : { pass: 'PASS', warn: 'PASS with warnings', fail: 'FAIL' }[report.status];
   return `${verdict} ${report.env}: ${checksCount(report.checks.length)}, ${s.pass} passed, ${s.warn} warned, ${s.fail} failed, ${s.skip} skipped in ${Math.round(report.durationMs)} ms`;
 }
 

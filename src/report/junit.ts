@@ -1,7 +1,7 @@
 // JUnit XML, one testcase per check (per step of a smoke scenario), for CI systems that show test
 // reports. Written by hand: the format is a few elements, and the builders on npm pull in an XML
 // stack for that.
-import type { Renderer } from './report.js';
+import { type Renderer, unfinished } from './report.js';
 
 export const renderJunit: Renderer = (report, { strict }) => {
   const failing = (status: string) => status === 'fail' || (strict && status === 'warn');
@@ -36,11 +36,9 @@ export const renderJunit: Renderer = (report, { strict }) => {
     // <<< smoke scenarios
     return [testcase(check.id, `soma-verify.${report.env}.${check.service ?? check.kind}`, check.durationMs, check.status, check.message, body)];
   });
-  // An interrupted run fails the suite even when every check it finished passed.
-  if (report.interrupted) {
-    const why = `the run was interrupted by ${report.interrupted}: checks still running were cut, the rest did not run`;
-    cases.push(testcase('run interrupted', `soma-verify.${report.env}`, report.durationMs, 'fail', why, why));
-  }
+  // An interrupted run, or a --wait that ran out, fails the suite even when every check passed.
+  const why = unfinished(report);
+  if (why) cases.push(testcase('run did not finish', `soma-verify.${report.env}`, report.durationMs, 'fail', why, why));
   return [
     '<?xml version="1.0" encoding="UTF-8"?>',
     `<testsuites name="soma-verify" tests="${cases.length}" failures="${failures}" errors="0" skipped="${skipped}" time="${(report.durationMs / 1000).toFixed(3)}">`,

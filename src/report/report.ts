@@ -6,6 +6,12 @@ export const SCHEMA_VERSION = 1;
 /** "1 check", "12 checks". */
 export const checksCount = (n: number) => `${n} check${n === 1 ? '' : 's'}`;
 
+/** Why a run whose checks may all have passed is still not a pass, for the renderers' verdicts. */
+export function unfinished(report: Report): string | undefined {
+  if (report.interrupted) return `interrupted by ${report.interrupted}`;
+  return report.waitExpired;
+}
+
 export interface Report {
   schemaVersion: typeof SCHEMA_VERSION;
   env: string;
@@ -13,21 +19,31 @@ export interface Report {
   status: 'pass' | 'warn' | 'fail';
   /** The signal that interrupted the run (SIGINT, SIGTERM, SIGHUP): what ran is reported, the run is not a pass. */
   interrupted?: string;
+  /** --wait ran out before its goal was met (say, a streak of --consecutive passes): why. The run is not a pass. */
+  waitExpired?: string;
   startedAt: string;
   durationMs: number;
   checks: CheckResult[];
   summary: Record<Status, number>;
 }
 
-export function buildReport(env: string, startedAt: Date, durationMs: number, checks: CheckResult[], strict: boolean, interrupted?: string): Report {
+export function buildReport(
+  env: string,
+  startedAt: Date,
+  durationMs: number,
+  checks: CheckResult[],
+  strict: boolean,
+  { interrupted, waitExpired }: { interrupted?: string; waitExpired?: string } = {},
+): Report {
   const summary = { pass: 0, warn: 0, fail: 0, skip: 0 };
   for (const c of checks) summary[c.status]++;
-  const status = interrupted || summary.fail > 0 || (strict && summary.warn > 0) ? 'fail' : summary.warn > 0 ? 'warn' : 'pass';
+  const status = interrupted || waitExpired || summary.fail > 0 || (strict && summary.warn > 0) ? 'fail' : summary.warn > 0 ? 'warn' : 'pass';
   return {
     schemaVersion: SCHEMA_VERSION,
     env,
     status,
     ...(interrupted ? { interrupted } : {}),
+    ...(waitExpired ? { waitExpired } : {}),
     startedAt: startedAt.toISOString(),
     durationMs: Math.round(durationMs),
     // `unanswered` paces --wait; the message already says what did not answer.

@@ -4,7 +4,7 @@
 // characters), padded as plain text, and coloured after, so a row costs the same at any count.
 import stringWidthOf from 'string-width';
 import type { Status } from '../check.js';
-import { checksCount, type Renderer } from './report.js';
+import { checksCount, type Renderer, unfinished } from './report.js';
 import { paint } from './color.js';
 
 const LABEL: Record<Status, string> = { pass: 'PASS', warn: 'WARN', fail: 'FAIL', skip: 'SKIP' };
@@ -56,7 +56,8 @@ export const renderTable: Renderer = (report, { color }) => {
     s.fail ? c.red(`${s.fail} failed`) : `${s.fail} failed`,
     `${s.skip} skipped`,
   ];
-  const verdict = report.interrupted ? c.red(`FAIL (interrupted by ${report.interrupted})`) : { pass: c.green('PASS'), warn: c.yellow('PASS with warnings'), fail: c.red('FAIL') }[report.status];
+  const why = unfinished(report);
+  const verdict = why ? c.red(`FAIL (${why})`) : { pass: c.green('PASS'), warn: c.yellow('PASS with warnings'), fail: c.red('FAIL') }[report.status];
   return `${lines.join('\n')}\n${verdict} ${report.env}: ${checksCount(report.checks.length)}, ${parts.join(', ')} in ${formatMs(report.durationMs)}\n`;
 };
 

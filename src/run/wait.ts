@@ -161,6 +161,9 @@ export async function runUntilPassing(plan: PlannedCheck[], run: RunOptions, wai
   let attempts = 0;
   let streak = 0;
   let subset = retried;
+  // A check coming up re-runs the rest at once, but at most once per steady pause: checks that
+  // flap out of step would otherwise come up on every attempt, and the gate would never pause.
+  let wokeAt = -Infinity;
 
   try {
     for (;;) {
@@ -183,14 +186,19 @@ export async function runUntilPassing(plan: PlannedCheck[], run: RunOptions, wai
       }
       const now = performance.now();
       pacing.record(ran, now);
-      if (cameUp) pacing.allDue(now);
+      if (cameUp && now - wokeAt >= STEADY_PAUSE_MS) {
+        pacing.allDue(now);
+        wokeAt = now;
+      }
       const notPassing = retried.map((c) => latest.get(c.id)!).filter((r) => !passing(r, wait.strict));
       streak = notPassing.length === 0 ? streak + 1 : 0;
       if (interrupted()) break;
       if (streak >= wait.consecutive) {
         if (afterwards.size) {
           const once = plan.filter((c) => afterwards.has(c.id));
-          for (const r of await runPlan(withSettledDependencies(once, latest), run)) latest.set(r.id, r);
+          // Within the whole's bound, --wait plus one --deadline, not a fresh deadline of its own.
+          const left = wait.budgetMs + run.deadlineMs - (performance.now() - started);
+          for (const r of await runPlan(withSettledDependencies(once, latest), { ...run, deadlineMs: Math.max(1, Math.min(run.deadlineMs, left)) })) latest.set(r.id, r);
         }
         return { results: inPlanOrder(plan, latest, 'passed'), attempts, expired: false };
       }
@@ -199,6 +207,8 @@ export async function runUntilPassing(plan: PlannedCheck[], run: RunOptions, wai
       // out as before, by the attempt number: a streak over seconds says more about a flapping
       // service than one within a second.
       const nextAt = pacing.next() ?? now + pauseAfter(attempts, wait.firstPauseMs, wait.maxPauseMs, wait.random);
+      // A pause cut short by the end of the budget is followed by one last attempt: the report is
+      // then what the stack says at the end, not up to a pause ago.
       const nextInMs = Math.round(Math.min(Math.max(0, nextAt - performance.now()), Math.max(0, remaining())));
       watch.set(notPassing.flatMap((r) => (r.unanswered?.refused ? [r.unanswered] : [])));
       wait.onAttempt?.({ attempt: attempts, notPassing, streak, nextInMs, watching: watch.addresses() });
@@ -211,7 +221,6 @@ export async function runUntilPassing(plan: PlannedCheck[], run: RunOptions, wai
       } catch {
         break; // interrupted while pausing
       }
-      if (remaining() <= 0) break;
       const due = pacing.dueBy(performance.now());
       // Nothing due can only mean the timer fired a hair early: take the failing checks due first.
       subset = everyTime || notPassing.length === 0 ? retried : withDependents(retried, due.size ? due : pacing.dueBy(pacing.next()!));

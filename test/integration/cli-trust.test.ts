@@ -247,8 +247,8 @@ describe('the gate holds against', () => {
     const r = await run.done;
     expect(r.code).toBe(143);
     if (format === 'json') expect(reportOf(r)).toMatchObject({ status: 'fail', interrupted: 'SIGTERM', summary: { fail: 0 } });
-    if (format === 'junit') expect(r.stdout).toMatch(/failures="1"[\s\S]*<testcase name="run interrupted"[^>]*><failure message="the run was interrupted by SIGTERM/);
-    if (format === 'github') expect(r.stdout).toMatch(/^::error title=soma-verify interrupted::the run on staging was interrupted by SIGTERM: it is not a pass$/m);
+    if (format === 'junit') expect(r.stdout).toMatch(/failures="1"[\s\S]*<testcase name="run did not finish"[^>]*><failure message="interrupted by SIGTERM"/);
+    if (format === 'github') expect(r.stdout).toMatch(/^::error title=soma-verify did not finish::the run on staging: interrupted by SIGTERM; it is not a pass$/m);
     if (format === 'table') expect(r.stdout).toMatch(/^FAIL \(interrupted by SIGTERM\) staging: 2 checks/m);
   });
 

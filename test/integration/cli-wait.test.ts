@@ -328,3 +328,62 @@ export default Object.freeze({
     await expect(readFile(file, 'utf8')).rejects.toThrow(/ENOENT/);
   });
 });
+
+// Found by a review of the gate's pacing.
+describe('--wait at its edges', () => {
+  it('two checks flapping out of step under --consecutive 2: the gate still pauses between attempts, and the report is not a pass', async () => {
+    const a = await httpDouble((n) => (n % 2 ? 200 : 503));
+    const b = await httpDouble((n) => (n % 2 ? 503 : 200));
+    const dir = await project([
+      { id: 'a', kind: 'http', url: a.url },
+      { id: 'b', kind: 'http', url: b.url },
+    ]);
+    const r = await runCli(['staging', '--wait', '3s', '--consecutive', '2', '--format', 'json'], { cwd: dir, timeoutMs: 30_000 });
+    expect(r.code).toBe(3);
+    // One coming up re-runs the rest at once, but at most once per steady pause (350 ms): some
+    // 2 attempts per pause at most, where it made one every few milliseconds.
+    expect(a.hits).toBeLessThan(30);
+    const report = reportOf(r) as ReturnType<typeof reportOf> & { waitExpired?: string };
+    expect(report.status).toBe('fail');
+    expect(report.waitExpired).toMatch(/^--wait 3s ran out after \d+ attempts: (1 check not passing|2 passing attempts in a row were needed)$/);
+  });
+
+  it('a service that answers just before the budget ends is seen: the pause cut by the end is followed by one last attempt', async () => {
+    const readyAt = Date.now() + 4300;
+    const server = createServer((req, res) => {
+      if (Date.now() < readyAt) return void req.socket.destroy(); // no answer: the checks back off
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
+    });
+    const peer = await serveOnLoopback(server);
+    cleanups.push(() => peer.close());
+    const dir = await project([{ id: 'late', kind: 'http', url: peer.url() }]);
+    const r = await runCli(['staging', '--wait', '5s', '--format', 'json'], { cwd: dir, timeoutMs: 30_000 });
+    expect(r.code, r.stderr).toBe(0);
+    expect(checkOf(reportOf(r), 'late').status).toBe('pass');
+  });
+
+  it('the checks that run once share the bound of --wait plus one --deadline, not a deadline of their own', async () => {
+    const slow = createServer((req, res) => setTimeout(() => res.writeHead(200).end('{"status":"ok"}'), 1500));
+    const peer = await serveOnLoopback(slow);
+    cleanups.push(() => peer.close());
+    const hangs = `export default {
+  kind: 'hangs-once', once: true,
+  options: { '~standard': { version: 1, vendor: 'test', validate: (value) => ({ value }) } },
+  target: () => 'nowhere',
+  async run(o, ctx) { await new Promise((r) => ctx.signal.addEventListener('abort', r)); return { status: 'fail', message: 'cut' }; },
+};
+`;
+    const dir = await project(
+      [
+        { id: 'slow', kind: 'http', url: peer.url(), timeout: '3s' },
+        { id: 'once', kind: 'hangs-once', dependsOn: ['slow'], timeout: '10s' },
+      ],
+      { 'hangs-once.mjs': hangs },
+    );
+    const r = await runCli(['staging', '--wait', '1s', '--deadline', '2s', '--format', 'json'], { cwd: dir, timeoutMs: 30_000 });
+    expect(r.code).toBe(1);
+    // The slow check took about 1.5 s of the 3 s bound: the once phase got the rest, not 2 s more.
+    expect(checkOf(reportOf(r), 'once').message).toMatch(/^cut by the global deadline after (1[0-6]\d\d|\d{3}) ms$/);
+    expect(r.wallMs).toBeLessThan(1000 + 2000 + 2500);
+  });
+});
