@@ -65,6 +65,12 @@ export function judge(f: PostgresFacts, o: Omit<PostgresOptions, 'dsn'>): CheckO
   }
   if (o.primary === true && f.inRecovery) problems.push(`${at} is a standby (in recovery), expected a primary`);
   if (o.primary === false && !f.inRecovery) problems.push(`${at} is a primary, expected a standby (in recovery)`);
+  // The DSN's own target_session_attrs: libpq refuses such a session, so the service would too.
+  const wanted = f.targetSessionAttrs;
+  if (wanted === 'read-write' && f.readOnly) problems.push(`${at} gives a read-only session (target_session_attrs=read-write)`);
+  if (wanted === 'read-only' && f.readOnly === false) problems.push(`${at} gives a read-write session (target_session_attrs=read-only)`);
+  if (wanted === 'primary' && f.inRecovery) problems.push(`${at} is a standby (target_session_attrs=primary)`);
+  if (wanted === 'standby' && f.inRecovery === false) problems.push(`${at} is not a standby (target_session_attrs=standby)`);
   if (f.tables) problems.push(...judgeTables(f.tables, details));
   if (o.migrations) problems.push(...judgeMigrations(f, o.migrations, details));
 

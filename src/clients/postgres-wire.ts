@@ -45,6 +45,8 @@ export interface StartupOptions {
   user: string;
   database: string;
   password: string | undefined;
+  /** libpq's `options` startup parameter (`-c search_path=app`), when the DSN has one. */
+  options?: string;
   /** Sent as the session's statement_timeout: the server cancels a query that runs longer. */
   statementTimeoutMs: number;
 }
@@ -82,7 +84,7 @@ export class PgConnection {
   }
 
   /** StartupMessage, authentication, then waits for ReadyForQuery. */
-  async startup({ user, database, password, statementTimeoutMs }: StartupOptions): Promise<void> {
+  async startup({ user, database, password, options, statementTimeoutMs }: StartupOptions): Promise<void> {
     this.stream.write(
       startupMessage({
         user,
@@ -90,6 +92,7 @@ export class PgConnection {
         application_name: 'soma-verify',
         statement_timeout: String(statementTimeoutMs),
         client_encoding: 'UTF8',
+        ...(options ? { options } : {}),
       }),
     );
     const needPassword = (): string => {

@@ -41,7 +41,14 @@ export interface PgEndpoint {
   sslRootCert: string | undefined;
   sslCert: string | undefined;
   sslKey: string | undefined;
+  /** libpq's `options` (e.g. `-c search_path=app`): sent to the server, which applies it to the session. */
+  options: string | undefined;
+  /** libpq's target_session_attrs: the kind of session the services' own clients insist on. */
+  targetSessionAttrs: TargetSessionAttrs;
 }
+
+export const TARGET_SESSION_ATTRS = ['any', 'read-write', 'read-only', 'primary', 'standby', 'prefer-standby'] as const;
+export type TargetSessionAttrs = (typeof TARGET_SESSION_ATTRS)[number];
 
 /** Why a DSN cannot be used, without echoing it (it may hold a password); undefined when fine. */
 export const dsnProblem = (dsn: string): string | undefined => parseProblem(parseDsn, dsn);
@@ -60,6 +67,8 @@ export function parseDsn(dsn: string): PgEndpoint {
   if (!SSL_MODES.includes(sslMode)) {
     throw new Error(`dsn sslmode must be one of ${SSL_MODES.join(', ')}`);
   }
+  const targetSessionAttrs = (q.get('target_session_attrs') ?? 'any') as TargetSessionAttrs;
+  if (!TARGET_SESSION_ATTRS.includes(targetSessionAttrs)) throw new Error(`dsn target_session_attrs must be one of ${TARGET_SESSION_ATTRS.join(', ')}`);
   const user = q.get('user') ?? decodeURIComponent(url.username) ?? '';
   const portText = q.get('port') ?? url.port;
   const port = portText ? Number(portText) : 5432;
@@ -78,6 +87,8 @@ export function parseDsn(dsn: string): PgEndpoint {
     sslRootCert: q.get('sslrootcert') ?? undefined,
     sslCert: q.get('sslcert') ?? undefined,
     sslKey: q.get('sslkey') ?? undefined,
+    options: q.get('options') ?? undefined,
+    targetSessionAttrs,
   };
 }
 
@@ -98,6 +109,9 @@ export interface PostgresFacts {
   user: string;
   database: string;
   sslMode: SslMode;
+  targetSessionAttrs?: TargetSessionAttrs;
+  /** The session's transaction_read_only (on for a standby, or default_transaction_read_only). */
+  readOnly?: boolean;
   /** Whether the connection is encrypted (set once connected). */
   tls?: boolean;
   latencyMs?: number;
@@ -118,7 +132,7 @@ export interface PostgresFacts {
 
 /** Connect, ask the server's identity (timed: the latency), then what `queries` asks for. */
 export async function queryPostgres(ep: PgEndpoint, queries: PostgresQueries, ctx: CheckContext): Promise<PostgresFacts> {
-  const facts: PostgresFacts = { host: ep.host, port: ep.port, user: ep.user, database: ep.database, sslMode: ep.sslMode };
+  const facts: PostgresFacts = { host: ep.host, port: ep.port, user: ep.user, database: ep.database, sslMode: ep.sslMode, targetSessionAttrs: ep.targetSessionAttrs };
   let attempts: Array<false | ConnectionOptions>;
   try {
     attempts = sslAttempts(ep);
@@ -148,15 +162,17 @@ export async function queryPostgres(ep: PgEndpoint, queries: PostgresQueries, ct
   let step = 'the server version query';
   try {
     const started = performance.now();
-    const [info] = await query<{ version: string; version_num: string; in_recovery: boolean }>(
+    const [info] = await query<{ version: string; version_num: string; in_recovery: boolean; read_only: string }>(
       `SELECT current_setting('server_version') AS version,
               current_setting('server_version_num') AS version_num,
-              pg_is_in_recovery() AS in_recovery`,
+              pg_is_in_recovery() AS in_recovery,
+              current_setting('transaction_read_only') AS read_only`,
     );
     facts.latencyMs = performance.now() - started;
     facts.serverVersion = info!.version;
     facts.serverVersionNum = Number(info!.version_num);
     facts.inRecovery = info!.in_recovery;
+    facts.readOnly = info!.read_only === 'on';
 
     if (queries.tables?.length) {
       step = 'the table lookup';
@@ -292,7 +308,7 @@ async function connectOnce(
       }
     }
     const connection = new PgConnection(stream, PG_MAX_BYTES);
-    const startup = connection.startup({ user: ep.user, database: ep.database, password: ep.password, statementTimeoutMs: budget });
+    const startup = connection.startup({ user: ep.user, database: ep.database, password: ep.password, options: ep.options, statementTimeoutMs: budget });
     await abortable(startup, ctx.signal, { onAbort: () => stream.destroy() });
     return { connection, socket: stream, ssl: stream !== socket };
   } catch (error) {

@@ -44,6 +44,13 @@ describe('postgres judge', () => {
     expect(judge(server(), { primary: false }).message).toBe('127.0.0.1:5432 is a primary, expected a standby (in recovery)');
   });
 
+  it("judges the DSN's target_session_attrs as libpq would: a read-only session fails read-write, a standby fails primary", () => {
+    expect(judge(server({ targetSessionAttrs: 'read-write', inRecovery: true, readOnly: true }), {}).message).toBe('127.0.0.1:5432 gives a read-only session (target_session_attrs=read-write)');
+    expect(judge(server({ targetSessionAttrs: 'primary', inRecovery: true, readOnly: true }), {}).message).toBe('127.0.0.1:5432 is a standby (target_session_attrs=primary)');
+    expect(judge(server({ targetSessionAttrs: 'read-write', readOnly: false }), {}).status).toBe('pass');
+    expect(judge(server({ targetSessionAttrs: 'any', inRecovery: true, readOnly: true }), {}).status).toBe('pass');
+  });
+
   it('names missing tables and relations that are not tables', () => {
     const v = judge(server({ tables: [{ name: 'a.x', relkind: 'r' }, { name: 'a.y', relkind: null }, { name: 'a.z', relkind: null }, { name: 'a.i', relkind: 'i' }] }), { tables: ['a.x', 'a.y', 'a.z', 'a.i'] });
     expect(v.message).toBe('tables a.y, a.z missing; a.i is an index, not a table');

@@ -101,6 +101,24 @@ describe('postgres check against a real server', () => {
     expect(result.details?.tablesFound).toBe(2);
   });
 
+  // libpq's options and target_session_attrs change what the services' own sessions see: the
+  // check's session must see the same.
+  it("applies the DSN's options (search_path) as libpq does: a table found through it exists", async () => {
+    const bare = await check({ dsn: peer.dsn(db.alembic), tables: ['events'] });
+    expect(bare.status).toBe('fail');
+    const result = await check({ dsn: `${peer.dsn(db.alembic)}?options=${encodeURIComponent('-c search_path=sessions')}`, tables: ['events'] });
+    expect(result.status, result.message).toBe('pass');
+  });
+
+  it("fails target_session_attrs=read-only (or standby) on a read-write primary; read-write and primary pass", async () => {
+    for (const attrs of ['read-only', 'standby']) {
+      const result = await check({ dsn: `${peer.dsn()}?target_session_attrs=${attrs}` });
+      expect(result.status, attrs).toBe('fail');
+      expect(result.message).toMatch(new RegExp(`\\(target_session_attrs=${attrs}\\)`));
+    }
+    for (const attrs of ['read-write', 'primary', 'any']) expect((await check({ dsn: `${peer.dsn()}?target_session_attrs=${attrs}` })).status, attrs).toBe('pass');
+  });
+
   it('fails naming the missing table', async () => {
     const result = await check({ dsn: peer.dsn(db.empty), tables: ['sessions.events'] });
     expectFailure(result, /^table sessions\.events missing$/);
