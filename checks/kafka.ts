@@ -145,6 +145,8 @@ export function judge(f: KafkaFacts, o: Options): CheckOutcome {
   const problems: string[] = [];
   const warnings: string[] = [];
   if (f.brokers.length < o.minBrokers) problems.push(`${plural(f.brokers.length, 'broker')} in the cluster, needs ${o.minBrokers}`);
+  // Clients go to the addresses the brokers advertise: one this check cannot reach, they cannot either.
+  for (const u of f.unreachable ?? []) problems.push(`broker ${u.id} advertises ${u.address}, which cannot be reached: ${u.message}`);
   if (f.controller === null) problems.push('the cluster has no controller');
   const required = normalizeTopics(o.topics);
   const topics = compareTopics(required, f.topics);

@@ -18,7 +18,7 @@ import type { CheckContext, Unanswered } from '../check.js';
 import type { TlsOption } from '../check-options.js';
 import { abortable, CheckAborted } from '../abortable.js';
 import { loadKafkajs } from '../lazy-modules.js';
-import { guardForeignBytes, openSocket, type ByteGuard } from './network.js';
+import { describeNetworkError, guardForeignBytes, openSocket, type ByteGuard } from './network.js';
 import { apiVersions, authenticate, KAFKA_MAX_FRAME, KafkaConnection, KafkaWireError, listGroups, metadata, type ApiVersions } from './kafka-wire.js';
 import { describeError, explainFailure, type CutConnection } from './kafka-failure.js';
 
@@ -110,6 +110,8 @@ export interface ClusterFacts {
   metadataMs: number;
   /** Consumer group ids, when asked for, or why the broker cannot list them. */
   groups?: { ids: Set<string> } | { unsupported: string };
+  /** Advertised brokers this check could not reach (clients connect to those addresses, not the seed). */
+  unreachable?: Array<{ id: number; address: string; message: string }>;
 }
 
 /**
@@ -207,9 +209,16 @@ export async function openKafka(target: KafkaTarget, ctx: CheckContext): Promise
           topics: cluster.topics,
           metadataMs: round(performance.now() - metadataStarted),
         };
-        if (withGroups) {
+        phase = 'connecting to every advertised broker';
+        const reached = await abortable(reachAll(cluster.brokers, seed, brokerAt), ctx.signal, { phase });
+        const unreachable = cluster.brokers.flatMap((b) => {
+          const r = reached.get(formatBroker(b));
+          return r && 'message' in r ? [{ id: b.id, address: formatBroker(b), message: r.message }] : [];
+        });
+        facts.unreachable = unreachable;
+        if (withGroups && unreachable.length === 0) {
           phase = 'listing consumer groups';
-          facts.groups = await abortable(listAllGroups(cluster.brokers, seed, brokerAt, at), ctx.signal, { phase });
+          facts.groups = await abortable(listAllGroups([...reached.values()] as Broker[], at), ctx.signal, { phase });
         }
         return facts;
       }),
@@ -259,30 +268,44 @@ function connected(socket: Socket, tls: boolean, timeoutMs: number): Promise<voi
   });
 }
 
-const MAX_BROKERS_FOR_GROUPS = 256;
+const MAX_BROKERS = 256;
+
+/**
+ * A connection to every advertised listener (each once; the seed's is reused), or why there is
+ * none: a client is sent to these addresses, so one it cannot reach is a broken cluster for it,
+ * whatever the seed answers. Bounded, since the count comes from the peer.
+ */
+async function reachAll(
+  brokers: ReadonlyArray<{ host: string; port: number }>,
+  seed: Broker,
+  brokerAt: (address: BrokerAddress) => Promise<Broker>,
+): Promise<Map<string, Broker | { message: string }>> {
+  const addresses = new Map(brokers.map((b) => [formatBroker(b), { host: b.host, port: b.port }]));
+  if (addresses.size > MAX_BROKERS) throw new KafkaWireError(`the cluster lists ${addresses.size} brokers, more than the ${MAX_BROKERS} a check connects to`, 'broker');
+  const reached = new Map<string, Broker | { message: string }>();
+  await Promise.all(
+    [...addresses].map(async ([key, address]) => {
+      if (key === formatBroker(seed.address)) return void reached.set(key, seed);
+      reached.set(
+        key,
+        await brokerAt(address).catch((err: unknown) => ({
+          message: describeNetworkError((err as { code?: string }).code, key, address.host) ?? describeError(err).message,
+        })),
+      );
+    }),
+  );
+  return reached;
+}
 
 /**
  * Every group of the cluster: each broker lists those it coordinates. One broker without
  * ListGroups (librdkafka's mock has none) means the groups cannot be known.
  */
 async function listAllGroups(
-  brokers: ReadonlyArray<{ host: string; port: number }>,
-  seed: Broker,
-  brokerAt: (address: BrokerAddress) => Promise<Broker>,
+  brokers: Broker[],
   at: <T>(address: BrokerAddress, work: () => Promise<T>) => Promise<T>,
 ): Promise<{ ids: Set<string> } | { unsupported: string }> {
-  // Each listener once; and a bound, since the count comes from the peer: a broker that lists
-  // thousands would otherwise have this check open thousands of connections.
-  const addresses = new Map(brokers.map((b) => [formatBroker(b), { host: b.host, port: b.port }]));
-  if (addresses.size > MAX_BROKERS_FOR_GROUPS) {
-    throw new KafkaWireError(`the cluster lists ${addresses.size} brokers, more than the ${MAX_BROKERS_FOR_GROUPS} whose groups a check lists`, 'broker');
-  }
-  const lists = await Promise.all(
-    [...addresses.values()].map(async (b) => {
-      const broker = formatBroker(b) === formatBroker(seed.address) ? seed : await brokerAt(b);
-      return at(b, () => listGroups(broker.conn, broker.versions));
-    }),
-  );
+  const lists = await Promise.all(brokers.map((b) => at(b.address, () => listGroups(b.conn, b.versions))));
   if (lists.some((ids) => ids === undefined)) return { unsupported: 'the broker does not support ListGroups' };
   return { ids: new Set(lists.flat() as string[]) };
 }

@@ -66,3 +66,15 @@ describe('kafka judge', () => {
     expect(failed.message).toBe('round trip on audit.events failed: boom');
   });
 });
+
+describe('advertised brokers', () => {
+  it('fails a broker the check could not reach at the address it advertises, naming it', async () => {
+    const { judge } = await import('../../checks/kafka.js');
+    const v = judge(
+      { seeds: '127.0.0.1:9092', clusterId: 'c', brokers: [{ id: 1, host: '127.0.0.1', port: 9092 }, { id: 2, host: 'kafka-2.internal', port: 9092 }], controller: 1, topics: [], metadataMs: 1, unreachable: [{ id: 2, address: 'kafka-2.internal:9092', message: 'host kafka-2.internal not found' }] },
+      { minBrokers: 1, topics: [], groups: [] } as never,
+    );
+    expect(v.status).toBe('fail');
+    expect(v.message).toContain('broker 2 advertises kafka-2.internal:9092, which cannot be reached: host kafka-2.internal not found');
+  });
+});

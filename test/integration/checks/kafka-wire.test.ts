@@ -17,7 +17,7 @@ import {
 } from '../../../src/clients/kafka-wire.js';
 import { openKafka } from '../../../src/clients/kafka.js';
 import type { CheckContext } from '../../../src/check.js';
-import { dripWrites } from '../../support/faults.js';
+import { dripWrites, refusedPort } from '../../support/faults.js';
 import { KafkaWriter as Out } from '../../support/peers/kafka.js';
 
 interface Request {
@@ -367,6 +367,24 @@ describe('ListGroups', () => {
     const many = await openKafka({ seeds: [broker], clientId: 'soma-verify' }, ctx);
     const failure = await failureOf(many.describe(true));
     await many.close();
-    expect(failure!.message).toMatch(/^kafka error while listing consumer groups on 127\.0\.0\.1:\d+: the cluster lists 300 brokers, more than the 256 whose groups a check lists$/);
+    expect(failure!.message).toMatch(/^kafka error while connecting to every advertised broker on 127\.0\.0\.1:\d+: the cluster lists 300 brokers, more than the 256 a check connects to$/);
+  });
+
+  // Clients are sent to the advertised addresses, not the seed: one that cannot be reached is a
+  // cluster they cannot use (a misconfigured advertised.listeners), whatever the seed answers.
+  it('fails a broker whose advertised address cannot be reached, naming it', async () => {
+    const dead = await refusedPort();
+    let port = 0;
+    const broker = await double((req) => {
+      if (req.apiKey === API_KEY.ApiVersions) return versionsAnswer({ [API_KEY.Metadata]: 1 });
+      const listed = [{ id: 1, host: '127.0.0.1', port }, { id: 2, host: '127.0.0.1', port: dead }];
+      return new Out().array(listed, (o, b) => o.int32(b.id).string(b.host).int32(b.port).string(null)).int32(1).array([], () => {}).buffer();
+    });
+    port = broker.port;
+    const ctx = { signal: new AbortController().signal, timeoutMs: 3000 } as CheckContext;
+    const session = await openKafka({ seeds: [broker], clientId: 'soma-verify' }, ctx);
+    const facts = await session.describe(false);
+    await session.close();
+    expect(facts.unreachable).toEqual([{ id: 2, address: `127.0.0.1:${dead}`, message: `connection refused on 127.0.0.1:${dead}` }]);
   });
 });
