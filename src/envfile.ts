@@ -181,6 +181,48 @@ export function envValues(file: EnvFile): Map<string, string> {
   return values;
 }
 
+/**
+ * The values docker compose gives its services from this file: unquoted and double-quoted values
+ * interpolated as compose does (`${VAR}`, `$VAR`, `${VAR:-default}`, `${VAR-default}`,
+ * `${VAR:+alt}`, `${VAR+alt}`, `${VAR:?message}`, `$$` for a `$`; `\$` in double quotes),
+ * single-quoted ones literal. A name is looked up in `env` (the shell wins), then in the lines
+ * above. Hand-written: dotenv and dotenv-expand follow other rules, and compose's are in Go.
+ */
+export function composeValues(file: EnvFile, env: Record<string, string | undefined>): Map<string, string> {
+  const values = new Map<string, string>();
+  const lookup = (name: string) => env[name] ?? values.get(name);
+  for (const entry of file.entries) {
+    if (entry.quote === "'") {
+      values.set(entry.key, entry.value);
+      continue;
+    }
+    // An escaped `$` must stay one: NUL stands for it while interpolating (a .env holds no NUL).
+    const text =
+      entry.quote === '"'
+        ? file.text.slice(entry.valueStart, entry.valueEnd).replace(/\\(.)/gs, (m, c: string) => (c === '$' ? '\0' : (DOUBLE_QUOTE_ESCAPES[c] ?? m)))
+        : entry.value;
+    values.set(entry.key, interpolate(text, lookup, entry).replace(/\0/g, '$'));
+  }
+  return values;
+}
+
+const NAME = '[A-Za-z_][A-Za-z0-9_]*';
+const REFERENCE = new RegExp(`\\$\\$|\\$(${NAME})|\\$\\{(${NAME})(?:(:?[-+?])((?:[^{}]|\\{[^{}]*\\})*))?\\}`, 'g');
+
+function interpolate(text: string, lookup: (name: string) => string | undefined, entry: EnvEntry): string {
+  return text.replace(REFERENCE, (whole, bare: string | undefined, name: string | undefined, op: string | undefined, arg = '') => {
+    if (whole === '$$') return '\0';
+    const value = lookup((bare ?? name)!);
+    if (!op) return value ?? '';
+    const set = op.startsWith(':') ? value !== undefined && value !== '' : value !== undefined;
+    const nested = () => interpolate(arg, lookup, entry);
+    if (op.endsWith('-')) return set ? value! : nested();
+    if (op.endsWith('+')) return set ? nested() : '';
+    if (!set) throw new EnvParseError(entry.line, `${name} is required by ${entry.key}: ${nested() || 'it is not set'}`);
+    return value!;
+  });
+}
+
 const SAFE_UNQUOTED = /^[^\s#'"\\$`]*$/;
 
 function encodeDoubleQuoted(value: string): string {

@@ -27,13 +27,14 @@ const DOCUMENTED_SFM_PORT = 9595; // gen1 API (contracts section 1)
 const HOST_ALIASES = new Set(['localhost', '127.0.0.1', '::1', '[::1]', 'host.docker.internal', 'host-gateway']);
 
 export async function localTopology(cwd: string, processEnv: Env): Promise<LocalTopology> {
-  const { readEnvFile, envValues, EnvParseError } = await import('../envfile.js');
+  const { readEnvFile, composeValues, EnvParseError } = await import('../envfile.js');
   const { loadPlan, detectProject, PlanError } = await import('../ports/plan.js');
   const envPath = join(cwd, '.env');
   let dotenv: Map<string, string> = new Map();
   try {
     const file = await readEnvFile(envPath);
-    if (file) dotenv = envValues(file);
+    // What compose gives the services: ${VAR} references resolved as it resolves them.
+    if (file) dotenv = composeValues(file, processEnv);
   } catch (err) {
     if (err instanceof EnvParseError) throw new ConfigError([`${envPath}: ${err.message}`]);
     if (err instanceof FileReadError) throw new ConfigError([err.message]);

@@ -109,6 +109,14 @@ describe('soma-verify local', () => {
     expect(overridden.code).toBe(0);
   });
 
+  it('resolves ${VAR} references in .env as docker compose does', async () => {
+    const dir = await folder({ '.env': `BRAIN=${brain.port}\nSOMABRAIN_HOST_PORT=\${BRAIN}\nPG_USER=postgres\nSOMABRAIN_POSTGRES_DSN="postgresql://\${PG_USER}@somabrain_postgres:5432/\${PG_DB:-postgres}"\nPOSTGRES_HOST_PORT=5432\n` });
+    const r = await local(dir, ['--format', 'json', '--only', 'somabrain.health,postgres']);
+    const report = reportOf(r);
+    expect(checkOf(report, 'somabrain.health')).toMatchObject({ status: 'pass', target: `http://127.0.0.1:${brain.port}` });
+    expect(checkOf(report, 'postgres')).toMatchObject({ status: 'pass', target: 'postgresql://postgres@127.0.0.1:5432/postgres' });
+  });
+
   it('a malformed .env exits 2 naming the line', async () => {
     const dir = await folder({ '.env': `SOMABRAIN_HOST_PORT=${brain.port}\n# fine\nthis line is not an assignment\n` });
     const r = await local(dir);

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { EnvParseError, envValues, parseEnvFile, readEnvFile, setEnvValues } from '../../src/envfile.js';
+import { composeValues, EnvParseError, envValues, parseEnvFile, readEnvFile, setEnvValues } from '../../src/envfile.js';
 
 const dirs: string[] = [];
 afterAll(async () => {
@@ -248,5 +248,22 @@ describe('setEnvValues', () => {
       }),
       { numRuns: 400 },
     );
+  });
+});
+
+describe('composeValues: what docker compose gives the services', () => {
+  const values = (text: string, env: Record<string, string> = {}) => Object.fromEntries(composeValues(parseEnvFile(text), env));
+
+  it('resolves ${VAR} and $VAR against the lines above, the shell winning; single quotes stay literal', () => {
+    expect(values('PW=s3cret\nURL=redis://:${PW}@r:6379/0\nRAW=\'${PW}\'\nBARE=$PW/x\n')).toEqual({ PW: 's3cret', URL: 'redis://:s3cret@r:6379/0', RAW: '${PW}', BARE: 's3cret/x' });
+    expect(values('URL=redis://:${PW}@r\n', { PW: 'from-shell' }).URL).toBe('redis://:from-shell@r');
+  });
+
+  it('defaults, alternatives and required values as compose reads them; $$ and \\$ are a dollar', () => {
+    expect(values('A=${X:-one}\nB=${X-two}\nE=\nC=${E:-three}\nD=${E-four}\nF=${A:+alt}\nG=$$X\nH="\\$X ${A}"\n')).toEqual({
+      A: 'one', B: 'two', E: '', C: 'three', D: '', F: 'alt', G: '$X', H: '$X one',
+    });
+    expect(values('P=${PORT:-${BASE:-30100}}\n').P).toBe('30100');
+    expect(() => values('U=${NEED:?set NEED first}\n')).toThrow('line 1: NEED is required by U: set NEED first');
   });
 });
