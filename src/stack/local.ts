@@ -86,6 +86,9 @@ export async function localTopology(cwd: string, processEnv: Env): Promise<Local
     throw new ConfigError([`the port plan publishes no ${service} service`]);
   };
 
+  /** A variable's name, saying so when the process environment set it (it wins over .env). */
+  const named = (key: string) => (processEnv[key] ? `${key} from the environment` : key);
+
   /** A connection string from the first set variable, its container host mapped to the host port. */
   const fromVariable = (service: string, keys: string[], scheme: string) => {
     const published = hostPort(service);
@@ -93,10 +96,10 @@ export async function localTopology(cwd: string, processEnv: Env): Promise<Local
       const value = env[key]?.trim();
       if (!value) continue;
       const mapped = mapToHost(value, scheme, published.port);
-      sources[service] = mapped.note ? `${key} (${mapped.note})` : key;
+      sources[service] = mapped.note ? `${named(key)} (${mapped.note})` : named(key);
       return mapped.value;
     }
-    sources[service] = `${published.from} (${published.port})`;
+    sources[service] = `${named(published.from)} (${published.port})`;
     return undefined;
   };
   const byProject = <T>(choices: Record<string, T[]>, fallback: T[]): T[] =>
@@ -105,7 +108,7 @@ export async function localTopology(cwd: string, processEnv: Env): Promise<Local
   const api = (service: string, key: string, fallbackPort: number) => {
     const given = portIn(key);
     const port = given ?? fallbackPort;
-    sources[service] = given ? `${key} (${port})` : `default (${port})`;
+    sources[service] = given ? `${named(key)} (${port})` : `default (${port})`;
     return `http://127.0.0.1:${port}`;
   };
   const services: Record<string, unknown> = {};

@@ -107,6 +107,8 @@ describe('soma-verify local', () => {
       target: `http://127.0.0.1:${brain.port}`,
     });
     expect(overridden.code).toBe(0);
+    const said = await local(dir, ['--verbose', '--only', 'somabrain.health'], { SOMABRAIN_HOST_PORT: String(brain.port) });
+    expect(said.stderr).toContain(`somabrain: SOMABRAIN_HOST_PORT from the environment (${brain.port})`);
   });
 
   it('resolves ${VAR} references in .env as docker compose does', async () => {
