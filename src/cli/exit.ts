@@ -22,9 +22,16 @@ export function holdExitFloor(): { verdict(code: number): void } {
   const proc = process as unknown as { reallyExit(code?: number): never };
   const reallyExit = proc.reallyExit.bind(process);
   proc.reallyExit = (code) => reallyExit(code ? code : floor);
+  process.exitCode = floor;
   process.once('beforeExit', () => {
     process.stderr.write('soma-verify: the run ended before its report (internal error): the gate fails\n');
-    process.exit(floor || EXIT.failed);
+    // Not process.exit: while checks run it is guarded, and throws.
+    reallyExit(floor || EXIT.failed);
   });
-  return { verdict: (code) => void (floor = code) };
+  return {
+    verdict: (code) => {
+      floor = code;
+      process.exitCode = code;
+    },
+  };
 }

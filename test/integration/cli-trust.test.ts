@@ -282,4 +282,15 @@ describe('the gate holds against', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).not.toContain('internal error');
   });
+
+  // The floor alone, in a process of its own: an event loop that runs dry before any verdict
+  // (nothing left to wait on, process.exit guarded as while checks run) ends 1, not 0.
+  it('a process whose event loop runs dry before the verdict exits 1 and says so, process.exit guarded or not', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const exitModule = new URL('../../dist/src/cli/exit.js', import.meta.url).href;
+    const script = `import(${JSON.stringify(exitModule)}).then(({ holdExitFloor }) => { holdExitFloor(); process.on('uncaughtException', () => {}); process.exit = () => { throw new Error('guarded'); }; process.exitCode = 0; new Promise(() => {}); });`;
+    const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 10_000 });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toBe('soma-verify: the run ended before its report (internal error): the gate fails\n');
+  });
 });
