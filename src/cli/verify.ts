@@ -151,14 +151,13 @@ async function verifyOrThrow(
   const consecutive = args.consecutive ?? 1;
   if (!Number.isInteger(consecutive) || consecutive < 1) throw new ConfigError([`--consecutive: expected a whole number of at least 1`]);
   // A report that cannot be written is a usage error now, not after a whole --wait.
-  if (args.output) await assertOutputFolder(args.output, cwd);
+  if (args.output) await assertOutputWritable(args.output, cwd);
 
   if (args.list) {
     // Redact before rendering (a table may wrap a secret, JSON may escape it), and only the
     // target: ids and kinds are the plan's structure.
     const rows = plan.map((c) => ({ id: c.id, kind: c.checkKind.kind, service: c.service, target: redactor.text(c.target), timeoutMs: c.timeoutMs, dependsOn: c.dependsOn }));
     const { renderPlan } = await import('../report/plan.js');
-    stopDivertingStdout();
     await emit(renderPlan(args.env, rows, args.format === 'json' ? 'json' : 'table'), args.output);
     return EXIT.ok;
   }
@@ -220,7 +219,6 @@ async function verifyOrThrow(
     else if (!stopper.received) say(`soma-verify: all retried checks passing after ${waited.attempts} attempts; ${checksCount(failing)} run once did not pass`);
   }
 
-  stopDivertingStdout();
   const { buildReport } = await import('../report/report.js');
   const { rendererFor } = await import('../report/index.js');
   // The exit status comes from the results as the checks gave them; masking touches only the
@@ -368,7 +366,6 @@ export function durationArg(flag: string, value: string | undefined): number | u
   return checked.ms;
 }
 
-/** Print to stdout, or write the file atomically (a failed write leaves the old file whole). */
 /**
  * A reader that goes away (`| head`) closes stdout or stderr: what was not written is lost, and
  * the exit code still comes from the results. Without these listeners the EPIPE is an uncaught
@@ -378,17 +375,21 @@ export function ignoreClosedPipes(): void {
   for (const stream of [process.stdout, process.stderr]) if (stream.listenerCount('error') === 0) stream.on('error', () => {});
 }
 
+/** Set while the report itself is written: only then does stdout take what it is given. */
+let writingReport = false;
 let restoreStdout: (() => void) | undefined;
 
 /**
  * What a plugin prints to stdout would land inside the report (a JSON document no longer one, a
- * workflow command in --format github): from plugin loading to the last check, each line of it
- * goes to stderr instead, masked and prefixed, so that none starts with "::".
+ * workflow command in --format github): from plugin loading to the exit, a check that ignored
+ * its abort included, each line of it goes to stderr instead, masked and prefixed, so that none
+ * starts with "::". The report passes (emit, and -o /dev/stdout through writeFileAtomic).
  */
 function divertStdout(say: (line: string) => void): void {
   const original = process.stdout.write;
   restoreStdout = () => void (process.stdout.write = original);
   process.stdout.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+    if (writingReport) return (original as (...args: unknown[]) => boolean).call(process.stdout, chunk, ...rest);
     const text = typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
     for (const line of text.split(/\r?\n|\r/)) if (line) say(`soma-verify: printed by a check: ${line}`);
     const done = rest.find((r) => typeof r === 'function') as (() => void) | undefined;
@@ -397,29 +398,45 @@ function divertStdout(say: (line: string) => void): void {
   }) as typeof process.stdout.write;
 }
 
-/** The checks are done: stdout is the report's again. */
+/** Back to Node's own stdout (an in-process caller of verify() gets it back). */
 function stopDivertingStdout(): void {
   restoreStdout?.();
   restoreStdout = undefined;
 }
 
-/** The folder of `--output` exists and takes a file (the report is written beside it first, then renamed). */
-async function assertOutputFolder(output: string, cwd: string): Promise<void> {
-  const { access, constants: fs } = process.getBuiltinModule('node:fs/promises');
+/**
+ * `--output` can be written, checked before the run: a descriptor (-o /dev/stdout), a FIFO or a
+ * device is written in place and must itself be writable; a regular file is written beside
+ * itself, then renamed, so its folder must be.
+ */
+async function assertOutputWritable(output: string, cwd: string): Promise<void> {
+  const { access, stat, constants: fs } = process.getBuiltinModule('node:fs/promises');
+  const target = resolve(cwd, output);
   try {
-    await access(dirname(resolve(cwd, output)), fs.W_OK);
+    const existing = await stat(target).catch(() => undefined);
+    await access(existing && !existing.isFile() ? target : dirname(target), fs.W_OK);
   } catch (err) {
     throw new ConfigError([`--output ${output}: cannot write (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`]);
   }
 }
 
+/** Print to stdout, or write the file atomically (a failed write leaves the old file whole). */
 async function emit(text: string, output: string | undefined): Promise<void> {
-  if (!output) {
-    await new Promise<void>((resolve, reject) =>
-      process.stdout.write(text, (err) => (!err || (err as NodeJS.ErrnoException).code === 'EPIPE' ? resolve() : reject(err))),
-    );
-    return;
+  writingReport = true;
+  try {
+    if (!output) {
+      await new Promise<void>((resolve, reject) =>
+        process.stdout.write(text, (err) => (!err || (err as NodeJS.ErrnoException).code === 'EPIPE' ? resolve() : reject(err))),
+      );
+      return;
+    }
+    await writeOutput(text, output);
+  } finally {
+    writingReport = false;
   }
+}
+
+async function writeOutput(text: string, output: string): Promise<void> {
   const { writeFileAtomic } = await import('../write-file.js');
   try {
     await writeFileAtomic(output, text);
