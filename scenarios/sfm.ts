@@ -9,6 +9,10 @@ import { defineScenario, expectStatus, fail, notYet, objectBody, step, type Step
 import { authMeaning, generationOf, generationStep, headersFor, removeFromSfm, sfmCleanupStep } from '../src/scenario/somastack-steps.js';
 import { SFM_ROUTES, sentinelCoord, sfmPayload } from '../src/stack/memory.js';
 import { randomBytes } from 'node:crypto';
+import { HttpError } from '../src/clients/http.js';
+
+/** Failures before a byte of the request could leave: such a write cannot land. */
+const NEVER_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
 
 export default defineScenario({
   kind: 'sfm.smoke',
@@ -39,7 +43,8 @@ export default defineScenario({
       const before = written;
       written = true;
       const res = await s.http(write(token)).catch((err: unknown) => {
-        unanswered = true;
+        // Refused or unresolved: nothing was sent. Anything else may have reached SFM.
+        if (!(err instanceof HttpError && NEVER_SENT.has(err.code))) unanswered = true;
         throw err;
       });
       if (res.status >= 400 && res.status < 500) written = before;

@@ -126,10 +126,12 @@ export default defineScenario({
             if (removed) return s.skip('already forgotten by the steps above');
             if (generationOf(run, 'somabrain') === 'gen2') return throughSfm.run(s);
             // Forgotten before it lands (an asynchronous write, or a request cut before its
-            // answer), the item would be stored after cleanup: wait until recall finds it.
-            if (!confirmed && !(await waitForLanding(s, async () => (await recall(s)).longTerm.length > 0)))
-              return lateWrite(s, 'the long-term store', { stays: true, note: `if it lands later, it is the item marked ${marker} at the sentinel coord ${sentinel}` });
-            return forget(s);
+            // answer), the item would be stored after cleanup: wait until recall finds it. Forget
+            // it in any case (it may be there unseen), then say what may still land.
+            const landed = confirmed || (await waitForLanding(s, async () => (await recall(s)).longTerm.length > 0));
+            const said = await forget(s);
+            if (!landed) lateWrite(s, 'the long-term store', { stays: true, note: `if it lands later, it is the item marked ${marker} at the sentinel coord ${sentinel}` });
+            return said;
           },
           { retryForMs: 4000 },
         ),

@@ -174,11 +174,13 @@ export function sfmCleanupStep(name: string, sfm: HttpServiceConfig | undefined,
     const at = coord();
     if (!at) return s.warn(`the coordinate was never returned: the item expires after ttl_seconds=${GEN2_TTL_SECONDS}`);
     if (!sfm) return s.warn(`no SFM configured to delete it: the item expires after ttl_seconds=${GEN2_TTL_SECONDS}`);
-    // A write still on its way would land after a delete: wait for it.
+    // A write still on its way would land after a delete: wait for it. Delete in any case (it
+    // may be there unseen), then say what may still land.
     const url = new URL(SFM_ROUTES.memory(at), sfm.url).href;
-    if (state.mayLandLater?.() && !(await waitForLanding(s, async () => (await s.http({ url, headers: headersFor(sfm.token), tls: sfm.tls })).status === 200)))
-      return lateWrite(s, 'SFM', state.late?.());
-    return removeFromSfm(s, sfm, at);
+    const landed = !state.mayLandLater?.() || (await waitForLanding(s, async () => (await s.http({ url, headers: headersFor(sfm.token), tls: sfm.tls })).status === 200));
+    const said = await removeFromSfm(s, sfm, at);
+    if (!landed) lateWrite(s, 'SFM', state.late?.());
+    return said;
   }, { retryForMs: 4000 });
 }
 

@@ -490,7 +490,8 @@ describe('cleanup always runs', () => {
       expect(check.message).toBe(
         `ran out of time (2000 ms) at step 'store a marked memory at the sentinel coord'; CLEANUP FAILED: delete the sentinel coord: the write had not reached SFM when cleanup ended: if it lands later, it is the memory marked ${marker} at ${coord} (sfm gen1)`,
       );
-      expect(sfm1.writes().filter((q) => q.method === 'DELETE')).toEqual([]);
+      // It was deleted anyway (it might have been there unseen): too early, as the report says.
+      expect(sfm1.writes().filter((q) => q.method === 'DELETE')).toHaveLength(1);
       // It lands: what the report named is what is there.
       const numbers = (c: string) => c.split(',').map(Number);
       await expect.poll(() => sfm1.live().map((m) => [m.payload.marker, numbers(m.coord)]), { timeout: 10_000, interval: 200 }).toEqual([[marker, numbers(coord)]]);
