@@ -197,7 +197,7 @@ export function judge(res: HttpResponse, p: Probe, path: string): Verdict {
     else flag('warn', `unknown status word "${word}"`);
   }
   for (const key of ['healthy', 'ready', 'ok'] as const) {
-    if (typeof body[key] === 'boolean' && !ignored.has(key) && !(key in p.require)) {
+    if (typeof body[key] === 'boolean' && !ignored.has(key) && !Object.hasOwn(p.require, key)) {
       judged = true;
       if (body[key] === false) flag('fail', `${key} is false`);
     }
@@ -218,7 +218,7 @@ export function judge(res: HttpResponse, p: Probe, path: string): Verdict {
   }
 
   // A body made only of booleans is a component map (SFM: kv_store, vector_store, graph_store).
-  const entries = Object.entries(body).filter(([k]) => !ignored.has(k) && !(k in p.require));
+  const entries = Object.entries(body).filter(([k]) => !ignored.has(k) && !Object.hasOwn(p.require, k));
   if (entries.length > 0 && entries.every(([, v]) => typeof v === 'boolean')) {
     judged = true;
     details.components = Object.fromEntries(entries);
@@ -233,13 +233,19 @@ export function judge(res: HttpResponse, p: Probe, path: string): Verdict {
     for (const c of componentsAt(jsonPathValue(body, path))) {
       judged = true;
       components[c.name] = c.summary;
-      const critical = p.critical[c.name];
+      const critical = Object.hasOwn(p.critical, c.name) ? p.critical[c.name] : undefined;
       if (critical && c.verdict !== 'pass') {
         requiredFailed = true;
         flag('fail', `${c.name} ${c.word}: ${critical}`);
       } else if (c.verdict !== 'pass') flag(c.verdict, `${c.name} ${c.word}`);
       else if (c.word && !WORDS[c.word.toLowerCase()]) notes.push(`${c.name} ${c.word}`);
     }
+  }
+  // A critical component the body does not list is not known to be up.
+  for (const [name, meaning] of Object.entries(p.critical)) {
+    if (Object.hasOwn(components, name)) continue;
+    requiredFailed = true;
+    flag('fail', `${name} is missing: ${meaning}`);
   }
   if (Object.keys(components).length) details.components = components;
   else if (Object.keys(required).length && !details.components) details.components = required;

@@ -15,7 +15,8 @@ export const sfm: HttpServiceModel = {
     const health = healthSpec('sfm', config, source, {
       detect: DETECT.sfm,
       // All three stores must be up (seed 002's checklist; gen2's own /healthz says 503 otherwise):
-      // a missing or non-boolean store fails, and "degraded" does not soften a store that is down.
+      // a missing or non-boolean store boolean fails, and on gen2's /health "degraded" does not
+      // soften a service that is down.
       variants: {
         // gen1 /healthz is always 200: the booleans are the verdict.
         gen1: { path: '/healthz', auth: false, require: STORES.gen1, expectJson: true },

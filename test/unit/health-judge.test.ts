@@ -267,6 +267,12 @@ describe('SomaBrain', () => {
     expect(v).toMatchObject({ status: 'fail', message: 'status degraded; soma_fractal_memory unhealthy: memory backend (SomaFractalMemory) unreachable from SomaBrain' });
   });
 
+  it('gen2: a body that does not list its memory store fails: it is not known to be up', () => {
+    const body = gen2Body('healthy');
+    delete (body.internal_services as Record<string, unknown>).soma_fractal_memory;
+    expect(judge(answer(200, body), gen2, '/health')).toMatchObject({ status: 'fail', message: 'soma_fractal_memory is missing: memory backend (SomaFractalMemory) unreachable from SomaBrain' });
+  });
+
   it('gen2: degraded warns and names the component', () => {
     const v = judge(answer(200, gen2Body('degraded', { cognitive: 'degraded' })), gen2, '/health');
     expect(v).toMatchObject({ status: 'warn', message: 'status degraded; cognitive degraded' });
