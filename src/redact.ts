@@ -57,9 +57,12 @@ function formsOf(value: string): string[] {
     encodeURIComponent(value).replace(/%[0-9A-F]{2}/g, (hex) => hex.toLowerCase()),
     json.replaceAll('/', '\\/'),
     ...["&#39;", "&#x27;"].map((apos) => value.replace(/[&<>"']/g, (c) => (c === "'" ? apos : HTML_ENTITIES[c]!))),
-    // UTF-8 read as Latin-1 with what is not printable ASCII blanked: how a wrong-protocol peer's echo is quoted (previewForeignBytes).
-    Buffer.from(value).toString('latin1').replace(/[^\x20-\x7e]+/g, ' ').trim(),
   ];
+  // UTF-8 read as Latin-1 with what is not printable ASCII blanked: how a wrong-protocol peer's
+  // echo is quoted (previewForeignBytes). Only when it differs, and long enough not to mask
+  // ordinary words ("über" would become "ber").
+  const blanked = Buffer.from(value).toString('latin1').replace(/[^\x20-\x7e]+/g, ' ').trim();
+  if (/[^\x20-\x7e]/.test(value) && blanked.length >= 8) forms.push(blanked);
   // A multi-line secret (a PEM through _FILE) may come back line by line or with other line ends.
   if (/[\r\n]/.test(value)) {
     forms.push(value.replace(/\r?\n/g, '\r\n'), value.replace(/\s*[\r\n]+\s*/g, ' '));

@@ -156,3 +156,14 @@ describe('secret names (issue 7)', () => {
     expect(isSecretName('REGION')).toBe(false);
   });
 });
+
+describe('Redactor: forms of a non-ASCII secret', () => {
+  it('masks a non-ASCII secret as a wrong-protocol peer is quoted (blanked), but no form too short to be safe', () => {
+    const r = new Redactor();
+    r.add('Pässwört-Geheim77');
+    expect(r.text('it answered "ERROR unknown command: AUTH P ssw rt-Geheim77"')).not.toContain('Geheim77');
+    const short = new Redactor();
+    short.add('über');
+    expect(short.text('a member of the number')).toBe('a member of the number');
+  });
+});
