@@ -127,8 +127,13 @@ export async function serveMain(argv: string[], cwd = process.cwd(), env = proce
       async run(signal) {
         const startedAt = new Date();
         const started = performance.now();
-        const results = await runPlan(plan, { concurrency, deadlineMs, signal, log: args.verbose ? say : undefined });
-        return redactor.value(buildReport(args.env, startedAt, performance.now() - started, results, args.strict));
+        try {
+          const results = await runPlan(plan, { concurrency, deadlineMs, signal, log: args.verbose ? say : undefined });
+          return redactor.value(buildReport(args.env, startedAt, performance.now() - started, results, args.strict));
+        } catch (err) {
+          // What an engine fault says is served on /healthz: masked like every output.
+          throw new Error(redactor.text((err as Error)?.message ?? String(err)));
+        }
       },
     }).catch((err: NodeJS.ErrnoException) => {
       throw new ConfigError([`cannot listen on ${args.host}:${args.port} (${err.code ?? err.message})`]);

@@ -54,7 +54,7 @@ function annotate(command: 'error' | 'warning', checks: CheckResult[], verb: str
   if (rest.length) {
     const ids = rest.map((c) => c.id).join(', ');
     lines.push(
-      `::${command} title=${escapeProperty(`${rest.length} more checks ${verb}`)}::${escapeData(`${rest.length} more checks ${verb} (GitHub shows ${ANNOTATIONS_PER_STEP} annotations of a kind per step; all are in the log and the job summary): ${ids}`)}`,
+      `::${command} title=${escapeProperty(`${moreChecks(rest.length)} ${verb}`)}::${escapeData(`${moreChecks(rest.length)} ${verb} (GitHub shows ${ANNOTATIONS_PER_STEP} annotations of a kind per step; all are in the log and the job summary): ${ids}`)}`,
     );
   }
   return lines;
@@ -66,6 +66,9 @@ function verdictLine(report: Report): string {
   const verdict = why ? `FAIL (${why})` : { pass: 'PASS', warn: 'PASS with warnings', fail: 'FAIL' }[report.status];
   return `${verdict} ${report.env}: ${checksCount(report.checks.length)}, ${s.pass} passed, ${s.warn} warned, ${s.fail} failed, ${s.skip} skipped in ${Math.round(report.durationMs)} ms`;
 }
+
+/** "1 more check", "12 more checks". */
+const moreChecks = (n: number) => `${n} more check${n === 1 ? '' : 's'}`;
 
 const ORDER: Record<Status, number> = { fail: 0, warn: 1, skip: 2, pass: 3 };
 const ICON: Record<Status, string> = { fail: '❌ fail', warn: '⚠️ warn', skip: '⏭️ skip', pass: '✅ pass' };
@@ -92,7 +95,7 @@ export function summaryMarkdown(report: Report, strict: boolean, limitBytes = SU
     '|---|---|---|---|---|',
   ].join('\n');
   const checks = [...report.checks].sort((a, b) => rank(a, strict) - rank(b, strict));
-  const more = (n: number) => `\n\n${n} more checks not shown: the job summary of a step is limited to 1 MiB.\n`;
+  const more = (n: number) => `\n\n${moreChecks(n)} not shown: the job summary of a step is limited to 1 MiB.\n`;
   let out = `${head}\n`;
   let bytes = Buffer.byteLength(out);
   const reserve = Buffer.byteLength(more(checks.length));
