@@ -241,12 +241,6 @@ export function judge(res: HttpResponse, p: Probe, path: string): Verdict {
       else if (c.word && !WORDS[c.word.toLowerCase()]) notes.push(`${c.name} ${c.word}`);
     }
   }
-  // A critical component the body does not list is not known to be up.
-  for (const [name, meaning] of Object.entries(p.critical)) {
-    if (Object.hasOwn(components, name)) continue;
-    requiredFailed = true;
-    flag('fail', `${name} is missing: ${meaning}`);
-  }
   if (Object.keys(components).length) details.components = components;
   else if (Object.keys(required).length && !details.components) details.components = required;
 
