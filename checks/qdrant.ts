@@ -160,11 +160,11 @@ export function judge(f: QdrantFacts, o: Pick<QdrantOptions, 'url' | 'apiKey' | 
   const problems = findings.flatMap((f) => (f.problem ? [f.problem] : []));
   if (problems.length > 0) return { status, message: problems.join('; '), details };
   const required = expectations.length ? `, required ${expectations.map((e) => e.name).join(', ')} green` : '';
-  return {
-    status: 'pass',
-    message: `${readyAnswer.kind === 'absent' ? 'Qdrant answers (no /readyz)' : 'Qdrant ready'}, ${names.length} collection${names.length === 1 ? '' : 's'}${required}`,
-    details,
-  };
+  const listed = `${names.length} collection${names.length === 1 ? '' : 's'}${required}`;
+  // Without /readyz (Qdrant before 1.5, or a proxy that hides it) shard readiness is unknown: the
+  // contract's Qdrant has it, so the answer alone is not a pass.
+  if (readyAnswer.kind === 'absent') return { status: 'warn', message: `Qdrant answers, but has no /readyz: shard readiness unknown; ${listed}`, details };
+  return { status: 'pass', message: `Qdrant ready, ${listed}`, details };
 }
 
 function toExpectation(spec: string | Expectation): Expectation {

@@ -34,6 +34,13 @@ describe('qdrant judge', () => {
     expect(one(answer(404, { status: { error: 'Not found' } })).message).toBe('collection memories missing');
   });
 
+  it('warns when /readyz is absent (404): the collections answer, shard readiness is unknown', () => {
+    expect(judge(facts({ readyz: answer(404, { status: { error: 'Not found' } }) }), { url, collections: [] })).toMatchObject({
+      status: 'warn',
+      message: 'Qdrant answers, but has no /readyz: shard readiness unknown; 1 collection',
+    });
+  });
+
   it('fails shards not ready, and a key that is missing or rejected', () => {
     expect(judge(facts({ readyz: answer(503, 'some shards are not ready') }), { url, collections: [] }).message).toBe(
       'Qdrant at http://qdrant:6333: shards not ready (/readyz answered HTTP 503: some shards are not ready)',
