@@ -32,7 +32,10 @@ export interface ConditionResult {
 const MISSING = Symbol('missing');
 
 export function evaluateCondition(c: Condition, json: unknown, rawBody: string): ConditionResult {
-  const found = c.path === '$' ? (json === undefined ? rawBody : json) : getJsonPath(json, c.path);
+  // A path into a body that is not JSON says nothing: not "absent" (an HTML error page would pass
+  // `exists: false`). `$` is the whole body, its text when it is not JSON; an empty one is absent.
+  if (c.path !== '$' && json === undefined) return { ok: false, description: `${c.path}: the body is not JSON` };
+  const found = c.path === '$' ? (json === undefined ? (rawBody === '' ? MISSING : rawBody) : json) : getJsonPath(json, c.path);
   const shown = found === MISSING ? 'missing' : JSON.stringify(found);
   const fail = (expected: string): ConditionResult => ({
     ok: false,
@@ -50,7 +53,8 @@ export function evaluateCondition(c: Condition, json: unknown, rawBody: string):
     if (!ok) return fail(`${op} ${bound}`);
   }
   if (c.matches !== undefined) {
-    const text = typeof found === 'string' ? found : found === MISSING ? '' : JSON.stringify(found);
+    if (found === MISSING) return fail(`to match /${c.matches}/`);
+    const text = typeof found === 'string' ? found : JSON.stringify(found);
     if (!new RegExp(c.matches).test(text)) return fail(`to match /${c.matches}/`);
   }
   return { ok: true, description: `${c.path} ok` };

@@ -263,7 +263,7 @@ export async function exchangeHttp(req: HttpRequest): Promise<RawAnswer> {
       const location = answer.headers.location;
       if (hop < (req.maxRedirects ?? 0) && REDIRECTS.has(answer.status) && location) {
         const next = new URL(location, url);
-        if (next.origin !== url.origin) for (const name of Object.keys(headers)) if (CREDENTIAL_HEADERS.has(name.toLowerCase())) delete headers[name];
+        if (next.origin !== url.origin) for (const name of Object.keys(headers)) if (!CROSS_ORIGIN_HEADERS.has(name.toLowerCase())) delete headers[name];
         // As browsers and fetch do: 303, and 301/302 after a POST, continue as a GET without a body.
         if (answer.status === 303 ? method !== 'HEAD' : (answer.status === 301 || answer.status === 302) && method === 'POST') {
           method = 'GET';
@@ -287,8 +287,12 @@ export async function exchangeHttp(req: HttpRequest): Promise<RawAnswer> {
 }
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
-/** Not sent on to another origin after a redirect. */
-const CREDENTIAL_HEADERS = new Set(['authorization', 'proxy-authorization', 'cookie']);
+/**
+ * The only headers sent on to another origin after a redirect. Not fetch's rule (it drops only
+ * Authorization): every header a config sets is treated as a secret (an API key in `x-api-key`),
+ * and another origin is another party.
+ */
+const CROSS_ORIGIN_HEADERS = new Set(['accept', 'accept-language', 'user-agent', 'content-type', 'content-length']);
 
 /**
  * One request and its whole answer, bounded by `bound`. A kept-alive connection that the server

@@ -31,6 +31,13 @@ describe('conditions', () => {
     expect(check({ path: 'status', matches: '^o' }).ok).toBe(true);
     expect(evaluateCondition(valibot.parse(condition, { matches: 'all shards' }), undefined, 'all shards are ready').ok).toBe(true);
   });
+  it('a missing value matches no regex; a path into a body that is not JSON is no verdict of absence; an empty body has no $', () => {
+    expect(check({ path: 'version', matches: '^[0-9.]*$' })).toEqual({ ok: false, description: 'version is missing, expected to match /^[0-9.]*$/' });
+    const html = (c: unknown) => evaluateCondition(valibot.parse(condition, c), undefined, '<h1>Internal error: database down</h1>');
+    expect(html({ path: 'error', exists: false })).toEqual({ ok: false, description: 'error: the body is not JSON' });
+    expect(evaluateCondition(valibot.parse(condition, { path: '$', exists: true }), undefined, '').ok).toBe(false);
+  });
+
   it('rejects a condition that compares nothing or a broken regex', () => {
     expect(valibot.safeParse(condition, { path: 'a' }).success).toBe(false);
     expect(valibot.safeParse(condition, { path: 'a', matches: '(' }).success).toBe(false);

@@ -110,6 +110,31 @@ describe('http', () => {
     expect((await runCheck('http', { url: `${base}/moved`, maxRedirects: 2 })).status).toBe('pass');
   });
 
+  it('sends no header of the config on to another origin after a redirect (an API key in x-api-key, the token)', async () => {
+    const seen: IncomingMessage['headers'][] = [];
+    const other = createServer((req, res) => {
+      seen.push(req.headers);
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
+    });
+    await new Promise<void>((resolve) => other.listen(0, '127.0.0.1', resolve));
+    const first = createServer((req, res) => res.writeHead(302, { location: `http://127.0.0.1:${(other.address() as AddressInfo).port}/land` }).end());
+    await new Promise<void>((resolve) => first.listen(0, '127.0.0.1', resolve));
+    try {
+      const out = await runCheck('http', {
+        url: `http://127.0.0.1:${(first.address() as AddressInfo).port}/go`,
+        maxRedirects: 1,
+        token: `${TOKEN}-redirected`,
+        headers: { 'X-Api-Key': 'api-key-7f0c1d2e', 'X-Tenant': 'soma' },
+      });
+      expect(out.status).toBe('pass');
+      expect(seen).toHaveLength(1);
+      expect(Object.keys(seen[0]!).filter((h) => ['authorization', 'x-api-key', 'x-tenant'].includes(h))).toEqual([]);
+    } finally {
+      first.close();
+      other.close();
+    }
+  });
+
   it('fails an answer slower than maxLatencyMs', async () => {
     const out = await runCheck('http', { url: `${base}/slow`, maxLatencyMs: 100 });
     expect(out.status).toBe('fail');
