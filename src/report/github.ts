@@ -9,7 +9,7 @@
 // reader, and it writes to stdout by itself rather than returning one document.
 import { appendFile, stat } from 'node:fs/promises';
 import type { CheckResult, Status } from '../check.js';
-import { checksCount, type Renderer, type Report, unfinished } from './report.js';
+import { checksCount, type Renderer, type Report, unfinished, verdictOf } from './report.js';
 
 /** GitHub keeps this many error (and this many warning) annotations per step, silently dropping more. */
 export const ANNOTATIONS_PER_STEP = 10;
@@ -62,9 +62,7 @@ function annotate(command: 'error' | 'warning', checks: CheckResult[], verb: str
 
 function verdictLine(report: Report): string {
   const s = report.summary;
-  const why = unfinished(report);
-  const verdict = why ? `FAIL (${why})` : { pass: 'PASS', warn: 'PASS with warnings', fail: 'FAIL' }[report.status];
-  return `${verdict} ${report.env}: ${checksCount(report.checks.length)}, ${s.pass} passed, ${s.warn} warned, ${s.fail} failed, ${s.skip} skipped in ${Math.round(report.durationMs)} ms`;
+  return `${verdictOf(report)} ${report.env}: ${checksCount(report.checks.length)}, ${s.pass} passed, ${s.warn} warned, ${s.fail} failed, ${s.skip} skipped in ${Math.round(report.durationMs)} ms`;
 }
 
 /** "1 more check", "12 more checks". */

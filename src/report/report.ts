@@ -12,6 +12,12 @@ export function unfinished(report: Report): string | undefined {
   return report.waitExpired;
 }
 
+/** The run's verdict in words: PASS, PASS with warnings, FAIL, or FAIL (why it did not finish). */
+export function verdictOf(report: Report): string {
+  const why = unfinished(report);
+  return why ? `FAIL (${why})` : { pass: 'PASS', warn: 'PASS with warnings', fail: 'FAIL' }[report.status];
+}
+
 export interface Report {
   schemaVersion: typeof SCHEMA_VERSION;
   env: string;

@@ -4,7 +4,7 @@
 // characters), padded as plain text, and coloured after, so a row costs the same at any count.
 import stringWidthOf from 'string-width';
 import type { Status } from '../check.js';
-import { checksCount, type Renderer, unfinished } from './report.js';
+import { checksCount, type Renderer, verdictOf } from './report.js';
 import { paint } from './color.js';
 
 const LABEL: Record<Status, string> = { pass: 'PASS', warn: 'WARN', fail: 'FAIL', skip: 'SKIP' };
@@ -56,8 +56,7 @@ export const renderTable: Renderer = (report, { color }) => {
     s.fail ? c.red(`${s.fail} failed`) : `${s.fail} failed`,
     `${s.skip} skipped`,
   ];
-  const why = unfinished(report);
-  const verdict = why ? c.red(`FAIL (${why})`) : { pass: c.green('PASS'), warn: c.yellow('PASS with warnings'), fail: c.red('FAIL') }[report.status];
+  const verdict = { pass: c.green, warn: c.yellow, fail: c.red }[report.status](verdictOf(report));
   return `${lines.join('\n')}\n${verdict} ${report.env}: ${checksCount(report.checks.length)}, ${parts.join(', ')} in ${formatMs(report.durationMs)}\n`;
 };
 
