@@ -6,7 +6,7 @@ import { ConfigError } from '../config/issues.js';
 import { Redactor } from '../redact.js';
 import { EXIT } from './exit.js';
 import { OPTIONS, splitList } from './verify-options.js';
-import { durationArg, guardProcessExit, ignoreClosedPipes, loadPlan, setupFailed, type PlanArgs } from './verify.js';
+import { durationArg, guardProcessExit, loadPlan, reportStrayErrors, setupFailed, type PlanArgs } from './verify.js';
 
 export const SERVE_DEFAULTS = { port: 9465, interval: '30s', host: '127.0.0.1' } as const;
 
@@ -101,13 +101,7 @@ export async function serveMain(argv: string[], cwd = process.cwd(), env = proce
   const redactor = new Redactor();
   const say = (line: string) => process.stderr.write(`${redactor.text(line)}\n`);
   // A plugin or driver that throws outside its check's promise must not stop a days-long exporter.
-  const onStray = (err: unknown) => {
-    if ((err as NodeJS.ErrnoException)?.code === 'EPIPE') return; // a closed stderr: nowhere to say it
-    say(`soma-verify serve: error outside a check: ${(err as Error)?.stack ?? String(err)}`);
-  };
-  process.on('uncaughtException', onStray);
-  process.on('unhandledRejection', onStray);
-  ignoreClosedPipes();
+  reportStrayErrors(say, 'soma-verify serve');
   // As in a verification: a plugin's process.exit throws in its check, which fails.
   const exitGuard = guardProcessExit();
 

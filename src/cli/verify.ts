@@ -59,16 +59,7 @@ const PROGRESS_EVERY_MS = 5000;
 export async function verify(args: VerifyArgs, cwd = process.cwd(), env = process.env): Promise<number> {
   const redactor = new Redactor();
   const say = (line: string) => process.stderr.write(`${redactor.text(line)}\n`);
-  // A plugin or driver that throws outside its check's promise would have Node print the stack
-  // unredacted and stop the run: report it through the redactor and let the run finish.
-  const onStray = (err: unknown) => {
-    // A closed stderr or stdout (its reader went away): nowhere to say it, and saying it would fail again.
-    if ((err as NodeJS.ErrnoException)?.code === 'EPIPE') return;
-    say(`soma-verify: error outside a check: ${(err as Error)?.stack ?? String(err)}`);
-  };
-  process.on('uncaughtException', onStray);
-  process.on('unhandledRejection', onStray);
-  ignoreClosedPipes();
+  const stopReporting = reportStrayErrors(say, 'soma-verify');
   const exitGuard = guardProcessExit();
   divertStdout(say);
   try {
@@ -76,8 +67,7 @@ export async function verify(args: VerifyArgs, cwd = process.cwd(), env = proces
   } catch (err) {
     return setupFailed(err, say);
   } finally {
-    process.off('uncaughtException', onStray);
-    process.off('unhandledRejection', onStray);
+    stopReporting();
     exitGuard.restore();
     stopDivertingStdout();
   }
@@ -367,12 +357,24 @@ export function durationArg(flag: string, value: string | undefined): number | u
 }
 
 /**
- * A reader that goes away (`| head`) closes stdout or stderr: what was not written is lost, and
- * the exit code still comes from the results. Without these listeners the EPIPE is an uncaught
- * exception, and reporting it to a closed stderr fails again, without end.
+ * A plugin or driver that throws outside its check's promise would have Node print the stack
+ * unredacted and stop the run: it is said through `say` (which masks) and the run goes on. A
+ * reader that goes away (`| head`) closes stdout or stderr: what was not written is lost, the
+ * exit code still comes from the results, and the EPIPE is not said (to a closed stderr that
+ * would fail again, without end). Returns what undoes it.
  */
-export function ignoreClosedPipes(): void {
+export function reportStrayErrors(say: (line: string) => void, who: string): () => void {
   for (const stream of [process.stdout, process.stderr]) if (stream.listenerCount('error') === 0) stream.on('error', () => {});
+  const onStray = (err: unknown) => {
+    if ((err as NodeJS.ErrnoException)?.code === 'EPIPE') return;
+    say(`${who}: error outside a check: ${(err as Error)?.stack ?? String(err)}`);
+  };
+  process.on('uncaughtException', onStray);
+  process.on('unhandledRejection', onStray);
+  return () => {
+    process.off('uncaughtException', onStray);
+    process.off('unhandledRejection', onStray);
+  };
 }
 
 /** Set while the report itself is written: only then does stdout take what it is given. */
