@@ -10,9 +10,7 @@ import { authMeaning, generationOf, generationStep, headersFor, removeFromSfm, s
 import { SFM_ROUTES, sentinelCoord, sfmPayload } from '../src/stack/memory.js';
 import { randomBytes } from 'node:crypto';
 import { HttpError } from '../src/clients/http.js';
-
-/** Failures before a byte of the request could leave: such a write cannot land. */
-const NEVER_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
+import { neverConnected } from '../src/clients/network.js';
 
 export default defineScenario({
   kind: 'sfm.smoke',
@@ -44,7 +42,7 @@ export default defineScenario({
       written = true;
       const res = await s.http(write(token)).catch((err: unknown) => {
         // Refused or unresolved: nothing was sent. Anything else may have reached SFM.
-        if (!(err instanceof HttpError && NEVER_SENT.has(err.code))) unanswered = true;
+        if (!(err instanceof HttpError && neverConnected(err.code))) unanswered = true;
         throw err;
       });
       if (res.status >= 400 && res.status < 500) written = before;

@@ -176,7 +176,7 @@ async function verifyOrThrow(
     results = await runPlan(plan, runOptions);
   } else {
     // --wait: progress always goes to stderr (a CI log is no terminal), the report once at the end.
-    const { runUntilPassing } = await import('../run/wait.js');
+    const { runUntilPassing, passing } = await import('../run/wait.js');
     let lastProgress = { key: '', at: -Infinity };
     const waited = await runUntilPassing(plan, runOptions, {
       budgetMs: waitMs,
@@ -202,7 +202,7 @@ async function verifyOrThrow(
     });
     results = waited.results;
     expired = waited.expired;
-    const failing = results.filter((r) => r.status === 'fail' || (args.strict && r.status === 'warn')).length;
+    const failing = results.filter((r) => !passing(r, args.strict)).length;
     expiry = `--wait ${args.wait} ran out after ${waited.attempts} attempts: ${failing ? `${checksCount(failing)} not passing` : `${consecutive} passing attempts in a row were needed`}`;
     if (expired) say(`soma-verify: ${expiry}`);
     else if (!stopper.received && failing === 0) say(`soma-verify: all passing after ${waited.attempts} attempts`);

@@ -61,6 +61,9 @@ export function networkFailure(
   return undefined;
 }
 
+/** The connection was never made (refused, unresolved, no route): no byte of a request left. */
+export const neverConnected = (code: string | undefined): boolean => networkFailure(code, '', '') !== undefined;
+
 /**
  * CheckOutcome.unanswered for a socket-level failure, by the Node error code: the peer gave no
  * answer (refused, unresolved, no route, timed out, reset). Undefined for other codes. A refusal

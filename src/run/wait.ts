@@ -326,7 +326,7 @@ function address(peer: Unanswered): string {
  * Passing for the wait: what would not fail the report. A check skipped because a dependency
  * failed passes here too, since that dependency does not, and its re-run re-runs the check.
  */
-function passing(r: CheckResult, strict: boolean): boolean {
+export function passing(r: CheckResult, strict: boolean): boolean {
   return r.status === 'pass' || r.status === 'skip' || (r.status === 'warn' && !strict);
 }
 
