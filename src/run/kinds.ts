@@ -46,17 +46,8 @@ export class KindRegistry {
         if (err instanceof ConfigError) throw err;
         throw new ConfigError([`${where}: cannot load ${path}: ${(err as Error).message.split('\n')[0]}`]);
       }
-      let checkKind: CheckKind;
-      try {
-        const problem = describeShapeProblem(mod.default);
-        if (problem) throw new ConfigError([`${where}: ${path} ${problem}`]);
-        const snapshot = snapshotOf(mod.default as CheckKind);
-        if (typeof snapshot === 'string') throw new ConfigError([`${where}: ${path} ${snapshot}`]);
-        checkKind = snapshot;
-      } catch (err) {
-        if (err instanceof ConfigError) throw err;
-        throw new ConfigError([`${where}: ${path}: its check kind could not be read: ${(err as Error)?.message ?? String(err)}`]);
-      }
+      const checkKind = kindOf(mod.default);
+      if (typeof checkKind === 'string') throw new ConfigError([`${where}: ${path} ${checkKind}`]);
       // A plugin must not silently replace a built-in: the report would say "postgres" for a
       // check the user never reviewed.
       if (Object.hasOwn(BUILT_IN, checkKind.kind))
@@ -93,9 +84,18 @@ export class KindRegistry {
 export const MAX_ABORT_GRACE_MS = 60_000;
 
 /**
- * A plugin's kind, each property read once, here: a getter that throws or changes its answer
- * later cannot break the runner in the middle of a run (it would have ended without a report).
+ * A plugin's default export as a kind, or what is wrong with it. Each property is read once,
+ * here: a getter that throws or changes its answer later cannot break the runner in the middle
+ * of a run (it would have ended without a report).
  */
+function kindOf(value: unknown): CheckKind | string {
+  try {
+    return describeShapeProblem(value) ?? snapshotOf(value as CheckKind);
+  } catch (err) {
+    return `could not be read as a check kind: ${(err as Error)?.message ?? String(err)}`;
+  }
+}
+
 function snapshotOf(kind: CheckKind): CheckKind | string {
   const { abortGraceMs = 0, once, prepare } = kind;
   if (typeof abortGraceMs !== 'number' || !(abortGraceMs >= 0 && abortGraceMs <= MAX_ABORT_GRACE_MS))
