@@ -55,23 +55,27 @@ async function guarded<T>(work: () => Promise<T>): Promise<T> {
       throw new CommandError(error.message, 2, { cause: error });
     }
     if (error instanceof LockTimeoutError || error instanceof NoFreePortError) throw new CommandError(error.message, 1, { cause: error });
-    if (error instanceof StateDirError) throw new CommandError(error.message, 2, { cause: error });
     throw error;
   }
 }
 
-/** The state folder (lock, registry) could not be written: a full disk, a read-only mount. */
-class StateDirError extends Error {}
-
-/** Run `work` on the state folder `dir`; a file-system failure there is named once, with `dir`. */
+/**
+ * Run `work` on the state folder `dir` (lock, registry); a file-system failure there (a full
+ * disk, a read-only mount) is one message naming `dir`, exit 2.
+ */
 async function inStateDir<T>(dir: string, work: () => Promise<T>): Promise<T> {
   try {
     return await work();
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (error instanceof LockTimeoutError || typeof code !== 'string' || !code.startsWith('E')) throw error;
-    throw new StateDirError(`cannot write the state folder ${dir}: ${(error as Error).message}; nothing was changed`, { cause: error });
+    throw new CommandError(`cannot write the state folder ${dir}: ${(error as Error).message}; nothing was changed`, 2, { cause: error });
   }
+}
+
+/** The registry's lock in `dir`, waiting as SOMA_PORTS_LOCK_TIMEOUT_MS says. */
+function lockStateDir(dir: string, env: CommonOptions['env']): Promise<Lock> {
+  return inStateDir(dir, () => acquireLock(lockPath(dir), { timeoutMs: Number(env.SOMA_PORTS_LOCK_TIMEOUT_MS) || LOCK_TIMEOUT_MS }));
 }
 
 interface Target {
@@ -173,8 +177,7 @@ export async function assign(options: CommonOptions & { dryRun: boolean }): Prom
       await ensureStateDir(dir).catch((error: unknown) => {
         throw new CommandError(`cannot create the state folder ${dir}: ${(error as Error).message}`, 2, { cause: error });
       });
-      const timeout = Number(options.env.SOMA_PORTS_LOCK_TIMEOUT_MS) || LOCK_TIMEOUT_MS;
-      lock = await inStateDir(dir, () => acquireLock(lockPath(dir), { timeoutMs: timeout }));
+      lock = await lockStateDir(dir, options.env);
       options.onLock?.(lock);
     }
     try {
@@ -396,7 +399,7 @@ export async function release(options: CommonOptions): Promise<ReleaseResult> {
     }
     const dir = stateDir(options.env);
     await ensureStateDir(dir);
-    const lock = await inStateDir(dir, () => acquireLock(lockPath(dir), { timeoutMs: Number(options.env.SOMA_PORTS_LOCK_TIMEOUT_MS) || LOCK_TIMEOUT_MS }));
+    const lock = await lockStateDir(dir, options.env);
     options.onLock?.(lock);
     try {
       const registry = await readRegistry(dir);
