@@ -36,16 +36,17 @@ const DEFAULT_KAFKA_PORT = 9092;
  * A missing port means 9092. Throws on an entry it cannot read.
  */
 export function parseBrokers(input: string | readonly string[]): BrokerAddress[] {
+  const items = typeof input === 'string' ? [input] : input;
   // A list is split on commas and spaces; an item with credentials only on commas and before a
   // scheme, so that a space inside its password does not make a broker of half of it.
-  const entries = (typeof input === 'string' ? [input] : input)
+  const entries = items
     .flatMap((item) => item.split(item.includes('@') ? /\s*,\s*|\s+(?=[a-z][a-z0-9+._-]*:\/\/)/i : /[\s,]+/))
     .map((item) => item.trim())
     .filter((item) => item.length > 0);
   if (entries.length === 0) throw new Error('no broker address given');
   // Never echo userinfo: maskCredentials does not know listener-style schemes, and a password may
   // hold a '/' (base64) or a space, which splits it across two entries here.
-  const credentials = (typeof input === 'string' ? [input] : input).some((item) => item.includes('@'));
+  const credentials = items.some((item) => item.includes('@'));
   return entries.map((entry) => {
     // Listener names such as SASL_SSL:// carry an underscore, which URL schemes do not allow.
     const withoutScheme = entry.replace(/^[a-z][a-z0-9+._-]*:\/\//i, '');
